@@ -1,0 +1,1 @@
+"""The command line: one small Typer module per command. No torch, diffusers or h5py at import time."""

@@ -1,0 +1,45 @@
+"""``dsc config show``: the resolved settings and where each value came from."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from dsc.cli.common import JsonFlag, State, print_json
+
+app = typer.Typer(help="Inspect settings (command line > DSC_* environment > TOML file > defaults).",
+                  no_args_is_help=True)
+
+
+@app.command("show")
+def show(
+    section: Annotated[str | None, typer.Argument(help="Only this section, e.g. subset.")] = None,
+    json_: JsonFlag = False,
+) -> None:
+    """Print the resolved settings with the source of every value."""
+    from rich.table import Table
+
+    from dsc.console import out
+    from dsc.errors import ConfigError
+    from dsc.settings import DscSettings, _flatten, resolve_settings
+
+    resolved = resolve_settings(config_file=State.config)
+    if section is not None and section not in DscSettings.model_fields:
+        raise ConfigError(f"unknown settings section {section!r}",
+                          hint=f"use one of {', '.join(DscSettings.model_fields)}")
+    values = _flatten(resolved.settings.model_dump(mode="json"))
+    rows = [(k, v, resolved.sources.get(k, "default")) for k, v in values.items()
+            if section is None or k.startswith(section + ".")]
+    if json_:
+        print_json({"config_file": str(resolved.config_file) if resolved.config_file else None,
+                    "settings": {k: {"value": v, "source": s} for k, v, s in rows}})
+        return
+    cfg = resolved.config_file or "none (./dsc.toml not found)"
+    table = Table(title=f"dsc settings  (config file: {cfg})", title_justify="left")
+    table.add_column("key")
+    table.add_column("value", overflow="fold")
+    table.add_column("source")
+    for k, v, s in rows:
+        table.add_row(k, repr(v), s, style=None if s == "default" else "bold")
+    out.print(table)

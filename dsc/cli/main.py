@@ -1,0 +1,123 @@
+"""``dsc``: the root command. Turns domain errors into one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from dsc import __version__
+from dsc.cli.common import State
+from rich.markup import escape
+
+from dsc.console import err, setup_logging
+
+log = logging.getLogger("dsc")
+
+app = typer.Typer(
+    name="dsc",
+    help="Does synthetic data help? Stable Diffusion augmentation + supervised contrastive learning "
+    "for small labelled image datasets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+#: (module, function, name, help panel). Modules are imported when the CLI is built; they keep heavy
+#: imports inside their functions.
+COMMANDS = [
+    ("dsc.cli.subset", "subset", "subset", "Data"),
+    ("dsc.cli.info", "info", "info", "Data"),
+    ("dsc.cli.invert", "invert", "invert", "Synthetic data"),
+    ("dsc.cli.augment", "augment", "augment", "Synthetic data"),
+    ("dsc.cli.pretrain", "pretrain", "pretrain", "Training"),
+    ("dsc.cli.probe", "probe", "probe", "Training"),
+    ("dsc.cli.baseline", "baseline", "baseline", "Training"),
+    ("dsc.cli.report", "report", "report", "Results"),
+    ("dsc.cli.study", "study", "study", "Results"),
+    ("dsc.cli.plugins", "plugins", "plugins", "Setup"),
+]
+SUBAPPS = [("dsc.cli.config", "app", "config", "Setup")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"dsc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file "
+                                                "(default: ./dsc.toml if present).", show_default=False)] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Does synthetic data help? dsc answers it end to end for your dataset."""
+    State.config = config
+    State.debug = debug or os.environ.get("DSC_DEBUG", "") in {"1", "true", "yes"}
+    setup_logging("WARNING" if quiet else "INFO", debug=State.debug)
+
+
+def _register() -> None:
+    for module, func, name, panel in COMMANDS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:  # command not built yet in this checkout
+                continue
+            raise
+        app.command(name, rich_help_panel=panel)(getattr(mod, func))
+    for module, attr, name, panel in SUBAPPS:
+        app.add_typer(getattr(importlib.import_module(module), attr), name=name, rich_help_panel=panel)
+
+
+_register()
+
+
+def _oom_message(exc: BaseException) -> str | None:
+    name = type(exc).__name__
+    if name == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+        return "out of memory; rerun with a smaller --batch-size"
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    from dsc.errors import DscError
+
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="dsc", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("[red]Interrupted.[/] Outputs were left untouched; rerun with --resume where supported.")
+        sys.exit(130)
+    except DscError as exc:
+        if State.debug:
+            err.print_exception(show_locals=False)
+        err.print(f"[bold red]Error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if State.debug:
+            raise
+        msg = _oom_message(exc) or f"unexpected {type(exc).__name__}: {exc}"
+        err.print(f"[bold red]Error:[/] {escape(msg)} (rerun with --debug for the traceback)", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

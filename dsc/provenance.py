@@ -1,0 +1,77 @@
+"""What every output records about how it was made: versions, command line, time, host."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+TRACKED = ("dsc", "torch", "torchvision", "diffusers", "transformers", "timm", "h5py", "numpy",
+           "accelerate", "safetensors", "pillow")
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries that shape results (read from metadata, nothing imported)."""
+    out = {"python": platform.python_version()}
+    for name in TRACKED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def now() -> str:
+    """UTC timestamp, ISO 8601, seconds."""
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def command_line() -> str:
+    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def provenance(settings: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """The standard provenance block: created, command, versions, host, settings and extras."""
+    block = {
+        "created": now(),
+        "command": command_line(),
+        "versions": versions(),
+        "host": {"platform": platform.platform(), "machine": platform.machine()},
+    }
+    if settings is not None:
+        block["settings"] = settings
+    block.update(extra)
+    return block
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def json_hash(obj: Any) -> str:
+    """Stable short hash of JSON-able data (sorted keys)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Timings(dict):
+    """Named wall-clock timings in seconds: ``with timings.stage("decode"): ...``."""
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[name] = round(self.get(name, 0.0) + time.perf_counter() - start, 4)

@@ -1,0 +1,263 @@
+"""Layered settings: command line > environment (``DSC_...``, nested with ``__``) > TOML file > defaults.
+
+The TOML file is ``--config FILE`` or else ``./dsc.toml`` when present. Each command reads its own
+section (``[subset]``, ``[augment]``, ...). ``resolve_settings`` also reports where every value came from,
+which ``dsc config show`` prints and every output records.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+
+from dsc.errors import ConfigError
+
+DEFAULT_CONFIG = Path("dsc.toml")
+SD_DEFAULT = "CompVis/stable-diffusion-v1-4"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SubsetSettings(Section):
+    dataset: str = "toyparts"
+    root: Path | None = None
+    masks: Path | None = None
+    super_class: str | None = None
+    tag: str | None = None
+    classes: int | None = Field(default=None, ge=1, description="choose N classes at random (seeded)")
+    class_names: list[str] | None = None
+    holdout_classes: int = Field(default=0, ge=0, description="extra classes kept as far-OOD test data")
+    min_per_class: int = Field(default=1, ge=1)
+    max_per_class: int | None = Field(default=None, ge=1)
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    crop_to_object: bool = False
+    mask_dilation: int = Field(default=32, ge=0)
+    resolution: int = Field(default=224, ge=8, le=4096)
+    seed: int = 0
+    workers: int = Field(default=0, ge=0, description="decode processes; 0 = one per core")
+    options: dict[str, Any] = Field(default_factory=dict, description="dataset plugin options")
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(x < 0 for x in v) or abs(sum(v) - 1.0) > 1e-6 or v[0] <= 0:
+            raise ValueError("split must be three non-negative fractions train,val,test summing to 1")
+        return v
+
+
+class ModelSettings(Section):
+    model: str = SD_DEFAULT
+    revision: str | None = None
+    local_files_only: bool = False
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+
+
+class InvertSettings(ModelSettings):
+    num_vectors: int = Field(default=4, ge=1)
+    initializer: str = "class-name"
+    steps: int = Field(default=2000, ge=1)
+    lr: float = Field(default=5e-4, gt=0)
+    scale_lr: bool = True
+    batch_size: int = Field(default=8, ge=1)
+    gradient_accumulation: int = Field(default=1, ge=1)
+    lr_warmup: int = Field(default=0, ge=0)
+    resolution: int = Field(default=512, ge=8)
+    examples_per_class: int | None = Field(default=None, ge=1)
+    crop_to_object: bool = False
+    templates: Literal["dafusion", "diffusers-object"] = "dafusion"
+    seed: int = 0
+    validation_grids: bool = False
+
+
+class AugmentSettings(ModelSettings):
+    strategy: str = "dafusion"
+    mode: Literal["normal", "ood"] = "normal"
+    ood_strategy: Literal["strength", "other-class", "inpaint-object", "blend"] = "strength"
+    per_image: int = Field(default=10, ge=1)
+    strength: list[float] = Field(default_factory=lambda: [0.5])
+    strength_probs: list[float] | None = None
+    guidance: float = Field(default=7.5, ge=0)
+    steps: int = Field(default=50, ge=1)
+    scheduler: str = "default"
+    prompt_template: str = "a photo of a {token}"
+    examples_per_class: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=8, ge=1)
+    seed: int = 0
+    mask: Literal["none", "object", "background"] = "none"
+    mask_dilation: int = Field(default=16, ge=0)
+    split: Literal["train", "val", "test"] = "train"
+    resolution: int = Field(default=512, ge=8)
+
+    @field_validator("strength")
+    @classmethod
+    def _strength_range(cls, v: list[float]) -> list[float]:
+        if not v or any(not (0.0 < s <= 1.0) for s in v):
+            raise ValueError("every strength must lie in (0, 1]")
+        return v
+
+
+class TrainSettings(Section):
+    backbone: str = "timm:resnet18"
+    pretrained: bool = False
+    checkpoint: Path | None = None
+    image_size: int = Field(default=224, ge=8)
+    batch_size: int = Field(default=256, ge=2)
+    epochs: int = Field(default=100, ge=1)
+    lr: float = Field(default=0.05, gt=0)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = Field(default=1e-4, ge=0)
+    warmup_epochs: int = Field(default=0, ge=0)
+    seed: int = 0
+    balanced: bool = False
+    synthetic_policy: Literal["extra", "view"] = "extra"
+    synthetic_probability: float = Field(default=0.5, ge=0, le=1)
+    augmentation: Literal["supcon", "light", "none"] = "supcon"
+    workers: int = Field(default=0, ge=0)
+    amp: Literal["auto", "off", "fp16", "bf16"] = "auto"
+    channels_last: bool = True
+    knn_k: int = Field(default=20, ge=1)
+
+
+class PretrainSettings(TrainSettings):
+    temperature: float = Field(default=0.1, gt=0)
+    base_temperature: float | None = None
+    head_dim: int = Field(default=128, ge=1)
+    head_hidden: int | None = None
+    ood_policy: Literal["negatives", "hard", "instance"] = "negatives"
+    ood_weight: float = Field(default=1.0, ge=0)
+
+
+class BaselineSettings(TrainSettings):
+    ood_loss: Literal["none", "extra-class", "outlier-exposure"] = "none"
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+
+
+class ProbeSettings(Section):
+    epochs: int = Field(default=100, ge=1)
+    lr: float = Field(default=0.1, gt=0)
+    batch_size: int = Field(default=256, ge=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    with_synthetic: bool = False
+    checkpoint: Literal["best", "last"] = "best"
+    seed: int = 0
+
+
+class ReportSettings(Section):
+    baseline: str | None = None
+    per_class: bool = False
+    strict: bool = False
+
+
+class DscSettings(BaseSettings):
+    """All of dsc's settings, one section per command."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DSC_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    subset: SubsetSettings = Field(default_factory=SubsetSettings)
+    invert: InvertSettings = Field(default_factory=InvertSettings)
+    augment: AugmentSettings = Field(default_factory=AugmentSettings)
+    pretrain: PretrainSettings = Field(default_factory=PretrainSettings)
+    baseline: BaselineSettings = Field(default_factory=BaselineSettings)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
+
+
+@dataclass
+class ResolvedSettings:
+    """Validated settings plus, for every dotted key, where its value came from."""
+
+    settings: DscSettings
+    sources: dict[str, str]
+    config_file: Path | None
+
+    def section(self, name: str) -> Any:
+        return getattr(self.settings, name)
+
+    def section_json(self, name: str) -> dict[str, Any]:
+        return getattr(self.settings, name).model_dump(mode="json")
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and not key.endswith("options"):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist", hint="check the --config path") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _format_errors(exc: ValidationError, origin: dict[str, str]) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        src = origin.get(key) or next((v for k, v in origin.items() if key.startswith(k + ".")), None)
+        where = f" [from {src}]" if src else ""
+        got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        lines.append(f"{key}: {err['msg']}{got}{where}")
+    return "; ".join(lines)
+
+
+def resolve_settings(
+    cli: dict[str, dict[str, Any]] | None = None,
+    config_file: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> ResolvedSettings:
+    """Merge defaults < TOML < environment < command line; ``None`` CLI values are dropped."""
+    path = config_file if config_file is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
+    toml_layer = _read_toml(path) if path else {}
+    if env is not None:
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)
+    try:
+        env_layer = EnvSettingsSource(DscSettings)()
+    finally:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(saved)
+    cli_layer = {s: {k: v for k, v in vals.items() if v is not None} for s, vals in (cli or {}).items()}
+    cli_layer = {s: v for s, v in cli_layer.items() if v}
+
+    origin: dict[str, str] = {}
+    for name, layer in (("config file", toml_layer), ("environment", env_layer), ("command line", cli_layer)):
+        for key in _flatten(layer):
+            origin[key] = f"{name} {path}" if name == "config file" else name
+    merged = _merge(_merge(toml_layer, env_layer), cli_layer)
+    try:
+        settings = DscSettings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings: {_format_errors(exc, origin)}",
+                          hint="fix the values named above") from None
+    sources = {k: origin.get(k, "default") for k in _flatten(settings.model_dump(mode="json"))}
+    return ResolvedSettings(settings, sources, path)

@@ -1,0 +1,18 @@
+"""The dsc store format (see docs/store-format.md). Constants shared by the writer and the reader."""
+
+from __future__ import annotations
+
+FORMAT = "dsc-store"
+SCHEMA_VERSION = 1
+
+#: What a store holds: real images (``subset``), synthetic images (``augment``), features (``probe``).
+KINDS = ("data", "synthetic", "embeddings")
+
+#: Root attributes stored as JSON strings (parsed as data only, never evaluated).
+JSON_ATTRS = ("settings", "sources", "versions", "plugin", "plugin_options", "timings", "inputs", "extra",
+              "summary", "class_info")
+
+#: Required root attributes of every store.
+REQUIRED_ATTRS = ("format", "schema_version", "kind", "dsc_version", "created", "fingerprint")
+
+SPLITS = ("train", "val", "test")

@@ -1,0 +1,196 @@
+"""Writing stores: append rows in batches to a ``.partial`` file, rename it when complete.
+
+The file is flushed after every batch, so a crash leaves a readable ``.partial`` that ``resume=True``
+continues. The fingerprint (content identity) is derived from a per-row digest column, so it is cheap to
+compute and does not depend on how the rows were batched or resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from dsc import __version__
+from dsc.errors import OutputExistsError, ResourceError, StoreError
+from dsc.outputs import check_output, commit, partial_path, remove
+from dsc.provenance import now
+from dsc.store.schema import FORMAT, JSON_ATTRS, SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+STR = h5py.string_dtype("utf-8")
+
+
+def row_digest(image: np.ndarray) -> bytes:
+    """16-byte digest of one image's pixels and shape."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(image.shape).encode())
+    h.update(np.ascontiguousarray(image).tobytes())
+    return h.digest()
+
+
+class StoreWriter:
+    """Create (or resume) a store at ``path``.
+
+    >>> with StoreWriter(path, kind="data", attrs={...}) as w:   # doctest: +SKIP
+    ...     w.set_classes(["gear", "bolt"])
+    ...     w.create_column("images", (64, 64, 3), np.uint8, chunk_rows=1)
+    ...     w.append(images=batch, labels=labels)
+    ...     w.finalize()
+
+    Without ``finalize`` the partial file is removed on error, unless ``resume=True`` (then it is kept).
+    """
+
+    def __init__(self, path: Path, *, kind: str, attrs: dict[str, Any] | None = None,
+                 force: bool = False, resume: bool = False, compression: str | None = "gzip") -> None:
+        self.path = Path(path)
+        self.partial = partial_path(self.path)
+        self.resume = resume
+        self.compression = compression
+        check_output(self.path, force=force, resume=resume)
+        if self.path.exists() and resume and not self.partial.exists():
+            raise OutputExistsError(f"{self.path} is already complete",
+                                    hint="nothing to resume; pass --force to recreate it")
+        self.resumed = resume and self.partial.exists()
+        try:
+            self.h5 = h5py.File(self.partial, "a" if self.resumed else "w")
+        except OSError as exc:
+            if self.resumed:
+                raise StoreError(f"cannot resume {self.partial}: {exc}",
+                                 hint="the partial file is damaged; pass --force to start over") from None
+            raise
+        if not self.resumed:
+            self.h5.attrs.update({"format": FORMAT, "schema_version": SCHEMA_VERSION, "kind": kind,
+                                  "dsc_version": __version__, "created": now(), "complete": False})
+            self.h5.require_group("samples")
+            self.h5.require_group("classes")
+            self.create_column("digest", (), "S16")
+        elif self.h5.attrs.get("kind") != kind:
+            raise StoreError(f"{self.partial} is a {self.h5.attrs.get('kind')} store, not {kind}",
+                             hint="pass --force to start over")
+        if attrs:
+            self.set_attrs(**attrs)
+        self._finalized = False
+
+    # ------------------------------------------------------------------------------------ structure
+    @property
+    def samples(self) -> h5py.Group:
+        return self.h5["samples"]
+
+    def __len__(self) -> int:
+        return int(self.samples["digest"].shape[0])
+
+    def has_column(self, name: str) -> bool:
+        return name in self.samples
+
+    def create_column(self, name: str, shape: tuple[int, ...], dtype: Any, *, chunk_rows: int | None = None,
+                      compress: bool | None = None) -> None:
+        """A resizable column with rows of ``shape``. Images: ``chunk_rows=1`` and compression."""
+        if name in self.samples:
+            return
+        dtype = STR if dtype is str else dtype
+        big = int(np.prod(shape)) >= 4096 if shape else False
+        chunk_rows = chunk_rows or (1 if big else 1024)
+        compress = big if compress is None else compress
+        kwargs = {"compression": self.compression, "compression_opts": 4} if (
+            compress and self.compression == "gzip") else ({"compression": self.compression} if compress and
+                                                          self.compression else {})
+        self.samples.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
+                                    chunks=(chunk_rows, *shape), **kwargs)
+
+    def set_classes(self, names: list[str], **extra: list[Any]) -> None:
+        """Class names (and optional per-class string arrays such as tokens or super-classes)."""
+        grp = self.h5["classes"]
+        for key, values in {"names": names, **extra}.items():
+            if key in grp:
+                del grp[key]
+            if values and not isinstance(values[0], str):
+                grp.create_dataset(key, data=np.asarray(values))
+            else:
+                grp.create_dataset(key, data=np.asarray(values, dtype=object), dtype=STR)
+
+    def set_attrs(self, **attrs: Any) -> None:
+        """Root attributes; dicts/lists are stored as JSON strings."""
+        for key, value in attrs.items():
+            if value is None:
+                continue
+            if isinstance(value, (dict, list, tuple)) or key in JSON_ATTRS:
+                value = json.dumps(value, default=str, sort_keys=False)
+            if isinstance(value, str) and len(value.encode()) > 60_000:
+                raise StoreError(f"attribute {key!r} is too large for an HDF5 attribute")
+            self.h5.attrs[key] = value
+
+    # ------------------------------------------------------------------------------------------ rows
+    def append(self, **columns: Any) -> None:
+        """Append rows. Every existing column must be given, all with the same number of rows."""
+        images = columns.get("images")
+        if "digest" not in columns:
+            if images is None:
+                raise StoreError("append needs an 'images' column or explicit 'digest' values")
+            columns["digest"] = np.array([row_digest(im) for im in images], dtype="S16")
+        missing = set(self.samples) - set(columns)
+        unknown = set(columns) - set(self.samples)
+        if missing or unknown:
+            raise StoreError(f"append: missing columns {sorted(missing)}, unknown {sorted(unknown)}")
+        lengths = {k: len(v) for k, v in columns.items()}
+        if len(set(lengths.values())) != 1:
+            raise StoreError(f"append: columns have different lengths {lengths}")
+        n = next(iter(lengths.values()))
+        start = len(self)
+        try:
+            for key, values in columns.items():
+                ds = self.samples[key]
+                ds.resize(start + n, axis=0)
+                info = h5py.check_string_dtype(ds.dtype)
+                if info is not None and info.length is None:
+                    values = np.asarray(
+                        [v if isinstance(v, str) else json.dumps(v, default=str) for v in values], dtype=object)
+                ds[start:start + n] = values
+            self.h5.flush()
+        except OSError as exc:
+            if "No space" in str(exc) or "errno = 28" in str(exc):
+                raise ResourceError(f"disk full while writing {self.partial}",
+                                    hint="free space and rerun with --resume") from None
+            raise
+
+    # ----------------------------------------------------------------------------------- completion
+    def fingerprint(self) -> str:
+        """Content identity: classes, digests, labels and splits (hex, 16 chars)."""
+        h = hashlib.sha256()
+        names = self.h5["classes"]["names"][()] if "names" in self.h5["classes"] else []
+        h.update(json.dumps([n.decode() if isinstance(n, bytes) else str(n) for n in names]).encode())
+        for key in ("digest", "labels", "split", "is_ood"):
+            if key in self.samples:
+                h.update(np.asarray(self.samples[key][()]).tobytes() if key != "split" else
+                         "\n".join(s.decode() for s in self.samples[key][()]).encode())
+        return h.hexdigest()[:16]
+
+    def finalize(self) -> Path:
+        """Stamp fingerprint and completion, close, and rename the partial file into place."""
+        self.h5.attrs["fingerprint"] = self.fingerprint()
+        self.h5.attrs["complete"] = True
+        self.h5.attrs["finished"] = now()
+        self.h5.close()
+        commit(self.partial, self.path)
+        self._finalized = True
+        log.debug("wrote %s", self.path)
+        return self.path
+
+    def close(self) -> None:
+        if self.h5.id.valid:
+            self.h5.close()
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._finalized:
+            return
+        self.close()
+        if exc_type is not None and not self.resume:
+            remove(self.partial)

@@ -1,0 +1,39 @@
+# dsc tasks. Every recipe creates .venv when it is missing (needs Python 3.11+ as python3).
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+python := env_var_or_default("PYTHON", "python3")
+bin := ".venv/bin"
+
+# Create .venv and install dsc editable with the dev extra (quick when nothing changed).
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -x .venv/bin/python ]; then {{python}} -m venv .venv; fi
+    want=$(cat pyproject.toml examples/*/pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
+    if [ "$(cat .venv/.dsc-installed 2>/dev/null)" != "$want" ]; then
+        .venv/bin/python -m pip install -q --upgrade pip
+        .venv/bin/python -m pip install -q -e ".[dev]"
+        echo "$want" > .venv/.dsc-installed
+    fi
+
+# Run the main job on the built-in demo data (toyparts), writing to demo-out/.
+demo: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
+    mkdir -p demo-out
+    dsc subset --dataset toyparts --classes 6 --holdout-classes 2 --crop-to-object --resolution 64 \
+        --seed 0 --output demo-out/data.h5 --force
+    dsc info demo-out/data.h5
+
+# Run the test suite (slow end-to-end tests included).
+test *args: setup
+    {{bin}}/python -m pytest -q {{args}}
+
+# Lint with ruff.
+lint: setup
+    {{bin}}/ruff check dsc plugins tests benchmarks
+
+# Run every benchmark script and print one table.
+bench *args: setup
+    {{bin}}/python benchmarks/run_all.py {{args}}
