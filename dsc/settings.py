@@ -153,9 +153,21 @@ class ProbeSettings(Section):
 
 
 class ReportSettings(Section):
-    baseline: str | None = None
+    baseline: str | None = Field(default=None, description="baseline configuration name or run directory")
     per_class: bool = False
-    strict: bool = False
+    strict: bool = Field(default=False, description="refuse runs made from different DATA.h5 stores")
+    curves: bool = True
+    metric: Literal["top1", "macro_f1", "ece", "corruption_top1", "ood_auroc"] = "top1"
+    ood_score: Literal["msp", "energy", "knn"] = "msp"
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="significance level of the paired test")
+    bootstrap: int = Field(default=10000, ge=100, description="bootstrap resamples for the interval")
+    top_confused: int = Field(default=5, ge=0)
+    min_confidence: float = Field(default=0.5, ge=0, le=1, description="confidence filter threshold")
+    near_copy_ratio: float = Field(default=0.25, gt=0, description="near-copy: NN distance below this "
+                                   "fraction of the median real-to-real NN distance")
+    max_per_class: int = Field(default=500, ge=2, description="images per class used for quality")
+    features: Literal["random-cnn", "pixels"] = "random-cnn"
+    seed: int = 0
 
 
 class DscSettings(BaseSettings):
