@@ -126,6 +126,9 @@ class TrainSettings(Section):
     amp: Literal["auto", "off", "fp16", "bf16"] = "auto"
     channels_last: bool = True
     knn_k: int = Field(default=20, ge=1)
+    negatives_fraction: float | None = Field(default=None, gt=0, lt=1,
+                                             description="share of each batch drawn from --negatives; "
+                                             "default: their share of all training images")
 
 
 class PretrainSettings(TrainSettings):
@@ -139,6 +142,7 @@ class PretrainSettings(TrainSettings):
 
 class BaselineSettings(TrainSettings):
     ood_loss: Literal["none", "extra-class", "outlier-exposure"] = "none"
+    ood_weight: float = Field(default=0.5, ge=0, description="weight of the outlier-exposure term")
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
 
 
