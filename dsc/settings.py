@@ -40,6 +40,10 @@ class SubsetSettings(Section):
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     crop_to_object: bool = False
     mask_dilation: int = Field(default=32, ge=0)
+    pad: Literal["edge", "constant"] = Field(default="edge", description="fill outside the image borders")
+    on_missing_mask: Literal["error", "skip", "full"] = Field(
+        default="error", description="a missing, unreadable or wrongly sized mask: stop, skip the image, or "
+        "use a full mask")
     resolution: int = Field(default=224, ge=8, le=4096)
     seed: int = 0
     workers: int = Field(default=0, ge=0, description="decode processes; 0 = one per core")
