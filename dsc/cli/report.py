@@ -1,0 +1,134 @@
+"""``dsc report RUN...``: compare runs across seeds; synthetic-data quality; pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dsc.cli.common import Force, JsonFlag, print_json, resolve
+
+_Q = "Synthetic-data quality"
+_P = "Pictures"
+
+
+def report(
+    runs: Annotated[list[Path] | None, typer.Argument(
+        help="Run directories, or folders holding runs (searched two levels deep).", show_default=False)] = None,
+    baseline: Annotated[str | None, typer.Option(
+        "--baseline", help="Configuration name (e.g. ce/none) or run directory to compare against "
+        "(default: ce/none, else supcon+probe/none).", show_default=False)] = None,
+    per_class: Annotated[bool | None, typer.Option(
+        "--per-class/--no-per-class", help="Per-class accuracy and most confused pairs.",
+        show_default=False)] = None,
+    strict: Annotated[bool | None, typer.Option(
+        "--strict/--no-strict", help="Refuse runs made from different DATA.h5 stores.", show_default=False)] = None,
+    curves: Annotated[bool | None, typer.Option(
+        "--curves/--no-curves", help="Training curves from metrics.jsonl (default: on).", show_default=False)] = None,
+    metric: Annotated[str | None, typer.Option(
+        "--metric", help="Metric of the delta column: top1, macro_f1, ece, corruption_top1, ood_auroc.",
+        show_default=False)] = None,
+    ood_score: Annotated[str | None, typer.Option(
+        "--ood-score", help="OOD score shown: msp, energy or knn (default msp).", show_default=False)] = None,
+    json_: JsonFlag = False,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown.",
+                                                   show_default=False)] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the report as HTML.",
+                                               show_default=False)] = None,
+    synthetic: Annotated[list[Path] | None, typer.Option(
+        "--synthetic", help="Synthetic store (AUG.h5) to assess; repeatable.", rich_help_panel=_Q,
+        show_default=False)] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="The real DATA.h5 the synthetic stores came from.",
+                                              rich_help_panel=_Q, show_default=False)] = None,
+    encoder: Annotated[Path | None, typer.Option(
+        "--encoder", help="Run whose encoder gives the feature space (default: fixed random CNN).",
+        rich_help_panel=_Q, show_default=False)] = None,
+    classifier: Annotated[Path | None, typer.Option(
+        "--classifier", help="Baseline run used as the real-data classifier (default: a linear probe on "
+        "real train features).", rich_help_panel=_Q, show_default=False)] = None,
+    min_confidence: Annotated[float | None, typer.Option(
+        "--min-confidence", help="Confidence the real-data classifier must give the source class "
+        "(default 0.5).", rich_help_panel=_Q, show_default=False)] = None,
+    features: Annotated[str | None, typer.Option(
+        "--features", help="Feature space without --encoder: random-cnn or pixels.", rich_help_panel=_Q,
+        show_default=False)] = None,
+    samples: Annotated[Path | None, typer.Option(
+        "--samples", help="PNG grid per class: real | normal synthetic | OOD synthetic (needs --data).",
+        rich_help_panel=_P, show_default=False)] = None,
+    confusion: Annotated[Path | None, typer.Option(
+        "--confusion", help="PNG of the confusion matrix of each configuration (summed over seeds).",
+        rich_help_panel=_P, show_default=False)] = None,
+    embedding_map: Annotated[Path | None, typer.Option(
+        "--embedding-map", help="PNG: 2-D PCA of a run's test features from embeddings.h5, OOD marked.",
+        rich_help_panel=_P, show_default=False)] = None,
+    force: Force = False,
+) -> None:
+    """Compare runs across seeds (mean ± std, deltas with paired tests), assess synthetic data, draw pictures."""
+    from dsc.console import out
+    from dsc.errors import InputError
+    from dsc.outputs import check_output
+    from dsc.report.table import render
+
+    settings = resolve("report", baseline=baseline, per_class=per_class, strict=strict, curves=curves,
+                       metric=metric, ood_score=ood_score, min_confidence=min_confidence,
+                       features=features).section("report")
+    if not runs and not synthetic and samples is None:
+        raise InputError("nothing to report: no RUN given",
+                         hint="give run directories (dsc report runs/), or --synthetic AUG.h5 --data DATA.h5")
+    for path in (markdown, html, samples, confusion, embedding_map):
+        if path is not None:
+            check_output(path, force=force)
+    if (synthetic or samples is not None) and data is None:
+        raise InputError("--synthetic and --samples need the real images", hint="add --data DATA.h5")
+
+    full: dict = {"schema": "dsc-report/1"}
+    sections = []
+    warnings: list[str] = []
+    result = None
+    if runs:
+        from dsc.report import make_report
+
+        result = make_report(list(runs), settings)
+        full = result.report
+        sections += result.sections
+        warnings += result.warnings
+    if synthetic:
+        from dsc.report.quality import assess, quality_sections
+
+        quality = assess(data, list(synthetic), settings=settings, encoder=encoder, classifier=classifier)
+        full["quality"] = quality
+        sections += quality_sections(quality)
+    written = []
+    if samples is not None:
+        from dsc.report.pictures import samples_grid
+
+        written.append(samples_grid(samples, data, list(synthetic or []), seed=settings.seed))
+    if confusion is not None:
+        from dsc.report.pictures import confusion_png
+
+        if result is None or not result.groups:
+            raise InputError("--confusion needs complete runs", hint="give run directories with metrics")
+        written.append(confusion_png(confusion, result.groups))
+    if embedding_map is not None:
+        from dsc.report.pictures import embedding_map_png
+
+        if result is None:
+            raise InputError("--embedding-map needs a run with embeddings.h5", hint="give a probed pretrain run")
+        written.append(embedding_map_png(embedding_map, result.runs, seed=settings.seed))
+    if markdown is not None:
+        from dsc.report.export import write_markdown
+
+        written.append(write_markdown(markdown, sections, warnings))
+    if html is not None:
+        from dsc.report.export import write_html
+
+        written.append(write_html(html, sections, warnings))
+    if written:
+        full["written"] = [str(p) for p in written]
+    if json_:
+        print_json(full)
+        return
+    render(sections, out)  # warnings were logged on stderr
+    for p in written:
+        out.print(f"wrote {p}", highlight=False)

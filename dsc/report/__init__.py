@@ -1,0 +1,59 @@
+"""Comparing runs across seeds (statistics, tables, exports), synthetic-data quality and pictures.
+
+>>> result = make_report([Path("study-out")], ReportSettings())     # doctest: +SKIP
+>>> result.report["configurations"][0]["metrics"]["top1"]["mean"]   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsc.report.compare import build_report
+from dsc.report.group import Group, group_runs
+from dsc.report.runs import Run, discover, load_run
+from dsc.report.table import Section
+
+__all__ = ["Group", "ReportResult", "Run", "Section", "build_report", "discover", "group_runs", "load_run",
+           "make_report"]
+
+
+@dataclass
+class ReportResult:
+    report: dict[str, Any]
+    sections: list[Section]
+    groups: list[Group]
+    runs: list[Run]
+    warnings: list[str] = field(default_factory=list)
+
+
+def make_report(paths: list[Path], settings: Any, *, per_class: bool | None = None,
+                curves: bool | None = None) -> ReportResult:
+    """Discover runs under ``paths`` and build the comparison (``settings``: a ReportSettings)."""
+    from dsc.report.curves import curves_section, run_curves
+    from dsc.report.per_class import per_class_data, per_class_sections
+    from dsc.report.table import incomplete_section, main_section
+
+    runs = discover(paths)
+    report, groups = build_report(runs, baseline=settings.baseline, strict=settings.strict,
+                                  metric=settings.metric, ood_score=settings.ood_score, alpha=settings.alpha,
+                                  resamples=settings.bootstrap, seed=settings.seed)
+    sections: list[Section] = []
+    if groups:
+        sections.append(main_section(report))
+    per_class = settings.per_class if per_class is None else per_class
+    if per_class and groups:
+        data = per_class_data(groups, settings.top_confused)
+        report["per_class"] = data
+        sections += per_class_sections(data)
+    curves = settings.curves if curves is None else curves
+    if curves:
+        sec = curves_section(runs)
+        if sec is not None:
+            sections.append(sec)
+        report["curves"] = {r.name: run_curves(r) for r in runs if r.history}
+    inc = incomplete_section(report)
+    if inc is not None:
+        sections.append(inc)
+    return ReportResult(report, sections, groups, runs, report["warnings"])

@@ -1,0 +1,149 @@
+"""The comparison itself: configurations, per-seed statistics and deltas against the baseline, as one
+JSON-able dict that every renderer (terminal, JSON, Markdown, HTML) reads."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dsc.errors import MismatchError
+from dsc.provenance import now
+from dsc.report import stats
+from dsc.report.group import Group, find_baseline, group_runs, mixed_data
+from dsc.report.runs import Run
+
+log = logging.getLogger(__name__)
+REPORT_SCHEMA = "dsc-report/1"
+
+
+def _get(obj: Any, *path: str) -> float | None:
+    for key in path:
+        if not isinstance(obj, dict) or key not in obj:
+            return None
+        obj = obj[key]
+    return float(obj) if isinstance(obj, (int, float)) and not isinstance(obj, bool) else None
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    higher_is_better: bool
+    getter: Callable[[dict], float | None]
+
+
+def metric_table(ood_score: str = "msp") -> list[Metric]:
+    """The metrics the report compares (fractions in metrics.json, shown in %)."""
+    return [
+        Metric("top1", "top-1", True, lambda m: _get(m, "test", "top1")),
+        Metric("macro_f1", "macro-F1", True, lambda m: _get(m, "test", "macro_f1")),
+        Metric("ece", "ECE", False, lambda m: _get(m, "test", "ece")),
+        Metric("corruption_top1", "corrupt. top-1", True,
+               lambda m: _get(m, "robustness", "mean_corruption_top1")),
+        Metric("ood_auroc", f"OOD AUROC ({ood_score})", True,
+               lambda m: _get(m, "ood", "holdout", ood_score, "auroc")),
+        Metric("ood_fpr95", "FPR95", False, lambda m: _get(m, "ood", "holdout", ood_score, "fpr95")),
+        Metric("synthetic_ood_auroc", f"synth. OOD AUROC ({ood_score})", True,
+               lambda m: _get(m, "ood", "synthetic", ood_score, "auroc")),
+        Metric("synthetic_ood_fpr95", "synth. FPR95", False,
+               lambda m: _get(m, "ood", "synthetic", ood_score, "fpr95")),
+    ]
+
+
+def _mean_per_corruption(group: Group) -> dict[str, dict[str, float]]:
+    acc: dict[str, dict[str, list[float]]] = {}
+    for run in group.runs:
+        per = ((run.metrics or {}).get("robustness") or {}).get("per_corruption") or {}
+        for name, sev in per.items():
+            if isinstance(sev, dict):
+                for s, v in sev.items():
+                    if isinstance(v, (int, float)):
+                        acc.setdefault(name, {}).setdefault(str(s), []).append(float(v))
+    return {c: {s: stats.mean(v) for s, v in sev.items()} for c, sev in acc.items()}
+
+
+def relative_corruption_error(group: Group, baseline: Group) -> float | None:
+    """mCE against the baseline (ImageNet-C style): per corruption, the summed error over severities
+    relative to the baseline's, averaged over corruptions. 1.0 = as robust as the baseline."""
+    a, b = _mean_per_corruption(group), _mean_per_corruption(baseline)
+    ratios = []
+    for name in sorted(set(a) & set(b)):
+        sev = sorted(set(a[name]) & set(b[name]))
+        err_a = sum(1 - a[name][s] for s in sev)
+        err_b = sum(1 - b[name][s] for s in sev)
+        if sev and err_b > 0:
+            ratios.append(err_a / err_b)
+    return stats.mean(ratios) if ratios else None
+
+
+def build_report(runs: list[Run], *, baseline: str | None = None, strict: bool = False,
+                 metric: str = "top1", ood_score: str = "msp", alpha: float = 0.05,
+                 resamples: int = 10000, seed: int = 0) -> tuple[dict[str, Any], list[Group]]:
+    """Group, summarise and compare runs. Returns the report dict and the groups."""
+    warnings: list[str] = []
+    mixed = mixed_data(runs)
+    if mixed:
+        listing = "; ".join(f"{fp}: {', '.join(names)}" for fp, names in mixed.items())
+        msg = f"runs come from different DATA.h5 stores (by fingerprint: {listing})"
+        if strict:
+            raise MismatchError(msg, hint="compare runs made from one DATA.h5, or drop --strict")
+        warnings.append(msg + "; their numbers are not comparable")
+    groups = group_runs(runs)
+    base = find_baseline(groups, baseline, runs) if groups else None
+    metrics = metric_table(ood_score)
+    if metric not in {m.key for m in metrics}:
+        metric = "top1"
+    configs = []
+    for g in groups:
+        entry: dict[str, Any] = {
+            "name": g.name, "method": g.method, "method_label": g.method_label,
+            "synthetic": g.synthetic, "synthetic_label": g.synthetic_label, "backbone": g.backbone,
+            "data_fingerprint": g.runs[0].data_fingerprint, "settings": g.settings,
+            "seeds": g.seeds, "n": len(g.runs), "runs": [str(r.path) for r in g.runs],
+            "metrics": {}, "deltas": {}, "notes": list(g.notes),
+        }
+        for m in metrics:
+            vals = g.values(m.getter)
+            if vals:
+                entry["metrics"][m.key] = stats.summary(list(vals.values())) | {"seeds": list(vals)}
+        if base is not None and g is not base:
+            for m in metrics:
+                a, b = g.values(m.getter), base.values(m.getter)
+                if a and b:
+                    res = stats.compare(a, b, resamples=resamples, seed=seed)
+                    d = res.as_dict()
+                    d["mark"] = stats.mark(d["p"], alpha)
+                    d["better"] = None if d["delta"] is None or d["delta"] == 0 else (
+                        (d["delta"] > 0) == m.higher_is_better)
+                    entry["deltas"][m.key] = d
+            mce = relative_corruption_error(g, base)
+            if mce is not None:
+                entry["relative_corruption_error"] = mce
+        timings: dict[str, list[float]] = {}
+        for r in g.runs:
+            for stage, sec in r.timings().items():
+                timings.setdefault(stage, []).append(sec)
+        entry["timings"] = {k: stats.mean(v) for k, v in timings.items()}
+        configs.append(entry)
+    best: dict[str, list[str]] = {}
+    for m in metrics:
+        scored = [(c["metrics"][m.key]["mean"], c["name"]) for c in configs if m.key in c["metrics"]]
+        if len(scored) > 1:
+            top = max(v for v, _ in scored) if m.higher_is_better else min(v for v, _ in scored)
+            winners = [n for v, n in scored if math.isclose(v, top, rel_tol=1e-12, abs_tol=1e-12)]
+            if len(winners) < len(scored):   # a column where all configurations tie has no best
+                best[m.key] = winners
+    report = {
+        "schema": REPORT_SCHEMA, "created": now(), "metric": metric, "ood_score": ood_score, "alpha": alpha,
+        "baseline": base.name if base else None,
+        "metrics": [{"key": m.key, "label": m.label, "higher_is_better": m.higher_is_better} for m in metrics],
+        "configurations": configs, "best": best, "warnings": warnings,
+        "incomplete": [{"run": r.name, "path": str(r.path), "reason": r.problem or "incomplete"}
+                       for r in runs if not r.complete],
+    }
+    for w in warnings:
+        log.warning(w)
+    return report, groups

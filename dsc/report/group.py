@@ -1,0 +1,175 @@
+"""Grouping runs into configurations: runs that differ only in seed (and in settings that do not change
+results, such as worker counts) belong together."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from dsc.errors import InputError
+from dsc.provenance import json_hash
+from dsc.report.runs import Run
+
+#: Settings that do not define a configuration (they vary between seeds or only affect speed).
+IGNORED_SETTINGS = frozenset({"seed", "workers", "amp", "channels_last", "device", "output", "resume",
+                              "force", "dtype", "num_workers", "log_every"})
+METHOD_LABELS = {"ce": "CE baseline", "supcon+probe": "SupCon + probe"}
+SYNTHETIC_LABELS = {"none": "none", "normal": "normal", "normal+ood": "normal + OOD", "ood": "OOD"}
+
+
+def method_of(run: Run) -> str:
+    m = (run.metrics or {}).get("method")
+    if m:
+        return str(m)
+    return "ce" if run.kind == "baseline" else "supcon+probe"
+
+
+def synthetic_of(run: Run) -> dict[str, Any]:
+    """The run's synthetic-data description, normalised (label, policy, ood_policy, fingerprints)."""
+    syn = (run.metrics or {}).get("synthetic") or {}
+    normal = sorted(str(x) for x in syn.get("normal") or [])
+    ood = sorted(str(x) for x in syn.get("ood") or [])
+    label = syn.get("label") or ("normal+ood" if normal and ood else "normal" if normal else
+                                 "ood" if ood else "none")
+    return {"label": str(label), "policy": syn.get("policy") if normal else None,
+            "ood_policy": syn.get("ood_policy") if ood else None, "normal": normal, "ood": ood}
+
+
+def _settings_key(run: Run) -> dict[str, Any]:
+    return {k: v for k, v in sorted(run.settings.items()) if k not in IGNORED_SETTINGS}
+
+
+def config_key(run: Run) -> str:
+    """A stable identity of everything about a run except its seed."""
+    syn = synthetic_of(run)
+    key = {"method": method_of(run), "backbone": (run.metrics or {}).get("backbone"),
+           "data": run.data_fingerprint, "synthetic": syn, "settings": _settings_key(run)}
+    return json_hash(key)
+
+
+@dataclass
+class Group:
+    """Runs of one configuration (one per seed, normally)."""
+
+    key: str
+    runs: list[Run]
+    method: str
+    backbone: str | None
+    synthetic: dict[str, Any]
+    settings: dict[str, Any]
+    name: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [r.seed for r in self.runs]
+
+    @property
+    def method_label(self) -> str:
+        return METHOD_LABELS.get(self.method, self.method)
+
+    @property
+    def synthetic_label(self) -> str:
+        syn = self.synthetic
+        text = SYNTHETIC_LABELS.get(syn["label"], syn["label"])
+        policies = [p for p in (syn.get("policy"), syn.get("ood_policy")) if p]
+        return f"{text} ({', '.join(policies)})" if policies else text
+
+    def values(self, getter) -> dict[int, float]:
+        """Per-seed values of a metric (runs without the metric are left out; seedless runs get -1, -2...)."""
+        out: dict[int, float] = {}
+        for i, run in enumerate(self.runs):
+            v = getter(run.metrics or {})
+            if v is None:
+                continue
+            seed = run.seed if run.seed is not None else -(i + 1)
+            out[seed] = float(v)
+        return out
+
+
+def _base_name(g: Group) -> str:
+    return f"{g.method}/{g.synthetic['label']}"
+
+
+def group_runs(runs: list[Run]) -> list[Group]:
+    """Group complete runs by configuration and give each group a short unique name such as
+    ``ce/none`` or ``supcon+probe/normal+ood`` (policies, backbone or a hash are appended on clashes)."""
+    groups: dict[str, Group] = {}
+    for run in runs:
+        if not run.complete:
+            continue
+        key = config_key(run)
+        if key not in groups:
+            groups[key] = Group(key, [], method_of(run), (run.metrics or {}).get("backbone"),
+                                synthetic_of(run), _settings_key(run))
+        groups[key].runs.append(run)
+    ordered = sorted(groups.values(), key=lambda g: (
+        list(METHOD_LABELS).index(g.method) if g.method in METHOD_LABELS else 9,
+        list(SYNTHETIC_LABELS).index(g.synthetic["label"]) if g.synthetic["label"] in SYNTHETIC_LABELS else 9,
+        json.dumps(g.synthetic, sort_keys=True), str(g.backbone), g.key))
+    for g in ordered:
+        g.runs.sort(key=lambda r: (r.seed is None, r.seed if r.seed is not None else 0, r.name))
+        g.name = _base_name(g)
+    refiners = (
+        lambda g: ",".join(p for p in (g.synthetic.get("policy"), g.synthetic.get("ood_policy")) if p),
+        lambda g: str(g.backbone or ""),
+        lambda g: g.key[:6],
+    )
+    for refine in refiners:
+        clashes: dict[str, list[Group]] = {}
+        for g in ordered:
+            clashes.setdefault(g.name, []).append(g)
+        for same in clashes.values():
+            if len(same) > 1:
+                for g in same:
+                    extra = refine(g)
+                    if extra:
+                        g.name = f"{g.name}[{extra}]" if "[" not in g.name else g.name[:-1] + f",{extra}]"
+    for g in ordered:
+        seeds = [s for s in g.seeds if s is not None]
+        if len(seeds) != len(set(seeds)):
+            g.notes.append("several runs share a seed; each counts as a separate sample")
+    return ordered
+
+
+def find_baseline(groups: list[Group], spec: str | None, runs: list[Run] | None = None) -> Group | None:
+    """The group named by ``spec`` (a configuration name, case-insensitive, or a run directory), or the
+    default: ``ce/none``, else ``supcon+probe/none``, else no baseline."""
+    from pathlib import Path
+
+    if spec is None:
+        for name in ("ce/none", "supcon+probe/none"):
+            match = [g for g in groups if g.name == name]
+            if match:
+                return match[0]
+        return None
+    path = Path(spec)
+    if path.is_dir():
+        target = path.resolve()
+        for g in groups:
+            if any(r.path.resolve() == target for r in g.runs):
+                return g
+        raise InputError(f"baseline run {spec} is not among the complete runs of this report",
+                         hint="pass it as a RUN argument too, or give a configuration name")
+    wanted = spec.strip().lower()
+    exact = [g for g in groups if g.name.lower() == wanted]
+    if exact:
+        return exact[0]
+    prefix = [g for g in groups if g.name.lower().startswith(wanted)]
+    if len(prefix) == 1:
+        return prefix[0]
+    names = ", ".join(g.name for g in groups) or "(none)"
+    if len(prefix) > 1:
+        raise InputError(f"baseline {spec!r} matches several configurations: "
+                         f"{', '.join(g.name for g in prefix)}", hint=f"use one of: {names}")
+    raise InputError(f"baseline {spec!r} matches no configuration", hint=f"use one of: {names}")
+
+
+def mixed_data(runs: list[Run]) -> dict[str, list[str]]:
+    """Data fingerprint -> run names, when the complete runs come from more than one DATA.h5."""
+    by_fp: dict[str, list[str]] = {}
+    for r in runs:
+        if r.complete:
+            by_fp.setdefault(r.data_fingerprint or "unknown", []).append(str(r.path))
+    return by_fp if len(by_fp) > 1 else {}

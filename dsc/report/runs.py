@@ -1,0 +1,204 @@
+"""Finding and loading run directories (docs/run-format.md): complete ones carry final metrics,
+everything else is listed as incomplete with the reason, never a crash."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from dsc.errors import InputError
+
+log = logging.getLogger(__name__)
+
+METRICS_SCHEMA = "dsc-metrics/1"
+#: Files whose presence marks a directory as a run directory.
+RUN_MARKERS = ("run.json", "metrics.json", "metrics.jsonl", "probe", "checkpoints")
+
+
+@dataclass
+class Run:
+    """One run directory and what could be read from it."""
+
+    path: Path
+    info: dict[str, Any] = field(default_factory=dict)       # run.json (may be empty)
+    metrics: dict[str, Any] | None = None                    # final metrics (None: incomplete)
+    problem: str | None = None                               # why the run is incomplete
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def complete(self) -> bool:
+        return self.metrics is not None
+
+    @property
+    def kind(self) -> str:
+        """"pretrain" or "baseline" (from run.json's command, else from the metrics method)."""
+        cmd = str(self.info.get("command", "")).split()
+        for word in cmd:
+            if word in ("pretrain", "baseline"):
+                return word
+        kind = self.info.get("kind")
+        if kind in ("pretrain", "baseline"):
+            return kind
+        if self.metrics and self.metrics.get("method") == "ce":
+            return "baseline"
+        if (self.path / "probe").exists() or self.metrics:
+            return "pretrain"
+        return "baseline" if (self.path / "metrics.json").exists() else "pretrain"
+
+    @property
+    def seed(self) -> int | None:
+        for source in (self.metrics or {}, self.info):
+            if isinstance(source.get("seed"), int):
+                return source["seed"]
+        settings = self.settings
+        return settings.get("seed") if isinstance(settings.get("seed"), int) else None
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The training section of the run's resolved settings (flat), when run.json has it."""
+        s = self.info.get("settings")
+        if not isinstance(s, dict):
+            return {}
+        for key in (self.kind, "train"):
+            if isinstance(s.get(key), dict):
+                return s[key]
+        return s
+
+    @property
+    def data_fingerprint(self) -> str | None:
+        data = (self.metrics or {}).get("data") or {}
+        if data.get("fingerprint"):
+            return str(data["fingerprint"])
+        inputs = self.info.get("inputs") or {}
+        d = inputs.get("data") if isinstance(inputs, dict) else None
+        if isinstance(d, dict) and d.get("fingerprint"):
+            return str(d["fingerprint"])
+        return None
+
+    @property
+    def data_path(self) -> str | None:
+        data = (self.metrics or {}).get("data") or {}
+        inputs = self.info.get("inputs") or {}
+        d = inputs.get("data") if isinstance(inputs, dict) else None
+        return data.get("path") or (d.get("path") if isinstance(d, dict) else None)
+
+    @cached_property
+    def history(self) -> list[dict[str, Any]]:
+        """metrics.jsonl rows (bad lines are skipped with a warning)."""
+        path = self.path / "metrics.jsonl"
+        rows: list[dict[str, Any]] = []
+        if not path.is_file():
+            return rows
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s line %d is not JSON; skipped", path, i)
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+        return rows
+
+    def timings(self) -> dict[str, float]:
+        """Seconds per stage: the metrics' timings, completed with run.json's."""
+        out: dict[str, float] = {}
+        for source in (self.info.get("timings"), (self.metrics or {}).get("timings")):
+            if isinstance(source, dict):
+                out.update({k: float(v) for k, v in source.items() if isinstance(v, (int, float))})
+        return out
+
+
+def _read_json(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None, f"no {path.name}"
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return None, f"{path.name} is not valid JSON ({exc})"
+    if not isinstance(obj, dict):
+        return None, f"{path.name} is not a JSON object"
+    return obj, None
+
+
+def load_run(path: Path) -> Run:
+    """Read run.json and the final metrics of one run directory (never raises for bad content)."""
+    path = Path(path)
+    run = Run(path)
+    info, problem = _read_json(path / "run.json")
+    run.info = info or {}
+    if problem and (path / "run.json").exists():
+        run.problem = problem
+        return run
+    probe = path / "probe" / "metrics.json"
+    baseline = path / "metrics.json"
+    candidates = [probe, baseline] if run.kind == "pretrain" else [baseline, probe]
+    found = next((c for c in candidates if c.exists()), None)
+    status = run.info.get("status")
+    if found is None:
+        if status == "failed":
+            run.problem = "failed" + (f": {run.info['error']}" if run.info.get("error") else "")
+        elif status == "running":
+            run.problem = "still running (or interrupted; resume it with --resume)"
+        elif run.kind == "pretrain":
+            run.problem = "no probe/metrics.json (run `dsc probe` on it)" if status == "complete" or (
+                path / "checkpoints").exists() else "no metrics (not finished)"
+        else:
+            run.problem = "no metrics.json (not finished)"
+        return run
+    metrics, problem = _read_json(found)
+    if metrics is None:
+        run.problem = problem
+        return run
+    schema = metrics.get("schema", METRICS_SCHEMA)
+    if schema != METRICS_SCHEMA:
+        run.problem = f"{found.name} has unknown schema {schema!r} (expected {METRICS_SCHEMA})"
+        return run
+    if not isinstance(metrics.get("test"), dict) or "top1" not in metrics["test"]:
+        run.problem = f"{found.relative_to(path)} has no test.top1"
+        return run
+    run.metrics = metrics
+    return run
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / m).exists() for m in RUN_MARKERS)
+
+
+def discover(paths: list[Path], depth: int = 2) -> list[Run]:
+    """Runs given directly or found up to ``depth`` levels below the given directories.
+
+    Raises InputError for a missing path or when no run is found at all.
+    """
+    found: dict[Path, Run] = {}
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise InputError(f"{p} does not exist", hint="give run directories or folders that contain them")
+        if not p.is_dir():
+            raise InputError(f"{p} is not a directory", hint="give run directories (made by `dsc pretrain` "
+                             "or `dsc baseline`) or folders that contain them")
+        if is_run_dir(p):
+            found.setdefault(p.resolve(), load_run(p))
+            continue
+        level = [p]
+        for _ in range(depth):
+            children = sorted(c for d in level for c in d.iterdir() if c.is_dir() and not c.name.startswith("."))
+            runs = [c for c in children if is_run_dir(c)]
+            for c in runs:
+                found.setdefault(c.resolve(), load_run(c))
+            level = [c for c in children if c not in runs]
+    if not found:
+        given = ", ".join(str(p) for p in paths) or "(nothing)"
+        raise InputError(f"no run directories found in {given}",
+                         hint="a run directory holds run.json and metrics.json or probe/metrics.json; "
+                         "make one with `dsc baseline` or `dsc pretrain` + `dsc probe`")
+    return list(found.values())

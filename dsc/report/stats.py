@@ -1,0 +1,193 @@
+"""Statistics over seeds: mean, sample std, paired t-test, Welch t-test, bootstrap interval, marks.
+
+The Student t distribution is computed here from the regularised incomplete beta function (continued
+fraction, evaluated with the modified Lentz method), so the report needs no scipy at run time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+def mean(values: Sequence[float]) -> float:
+    """Arithmetic mean (nan for no values)."""
+    return float(sum(values) / len(values)) if len(values) else math.nan
+
+
+def std(values: Sequence[float]) -> float:
+    """Sample standard deviation (ddof=1); nan for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return math.nan
+    m = mean(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
+
+
+def _beta_cf(a: float, b: float, x: float, max_iter: int = 300, eps: float = 1e-15) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, max_iter + 1):
+        m2 = 2 * m
+        # even step
+        num = m * (b - m) * x / ((a + m2 - 1.0) * (a + m2))
+        d = 1.0 + num * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + num / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        # odd step
+        num = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0))
+        d = 1.0 + num * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + num / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < eps:
+            break
+    return h
+
+
+def betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta function I_x(a, b) for a, b > 0 and 0 <= x <= 1."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                 + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _beta_cf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _beta_cf(b, a, 1.0 - x) / b
+
+
+def t_sf_two_sided(t: float, df: float) -> float:
+    """Two-sided p-value P(|T| >= |t|) for Student's t with ``df`` degrees of freedom."""
+    if math.isnan(t) or df <= 0:
+        return math.nan
+    if math.isinf(t):
+        return 0.0
+    return min(1.0, betainc(df / 2.0, 0.5, df / (df + t * t)))
+
+
+def t_cdf(t: float, df: float) -> float:
+    """CDF of Student's t distribution."""
+    p = t_sf_two_sided(t, df) / 2.0
+    return 1.0 - p if t > 0 else p
+
+
+def t_ppf(q: float, df: float) -> float:
+    """Quantile of Student's t (bisection on the CDF; accurate to ~1e-10)."""
+    lo, hi = -1e3, 1e3
+    for _ in range(200):
+        mid = (lo + hi) / 2.0
+        if t_cdf(mid, df) < q:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2.0
+
+
+@dataclass
+class TestResult:
+    """A comparison of a configuration against the baseline on one metric."""
+
+    test: str                 # "paired-t" | "welch-t" | "none"
+    delta: float              # mean difference (configuration - baseline)
+    n: int                    # pairs (paired) or min group size
+    t: float = math.nan
+    df: float = math.nan
+    p: float = math.nan
+    ci: tuple[float, float] | None = None   # bootstrap percentile interval of the mean difference
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+
+
+def paired_ttest(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """Paired t-test of ``a - b`` against 0: (t, df, two-sided p). nan when undefined."""
+    if len(a) != len(b):
+        raise ValueError("paired samples must have the same length")
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    n = len(diffs)
+    if n < 2:
+        return math.nan, math.nan, math.nan
+    sd = std(diffs)
+    if sd == 0.0:
+        return math.nan, float(n - 1), math.nan
+    t = mean(diffs) / (sd / math.sqrt(n))
+    return t, float(n - 1), t_sf_two_sided(t, n - 1)
+
+
+def welch_ttest(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """Welch's unequal-variance t-test: (t, df, two-sided p). nan when undefined."""
+    na, nb = len(a), len(b)
+    if na < 2 or nb < 2:
+        return math.nan, math.nan, math.nan
+    va, vb = std(a) ** 2 / na, std(b) ** 2 / nb
+    if va + vb == 0.0:
+        return math.nan, math.nan, math.nan
+    t = (mean(a) - mean(b)) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))
+    return t, df, t_sf_two_sided(t, df)
+
+
+def bootstrap_ci(diffs: Sequence[float], *, resamples: int = 10000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean of ``diffs`` (None for fewer than two values)."""
+    x = np.asarray(diffs, dtype=np.float64)
+    if x.size < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.size, size=(resamples, x.size))
+    means = x[idx].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def compare(values: dict[int, float], baseline: dict[int, float], *, resamples: int = 10000,
+            seed: int = 0) -> TestResult:
+    """Compare per-seed values with the baseline's: paired over shared seeds when there are two or more,
+    else Welch's test over all seeds, else only the difference of means."""
+    shared = sorted(set(values) & set(baseline))
+    if len(shared) >= 2:
+        a = [values[s] for s in shared]
+        b = [baseline[s] for s in shared]
+        t, df, p = paired_ttest(a, b)
+        diffs = [x - y for x, y in zip(a, b, strict=True)]
+        return TestResult("paired-t", mean(diffs), len(shared), t, df, p,
+                          bootstrap_ci(diffs, resamples=resamples, seed=seed))
+    a, b = list(values.values()), list(baseline.values())
+    if not a or not b:
+        return TestResult("none", math.nan, 0)
+    t, df, p = welch_ttest(a, b)
+    test = "none" if math.isnan(p) else "welch-t"
+    return TestResult(test, mean(a) - mean(b), min(len(a), len(b)), t, df, p)
+
+
+def mark(p: float | None, alpha: float = 0.05) -> str:
+    """Significance mark: *** p<0.001, ** p<0.01, * p<alpha, n.s. otherwise, "" when untested."""
+    if p is None or math.isnan(p):
+        return ""
+    if p < 0.001 and alpha >= 0.001:
+        return "***"
+    if p < 0.01 and alpha >= 0.01:
+        return "**"
+    if p < alpha:
+        return "*"
+    return "n.s."
+
+
+def summary(values: Sequence[float]) -> dict:
+    """{"mean", "std", "n", "values"} of per-seed values (std None for one seed)."""
+    m, s = mean(values), std(values)
+    return {"mean": None if math.isnan(m) else m, "std": None if math.isnan(s) else s, "n": len(values),
+            "values": list(values)}

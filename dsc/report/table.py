@@ -1,0 +1,146 @@
+"""The report as tables: a small renderer-neutral model (sections of text cells with a style) that the
+terminal (rich), Markdown and HTML exports all draw from, so they always show the same thing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+STYLES = {"best": "bold green", "good": "green", "bad": "red", "dim": "dim", "warn": "yellow", None: ""}
+
+
+@dataclass
+class Cell:
+    text: str
+    style: str | None = None   # "best" | "good" | "bad" | "dim" | "warn"
+
+
+@dataclass
+class Section:
+    title: str
+    columns: list[str]
+    rows: list[list[Cell]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    right: set[int] = field(default_factory=set)   # right-aligned column indices
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f}"
+
+
+def seconds(s: float) -> str:
+    if s < 60:
+        return f"{s:.0f}s" if s >= 10 else f"{s:.1f}s"
+    if s < 3600:
+        return f"{s / 60:.1f}m"
+    return f"{s / 3600:.1f}h"
+
+
+def mean_std(summary: dict[str, Any] | None) -> str:
+    if not summary or summary.get("mean") is None:
+        return "–"
+    if summary.get("std") is None:
+        return pct(summary["mean"])
+    return f"{pct(summary['mean'])} ± {pct(summary['std'])}"
+
+
+def delta_text(d: dict[str, Any] | None) -> Cell:
+    """"+2.3 [-0.4, +4.9] p=0.041 *" (percentage points, bootstrap interval, test, mark)."""
+    if not d or d.get("delta") is None:
+        return Cell("–", "dim")
+    parts = [f"{100 * d['delta']:+.1f}"]
+    if d.get("ci"):
+        lo, hi = d["ci"]
+        parts.append(f"[{100 * lo:+.1f}, {100 * hi:+.1f}]")
+    if d.get("p") is not None:
+        parts.append(f"p={d['p']:.3f}" if d["p"] >= 0.001 else "p<0.001")
+        if d.get("test") == "welch-t":
+            parts[-1] += " (unpaired)"
+    else:
+        parts.append(f"(n={d.get('n', 0)}, untested)")
+    mark = d.get("mark") or ""
+    if mark:
+        parts.append(mark)
+    style = None
+    if mark and mark != "n.s.":
+        style = "good" if d.get("better") else "bad"
+    return Cell(" ".join(parts), style)
+
+
+def main_section(report: dict[str, Any]) -> Section:
+    """One row per configuration: what it is, its metrics (mean ± std over seeds), delta, time."""
+    configs = report["configurations"]
+    metrics = [m for m in report["metrics"] if any(m["key"] in c["metrics"] for c in configs)]
+    primary = next((m for m in report["metrics"] if m["key"] == report["metric"]), report["metrics"][0])
+    base = report.get("baseline")
+    show_delta = base is not None and any(primary["key"] in c["deltas"] for c in configs)
+    show_mce = any("relative_corruption_error" in c for c in configs)
+    cols = ["configuration", "method", "synthetic data", "seeds"]
+    cols += [f"{m['label']} %" + (" ↓" if not m["higher_is_better"] else "") for m in metrics]
+    if show_delta:
+        cols.append(f"Δ {primary['label']} vs {base} (pp)")
+    if show_mce:
+        cols.append("rel. corrupt. error")
+    cols.append("time per stage")
+    section = Section("Comparison", cols, right=set(range(3, 4 + len(metrics))))
+    for c in configs:
+        row = [Cell(c["name"] + (" (baseline)" if c["name"] == base else "")), Cell(c["method_label"]),
+               Cell(c["synthetic_label"]), Cell(str(c["n"]))]
+        for m in metrics:
+            best = c["name"] in report["best"].get(m["key"], [])
+            row.append(Cell(mean_std(c["metrics"].get(m["key"])), "best" if best else None))
+        if show_delta:
+            row.append(delta_text(c["deltas"].get(primary["key"])) if c["name"] != base else Cell("—", "dim"))
+        if show_mce:
+            v = c.get("relative_corruption_error")
+            row.append(Cell("1.00 (ref)" if c["name"] == base else ("–" if v is None else f"{v:.2f}"),
+                            None if v is None or c["name"] == base else ("good" if v < 1 else "bad")))
+        t = c.get("timings") or {}
+        row.append(Cell(", ".join(f"{k} {seconds(v)}" for k, v in t.items()) or "–", "dim"))
+        section.rows.append(row)
+    notes = []
+    if show_delta:
+        notes.append(f"Δ: mean difference against {base} in percentage points; [..] 95 % bootstrap interval "
+                     f"of the paired differences; p from a paired t-test over matched seeds (Welch's test when "
+                     f"seeds do not match); *** p<0.001, ** p<0.01, * p<{report['alpha']:g}, n.s. not "
+                     "significant.")
+    elif base is None and configs:
+        notes.append("no baseline configuration (ce/none or supcon+probe/none) among these runs; pass "
+                     "--baseline NAME to compare against one.")
+    notes.append("mean ± std (ddof=1) over seeds; best value per column in bold; ↓ lower is better.")
+    for c in configs:
+        for n in c.get("notes", []):
+            notes.append(f"{c['name']}: {n}")
+    section.notes = notes
+    return section
+
+
+def incomplete_section(report: dict[str, Any]) -> Section | None:
+    if not report["incomplete"]:
+        return None
+    s = Section("Incomplete runs (not in the comparison)", ["run", "path", "reason"])
+    for r in report["incomplete"]:
+        s.rows.append([Cell(r["run"]), Cell(r["path"], "dim"), Cell(r["reason"], "warn")])
+    return s
+
+
+def to_rich(section: Section) -> Table:
+    table = Table(title=section.title, box=box.SIMPLE_HEAVY, title_justify="left", title_style="bold",
+                  caption="\n".join(section.notes) or None, caption_justify="left", caption_style="dim")
+    for i, col in enumerate(section.columns):
+        table.add_column(col, justify="right" if i in section.right else "left", overflow="fold")
+    for row in section.rows:
+        table.add_row(*[Text(c.text, style=STYLES.get(c.style, "")) for c in row])
+    return table
+
+
+def render(sections: list[Section], console: Console, warnings: list[str] | None = None) -> None:
+    for w in warnings or []:
+        console.print(Text(f"Warning: {w}", style="yellow"))
+    for s in sections:
+        console.print(to_rich(s))
