@@ -15,7 +15,7 @@ from rich.text import Text
 T = TypeVar("T")
 
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # errors stay on one line in logs and pipes
 
 
 def setup_logging(level: str | int = "INFO", debug: bool = False) -> None:

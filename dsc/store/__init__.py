@@ -2,7 +2,7 @@
 
 from dsc.store.reader import Store, check_same_source, open_store
 from dsc.store.schema import FORMAT, SCHEMA_VERSION, SPLITS
-from dsc.store.writer import StoreWriter, row_digest
+from dsc.store.writer import Precompressed, StoreWriter, row_digest
 
-__all__ = ["FORMAT", "SCHEMA_VERSION", "SPLITS", "Store", "StoreWriter", "check_same_source", "open_store",
+__all__ = ["FORMAT", "SCHEMA_VERSION", "SPLITS", "Precompressed", "Store", "StoreWriter", "check_same_source", "open_store",
            "row_digest"]

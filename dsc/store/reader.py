@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from dsc.errors import InputError, MismatchError, StoreError
-from dsc.store.schema import FORMAT, JSON_ATTRS, KINDS, SCHEMA_VERSION
+from dsc.store.schema import FORMAT, JSON_ATTRS, KINDS, SCHEMA_VERSION, SPLITS
 
 
 def _decode(values: np.ndarray) -> np.ndarray:
@@ -164,11 +164,34 @@ class Store:
     def split(self) -> np.ndarray:
         return self.column("split") if "split" in self._columns else np.full(len(self), "train", dtype=object)
 
-    def indices(self, split: str | None = None) -> np.ndarray:
-        """Row indices, optionally of one split, in store order."""
-        if split is None:
-            return np.arange(len(self))
-        return np.flatnonzero(self.split == split)
+    @cached_property
+    def holdout(self) -> np.ndarray:
+        """Boolean mask of held-out-class rows (``/samples/holdout``; all False when the column is absent).
+
+        Held-out rows belong to classes kept out of training (label -1, split "test"); they serve as
+        far-OOD test data. ``indices`` leaves them out unless asked.
+        """
+        if "holdout" in self._columns:
+            return self.column("holdout").astype(bool)
+        return np.zeros(len(self), dtype=bool)
+
+    @cached_property
+    def holdout_classes(self) -> list[str]:
+        """Names of the held-out classes (``/classes/holdout_names``), in the order of ``holdout_label``."""
+        if not self._has_classes or "holdout_names" not in self.h5["classes"]:
+            return []
+        return [str(x) for x in _decode(self.h5["classes"]["holdout_names"][()])]
+
+    def indices(self, split: str | None = None, *, holdout: bool | None = False) -> np.ndarray:
+        """Row indices in store order, optionally of one split.
+
+        ``holdout=False`` (default) leaves out held-out-class rows, ``True`` gives only them, ``None``
+        gives both.
+        """
+        keep = np.ones(len(self), dtype=bool) if split is None else (self.split == split)
+        if holdout is not None and "holdout" in self._columns:
+            keep &= self.holdout if holdout else ~self.holdout
+        return np.flatnonzero(keep)
 
     def read(self, name: str, indices: np.ndarray | list[int] | slice) -> np.ndarray:
         """Rows of a column. Indices may be unsorted or repeated; reads are done in sorted order."""
@@ -205,15 +228,24 @@ class Store:
     def summary(self) -> dict[str, Any]:
         """Counts per split and class, resolution, masks, provenance: what `dsc info` shows."""
         labels = self.labels if "labels" in self._columns else np.zeros(len(self), dtype=np.int64)
+        names = np.array([self.classes[lab] if 0 <= lab < len(self.classes) else ("ood" if lab < 0 else str(lab))
+                          for lab in labels.tolist()], dtype=object)
+        if self.has("holdout") and self.has("holdout_label") and self.holdout_classes:
+            hl = self.column("holdout_label").astype(np.int64)
+            for i in np.flatnonzero(self.holdout):
+                if 0 <= hl[i] < len(self.holdout_classes):
+                    names[i] = self.holdout_classes[hl[i]]
+        order = {name: i for i, name in enumerate(self.classes + self.holdout_classes)}
         counts: dict[str, dict[str, int]] = {}
-        for split in sorted(set(self.split.tolist())):
-            sel = labels[self.split == split]
-            counts[split] = {}
-            for lab in sorted(set(sel.tolist())):
-                name = self.classes[lab] if 0 <= lab < len(self.classes) else ("ood" if lab < 0 else str(lab))
-                counts[split][name] = int((sel == lab).sum())
+        present = set(self.split.tolist())
+        for split in [s for s in SPLITS if s in present] + sorted(present - set(SPLITS)):
+            sel = names[self.split == split]
+            values, n = np.unique(sel.astype(str), return_counts=True) if sel.size else ([], [])
+            pairs = sorted(zip(values, n, strict=True), key=lambda p: (order.get(p[0], len(order)), p[0]))
+            counts[split] = {str(v): int(c) for v, c in pairs}
         return {
             "path": str(self.path), "kind": self.kind, "n": len(self), "classes": self.classes,
+            "holdout_classes": self.holdout_classes, "holdout": int(self.holdout.sum()),
             "image_shape": list(self.image_shape) if self.image_shape else None, "masks": self.has_masks,
             "counts": counts, "columns": self.columns,
             "attrs": {k: v for k, v in self.attrs.items()},

@@ -1,40 +1,133 @@
-"""Rich rendering of a store summary (used by `dsc info`)."""
+"""Rich rendering of store summaries: `dsc info` and the table `dsc subset` prints when it finishes."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from dsc.console import out
 
+SPLITS = ("train", "val", "test")
+MAX_SKIPS_SHOWN = 20
+
+
+def _short(value: Any, limit: int = 400) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return escape(text if len(text) <= limit else text[:limit] + " ...")
+
 
 def render_summary(s: dict[str, Any]) -> None:
+    """`dsc info`: header line, samples per class and split, then provenance."""
     attrs = s["attrs"]
     shape = "x".join(str(x) for x in s["image_shape"]) if s["image_shape"] else "-"
-    out.print(f"[bold]{s['path']}[/]  {s['kind']} store, {s['n']} samples, {len(s['classes'])} classes, "
-              f"images {shape}, masks {'yes' if s['masks'] else 'no'}")
+    holdout = s.get("holdout_classes") or []
+    head = (f"[bold]{escape(s['path'])}[/]  {s['kind']} store, {s['n']} samples, {len(s['classes'])} classes"
+            + (f" + {len(holdout)} held-out" if holdout else "")
+            + f", images {shape}, masks {'yes' if s['masks'] else 'no'}")
+    out.print(head, highlight=False)
     if attrs.get("evaluation_only"):
         out.print("[yellow]evaluation-only: never used for training[/]")
     splits = list(s["counts"])
+    known = s["classes"] + holdout
     names = sorted({c for per in s["counts"].values() for c in per},
-                   key=lambda c: s["classes"].index(c) if c in s["classes"] else len(s["classes"]))
+                   key=lambda c: (known.index(c) if c in known else len(known), c))
     table = Table(title="samples per class and split", title_justify="left")
+    table.add_column("label", justify="right")
     table.add_column("class")
     for sp in splits:
         table.add_column(sp, justify="right")
     table.add_column("total", justify="right")
     for c in names:
         vals = [s["counts"][sp].get(c, 0) for sp in splits]
-        table.add_row(c, *map(str, vals), str(sum(vals)))
+        if c in s["classes"]:
+            label = str(s["classes"].index(c))
+        elif c in holdout:
+            label = "held out"
+        else:
+            label = "-"
+        table.add_row(label, escape(c), *map(str, vals), str(sum(vals)),
+                      style="dim" if c in holdout else None)
     totals = [sum(s["counts"][sp].values()) for sp in splits]
-    table.add_row("[bold]all[/]", *map(str, totals), str(sum(totals)))
+    table.add_row("", "[bold]all[/]", *map(str, totals), str(sum(totals)))
     out.print(table)
+    render_provenance(attrs)
+
+
+def render_provenance(attrs: dict[str, Any]) -> None:
     prov = Table(title="provenance", title_justify="left", show_header=False)
     prov.add_column("key", style="cyan")
     prov.add_column("value", overflow="fold")
-    for key in ("fingerprint", "created", "dsc_version", "command", "plugin", "plugin_options", "inputs",
-                "versions", "timings", "summary"):
+    for key in ("fingerprint", "created", "dsc_version", "command", "plugin", "plugin_options", "inputs"):
         if key in attrs:
-            prov.add_row(key, str(attrs[key]))
+            value = attrs[key]
+            if key == "plugin" and isinstance(value, dict):
+                value = f"{value.get('name')} ({value.get('distribution')} {value.get('version')})"
+            prov.add_row(key, _short(value))
+    settings = attrs.get("settings")
+    if isinstance(settings, dict):
+        sources = attrs.get("sources") if isinstance(attrs.get("sources"), dict) else {}
+        changed = {k: v for k, v in settings.items()
+                   if sources.get(f"subset.{k}", sources.get(k, "default")) != "default"}
+        prov.add_row("settings", _short(changed or settings) + ("  (non-default only)" if changed else ""))
+    summary = attrs.get("summary")
+    if isinstance(summary, dict):
+        skipped = summary.get("skipped", {})
+        reasons = ", ".join(f"{n} {r}" for r, n in skipped.get("by_reason", {}).items()) or "none"
+        prov.add_row("skipped images", f"{skipped.get('total', 0)} ({escape(reasons)})")
+        small = summary.get("skipped_classes") or []
+        if small:
+            prov.add_row("skipped classes", _short(", ".join(f"{c['name']} ({c['images']})" for c in small)))
+        if "split_source" in summary:
+            prov.add_row("splits", escape(str(summary["split_source"])))
+    timings = attrs.get("timings")
+    if isinstance(timings, dict):
+        prov.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()
+                                          if isinstance(v, (int, float))))
+    if isinstance(attrs.get("versions"), dict):
+        prov.add_row("versions", _short(", ".join(f"{k} {v}" for k, v in attrs["versions"].items())))
     out.print(prov)
+
+
+def render_subset_summary(summary: dict[str, Any], *, path: Path, fingerprint: str,
+                          timings: dict[str, float]) -> None:
+    """The table `dsc subset` prints at the end: per class and split, skipped images and why."""
+    table = Table(title="subset: images per class and split", title_justify="left")
+    table.add_column("label", justify="right")
+    table.add_column("class")
+    for sp in SPLITS:
+        table.add_column(sp, justify="right")
+    table.add_column("total", justify="right")
+    table.add_column("skipped", justify="right")
+    for i, c in enumerate(summary["classes"]):
+        table.add_row(str(i), escape(c["name"]), *(str(c[sp]) for sp in SPLITS), str(c["total"]),
+                      str(c["skipped"]) if c["skipped"] else "", style="red" if c["train"] == 0 else None)
+    for c in summary["holdout_classes"]:
+        table.add_row("held out", escape(c["name"]), *(str(c[sp]) for sp in SPLITS), str(c["total"]),
+                      str(c["skipped"]) if c["skipped"] else "", style="dim")
+    every = summary["classes"] + summary["holdout_classes"]
+    table.add_row("", "[bold]all[/]", *(str(sum(c[sp] for c in every)) for sp in SPLITS),
+                  str(summary["n"]), str(summary["skipped"]["total"]))
+    out.print(table)
+    skipped = summary["skipped"]
+    if skipped["total"]:
+        reasons = ", ".join(f"{n} {r}" for r, n in skipped["by_reason"].items())
+        out.print(f"[yellow]skipped {skipped['total']} images[/] ({escape(reasons)}):", highlight=False)
+        for s in skipped["files"][:MAX_SKIPS_SHOWN]:
+            out.print(f"  {escape(s['reason'])}: {escape(s['detail'])}", highlight=False)
+        if skipped["total"] > MAX_SKIPS_SHOWN:
+            out.print(f"  ... and {skipped['total'] - MAX_SKIPS_SHOWN} more (`dsc info {escape(str(path))} "
+                      "--json` lists up to 200)", highlight=False)
+    for c in summary["skipped_classes"]:
+        out.print(f"[yellow]skipped class[/] {escape(c['name'])}: {c['images']} images, {escape(c['reason'])}",
+                  highlight=False)
+    rate = summary.get("images_per_s")
+    out.print(f"[green]wrote[/] {escape(str(path))}: {summary['n']} images at {summary['resolution']} px, "
+              f"{len(summary['classes'])} classes"
+              + (f" + {len(summary['holdout_classes'])} held out" if summary["holdout_classes"] else "")
+              + f", masks {'yes' if summary['masks'] else 'no'}, splits: {summary['split_source']}; "
+              f"fingerprint {fingerprint}; {timings.get('total', 0):.1f} s"
+              + (f" ({rate:,.0f} img/s, {summary.get('workers', 1)} workers)" if rate else ""), highlight=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,14 @@ from dsc.store.schema import FORMAT, JSON_ATTRS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 STR = h5py.string_dtype("utf-8")
+
+
+class Precompressed(list):
+    """Rows of a column already deflate-compressed with ``zlib.compress(row.tobytes())``, one per row.
+
+    ``append`` writes them as HDF5 chunks directly (no second compression in the writing process), which
+    lets worker processes do the compression. Only for columns with one row per chunk.
+    """
 
 
 def row_digest(image: np.ndarray) -> bytes:
@@ -130,7 +139,7 @@ class StoreWriter:
         """Append rows. Every existing column must be given, all with the same number of rows."""
         images = columns.get("images")
         if "digest" not in columns:
-            if images is None:
+            if images is None or isinstance(images, Precompressed):
                 raise StoreError("append needs an 'images' column or explicit 'digest' values")
             columns["digest"] = np.array([row_digest(im) for im in images], dtype="S16")
         missing = set(self.samples) - set(columns)
@@ -146,6 +155,9 @@ class StoreWriter:
             for key, values in columns.items():
                 ds = self.samples[key]
                 ds.resize(start + n, axis=0)
+                if isinstance(values, Precompressed):
+                    self._write_chunks(ds, start, values)
+                    continue
                 info = h5py.check_string_dtype(ds.dtype)
                 if info is not None and info.length is None:
                     values = np.asarray(
@@ -158,13 +170,23 @@ class StoreWriter:
                                     hint="free space and rerun with --resume") from None
             raise
 
+    def _write_chunks(self, ds: h5py.Dataset, start: int, chunks: Precompressed) -> None:
+        direct = (ds.chunks is not None and ds.chunks[0] == 1 and ds.compression == "gzip"
+                  and not ds.shuffle and not ds.fletcher32 and ds.scaleoffset is None)
+        zeros = (0,) * (ds.ndim - 1)
+        for i, chunk in enumerate(chunks):
+            if direct:
+                ds.id.write_direct_chunk((start + i, *zeros), bytes(chunk))
+            else:  # another filter pipeline: decompress and let HDF5 encode the row
+                ds[start + i] = np.frombuffer(zlib.decompress(chunk), dtype=ds.dtype).reshape(ds.shape[1:])
+
     # ----------------------------------------------------------------------------------- completion
     def fingerprint(self) -> str:
         """Content identity: classes, digests, labels and splits (hex, 16 chars)."""
         h = hashlib.sha256()
         names = self.h5["classes"]["names"][()] if "names" in self.h5["classes"] else []
         h.update(json.dumps([n.decode() if isinstance(n, bytes) else str(n) for n in names]).encode())
-        for key in ("digest", "labels", "split", "is_ood"):
+        for key in ("digest", "labels", "split", "is_ood", "holdout"):
             if key in self.samples:
                 h.update(np.asarray(self.samples[key][()]).tobytes() if key != "split" else
                          "\n".join(s.decode() for s in self.samples[key][()]).encode())

@@ -1,0 +1,347 @@
+"""Decoding, RGB conversion, object crops and resizing of dataset images.
+
+Everything here is plain PIL + numpy and runs in `dsc subset`'s worker processes. The rules (also in
+docs/commands/subset.md):
+
+- Every image becomes 8-bit RGB: EXIF orientation applied; grayscale, palette, CMYK and bilevel converted;
+  alpha composited over white; 16-bit and 32-bit integer images scaled to 8 bit (not clipped).
+- Masks become binary (object = 255): a mask with values above 1 is thresholded at 128, a 0/1 mask at 1.
+- The square box is either the object box (mask bounding box grown by ``dilation`` pixels on every side,
+  i.e. the box of the mask dilated by a square max filter, then made square around its centre) or, without
+  cropping, the whole image padded to a square. Parts of the box outside the image are padded (``edge``
+  repeats the border pixels, ``constant`` fills black); masks are always padded with 0. The box is then
+  resized to ``resolution`` x ``resolution`` (bicubic; masks bilinear and re-thresholded).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+Box = tuple[int, int, int, int]
+
+#: Reasons an image is skipped (the keys of the summary's ``by_reason``).
+REASONS = ("missing file", "empty file", "unreadable", "truncated", "too large", "bad mask", "empty mask")
+
+
+class ImageProblem(Exception):
+    """An image or mask that cannot be used. ``reason`` is a short category, ``detail`` the specifics."""
+
+    def __init__(self, reason: str, detail: str, *, mask: bool = False) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.mask = mask
+
+
+# ----------------------------------------------------------------------------------------- decoding
+def open_image(src: Path | str | np.ndarray, *, what: str = "image") -> Image.Image:
+    """Open an image lazily (header only for files); arrays are wrapped. Problems raise ImageProblem."""
+    is_mask = what == "mask"
+    if isinstance(src, np.ndarray):
+        arr = src
+        if arr.dtype != np.uint8 and arr.dtype != bool:
+            raise ImageProblem("unreadable", f"{what} array has dtype {arr.dtype}, expected uint8", mask=is_mask)
+        if arr.dtype == bool:
+            arr = arr.astype(np.uint8) * 255
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+            raise ImageProblem("unreadable", f"{what} array has shape {arr.shape}", mask=is_mask)
+        return Image.fromarray(arr[..., 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr)
+    path = Path(src)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise ImageProblem("missing file" if not is_mask else "bad mask", f"{what} {path} does not exist",
+                           mask=is_mask) from None
+    if size == 0:
+        raise ImageProblem("empty file" if not is_mask else "bad mask", f"{what} {path} is a zero-byte file",
+                           mask=is_mask)
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise ImageProblem("too large", f"{path}: {exc}", mask=is_mask) from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ImageProblem("unreadable" if not is_mask else "bad mask", f"{path}: {exc}", mask=is_mask) from None
+
+
+def _load(im: Image.Image, what: str, is_mask: bool = False) -> None:
+    try:
+        im.load()
+    except Image.DecompressionBombError as exc:
+        raise ImageProblem("too large", f"{_name(im)}: {exc}", mask=is_mask) from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        reason = "truncated" if "truncated" in str(exc).lower() else "unreadable"
+        raise ImageProblem("bad mask" if is_mask else reason, f"{what} {_name(im)}: {exc}", mask=is_mask) from None
+
+
+def _name(im: Image.Image) -> str:
+    return str(getattr(im, "filename", "") or "<array>")
+
+
+def _has_alpha(im: Image.Image) -> bool:
+    return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """8-bit RGB from any PIL mode (see module docstring for the rules)."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode.startswith("I;16") or mode == "I":
+        a = np.asarray(im).astype(np.float64)
+        if mode.startswith("I;16") or a.max(initial=0) > 255:
+            a = a / 257.0
+        gray = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    if mode == "F":
+        a = np.asarray(im).astype(np.float64)
+        if a.size and np.nanmax(a) <= 1.0:
+            a = a * 255.0
+        gray = np.clip(np.rint(np.nan_to_num(a)), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray).convert("RGB")
+    if _has_alpha(im):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    try:
+        return im.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise ImageProblem("unreadable", f"{_name(im)}: cannot convert mode {mode} to RGB ({exc})") from None
+
+
+def mask_array(im: Image.Image) -> np.ndarray:
+    """A binary mask (bool HxW) from any PIL mode."""
+    if im.mode in ("RGB", "RGBA", "P", "PA", "LA", "CMYK", "YCbCr"):
+        a = np.asarray(im.convert("L"))
+    else:
+        a = np.asarray(im)
+        if a.ndim == 3:
+            a = a.max(axis=2)
+    threshold = 128 if a.max(initial=0) > 1 else 1
+    if a.dtype == np.uint16 or im.mode.startswith("I;16"):
+        threshold = 32768 if a.max(initial=0) > 255 else threshold
+    return a >= threshold
+
+
+# ------------------------------------------------------------------------------------------ geometry
+def object_box(mask: np.ndarray, dilation: int) -> Box | None:
+    """Square box (x0, y0, x1, y1; may exceed the image) around the mask's bounding box grown by
+    ``dilation`` pixels; None for an empty mask."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    x0, x1 = int(cols[0]) - dilation, int(cols[-1]) + 1 + dilation
+    y0, y1 = int(rows[0]) - dilation, int(rows[-1]) + 1 + dilation
+    return square_box(x0, y0, x1, y1)
+
+
+def square_box(x0: int, y0: int, x1: int, y1: int) -> Box:
+    """The smallest square with the same centre (to half a pixel) containing the box."""
+    w, h = x1 - x0, y1 - y0
+    side = max(w, h)
+    sx, sy = x0 - (side - w) // 2, y0 - (side - h) // 2
+    return sx, sy, sx + side, sy + side
+
+
+def full_box(width: int, height: int) -> Box:
+    """The whole image padded to a centred square."""
+    return square_box(0, 0, width, height)
+
+
+def crop_resize(im: Image.Image, box: tuple[float, float, float, float], size: int, *, pad: str = "edge",
+                resample: int = Image.Resampling.BICUBIC) -> Image.Image:
+    """Crop ``box`` (padding outside the image) and resize it to ``size`` x ``size``."""
+    width, height = im.size
+    x0, y0, x1, y1 = box
+    if x0 >= 0 and y0 >= 0 and x1 <= width and y1 <= height:
+        return im.resize((size, size), resample, box=(x0, y0, x1, y1))
+    ix0, iy0, ix1, iy1 = math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)
+    cx0, cy0, cx1, cy1 = max(ix0, 0), max(iy0, 0), min(ix1, width), min(iy1, height)
+    if cx1 <= cx0 or cy1 <= cy0:  # box entirely outside: cannot happen for object or full boxes
+        raise ImageProblem("bad mask", f"crop box {box} lies outside the {width}x{height} image")
+    arr = np.asarray(im.crop((cx0, cy0, cx1, cy1)))
+    pads = [(cy0 - iy0, iy1 - cy1), (cx0 - ix0, ix1 - cx1)] + [(0, 0)] * (arr.ndim - 2)
+    arr = np.pad(arr, pads, mode="edge") if pad == "edge" else np.pad(arr, pads, mode="constant")
+    padded = Image.fromarray(arr)
+    return padded.resize((size, size), resample, box=(x0 - ix0, y0 - iy0, x1 - ix0, y1 - iy0))
+
+
+# ------------------------------------------------------------------------------------------ one image
+@dataclass(frozen=True)
+class Job:
+    """How every image of a subset is processed (shared by all items; picklable)."""
+
+    resolution: int
+    crop_to_object: bool = False
+    dilation: int = 32
+    pad: str = "edge"
+    with_masks: bool = False
+    on_missing_mask: str = "error"  # error | skip | full
+    compress: int | None = 4  # zlib level for precompressed HDF5 chunks; None returns arrays
+    draft: bool = True  # let the JPEG decoder downscale when the target is much smaller
+
+
+@dataclass
+class Item:
+    """One image to process: its row index in the plan, the image and (optional) mask source."""
+
+    index: int
+    image: Any
+    mask: Any = None
+
+
+@dataclass
+class Processed:
+    """The result for one item: pixels (array or zlib-compressed bytes) or the problem that skipped it."""
+
+    index: int
+    image: Any = None
+    mask: Any = None
+    digest: bytes = b""
+    meta: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    detail: str = ""
+    mask_problem: bool = False
+
+
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+              7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def exif_method(im: Image.Image) -> Image.Transpose | None:
+    """The transpose that EXIF orientation asks for (None when upright, absent or malformed)."""
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # malformed EXIF: keep pixels as stored
+        orientation = 1
+    return _TRANSPOSE.get(orientation)
+
+
+def oriented_size(size: tuple[int, int], method: Image.Transpose | None) -> tuple[int, int]:
+    swaps = method in (Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Transpose.TRANSVERSE,
+                       Image.Transpose.ROTATE_90)
+    return (size[1], size[0]) if swaps else size
+
+
+def _orient(im: Image.Image) -> tuple[Image.Image, Image.Transpose | None]:
+    """Apply EXIF orientation to a loaded image; return it and the transpose used."""
+    method = exif_method(im)
+    return (im.transpose(method) if method is not None else im), method
+
+
+def _load_mask(src: Any, image_size: tuple[int, int], raw_size: tuple[int, int],
+               method: Image.Transpose | None) -> np.ndarray:
+    """The item's binary mask in the image's (oriented) frame; ImageProblem(mask=True) if unusable."""
+    im = open_image(src, what="mask")
+    _load(im, "mask", is_mask=True)
+    im, own = _orient(im)
+    if own is None and method is not None and im.size == raw_size:
+        im = im.transpose(method)  # the mask was made on the stored pixels: orient it like the image
+    if im.size != image_size:
+        raise ImageProblem("bad mask", f"mask {_name(im) or src} is {im.size[0]}x{im.size[1]}, "
+                           f"the image is {image_size[0]}x{image_size[1]}", mask=True)
+    return mask_array(im)
+
+
+def process(item: Item, job: Job) -> Processed:
+    """Decode, convert, crop and resize one item. Never raises for bad files: returns the reason."""
+    try:
+        return _process(item, job)
+    except ImageProblem as exc:
+        return Processed(item.index, reason=exc.reason, detail=exc.detail, mask_problem=exc.mask)
+    except MemoryError:
+        raise
+    except Exception as exc:  # a decoder bug on one odd file must not stop the whole subset
+        return Processed(item.index, reason="unreadable", detail=f"{item.image}: {type(exc).__name__}: {exc}")
+
+
+def _process(item: Item, job: Job) -> Processed:
+    from dsc.store.writer import row_digest
+
+    im = open_image(item.image)
+    raw_size = im.size
+    method = exif_method(im)
+    size = oriented_size(raw_size, method)
+    mask: np.ndarray | None = None
+    mask_fallback = False
+    if job.with_masks:
+        if item.mask is None:
+            if job.on_missing_mask == "full":
+                mask_fallback = True
+            else:
+                raise ImageProblem("bad mask", f"no mask for {item.image}", mask=True)
+        else:
+            try:
+                mask = _load_mask(item.mask, size, raw_size, method)
+            except ImageProblem as exc:
+                if not exc.mask or job.on_missing_mask != "full":
+                    raise
+                mask_fallback = True
+        if mask_fallback:
+            mask = np.ones((size[1], size[0]), dtype=bool)
+    if job.crop_to_object:
+        if mask is None:
+            raise ImageProblem("bad mask", f"no mask for {item.image}", mask=True)
+        box = object_box(mask, job.dilation)
+        if box is None:
+            raise ImageProblem("empty mask", f"the mask of {item.image} is empty; nothing to crop")
+    else:
+        box = full_box(*size)
+    side = box[2] - box[0]
+    # JPEG draft: decode at 1/2, 1/4 or 1/8 scale when the box is still at least `resolution` there
+    if job.draft and im.format == "JPEG" and side > 2 * job.resolution:
+        factor = job.resolution / side
+        im.draft("RGB", (math.ceil(raw_size[0] * factor), math.ceil(raw_size[1] * factor)))
+    _load(im, "image")
+    im, _ = _orient(im)
+    sx, sy = im.size[0] / size[0], im.size[1] / size[1]
+    scaled = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+    rgb = crop_resize(to_rgb(im), scaled, job.resolution, pad=job.pad)
+    image = np.asarray(rgb, dtype=np.uint8)
+    out_mask = None
+    if mask is not None:
+        m = Image.fromarray(mask.astype(np.uint8) * 255)
+        m = crop_resize(m, box, job.resolution, pad="constant", resample=Image.Resampling.BILINEAR)
+        out_mask = np.where(np.asarray(m) >= 128, 255, 0).astype(np.uint8)
+    meta = {"size": list(size), "box": list(box)}
+    if method is not None:
+        meta["exif_transposed"] = True
+    if mask_fallback:
+        meta["mask"] = "full (fallback)"
+    digest = row_digest(image)
+    if job.compress is not None:
+        image_out: Any = zlib.compress(image.tobytes(), job.compress)
+        mask_out: Any = zlib.compress(out_mask.tobytes(), job.compress) if out_mask is not None else None
+    else:
+        image_out, mask_out = image, out_mask
+    return Processed(item.index, image=image_out, mask=mask_out, digest=digest, meta=meta)
+
+
+def process_many(items: list[Item], job: Job) -> list[Processed]:
+    """Process a chunk of items (the unit of work sent to a worker process)."""
+    return [process(item, job) for item in items]
+
+
+def worker_init() -> None:
+    """Worker processes ignore Ctrl-C; the parent stops them (so an interrupt leaves no stray output)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def load_rgb(src: Path | str | np.ndarray) -> np.ndarray:
+    """An image as 8-bit RGB array (HxWx3), EXIF orientation applied. Raises ImageProblem."""
+    im = open_image(src)
+    _load(im, "image")
+    im, _ = _orient(im)
+    return np.asarray(to_rgb(im), dtype=np.uint8)

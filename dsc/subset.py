@@ -1,0 +1,529 @@
+"""`dsc subset`: turn a dataset plugin's records into a DATA.h5 store.
+
+Steps: open the dataset plugin -> choose classes (super-class / tag filters, ``--class-names`` or N at
+random, minimum size, held-out classes) -> cap images per class -> assign splits (the dataset's own, else
+stratified and group-respecting) -> decode, convert to RGB, crop and resize in worker processes -> write
+the store (temporary file, renamed when complete). See docs/commands/subset.md and docs/store-format.md.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from dsc.contracts import ClassInfo, DatasetPlugin, Record
+from dsc.errors import ConfigError, InputError, PluginError
+from dsc.images import Item, Job, Processed, process_many, worker_init
+from dsc.outputs import check_output
+from dsc.settings import SubsetSettings
+from dsc.splits import SPLITS, group_split, leaking_groups, normalise_split
+
+log = logging.getLogger(__name__)
+
+#: Rows written per HDF5 append, items per task sent to a worker, tasks in flight per worker.
+WRITE_BATCH = 64
+TASK_ITEMS = 8
+IN_FLIGHT = 4
+#: Below this many images the pool is not worth starting.
+MIN_PARALLEL = 48
+MAX_LISTED_SKIPS = 200
+
+
+@dataclass
+class Row:
+    """One planned sample: the record, its label (-1 for held-out classes), split and group."""
+
+    record: Record
+    label: int
+    split: str
+    group: str
+    holdout_label: int = -1
+    order: int = 0
+
+
+@dataclass
+class Plan:
+    """Everything decided before any pixel is decoded."""
+
+    classes: list[ClassInfo]
+    holdout: list[ClassInfo]
+    rows: list[Row]
+    skipped_classes: list[dict[str, Any]] = field(default_factory=list)
+    dataset_splits: bool = False
+    carved_val: bool = False
+    group_leaks: int = 0
+    scanned_classes: int = 0
+    scanned_records: int = 0
+    with_masks: bool = False
+    capped: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class SubsetResult:
+    """What `build_subset` wrote."""
+
+    path: Path
+    n: int
+    fingerprint: str
+    summary: dict[str, Any]
+    timings: dict[str, float]
+
+
+# ------------------------------------------------------------------------------------------- dataset
+def open_dataset(settings: SubsetSettings) -> DatasetPlugin:
+    """Instantiate the dataset plugin with its validated options (``--root``/``--masks`` included)."""
+    from dsc.registry import get_plugin
+
+    cls = get_plugin("dataset", settings.dataset)
+    raw = dict(settings.options)
+    for key in ("root", "masks"):
+        value = getattr(settings, key)
+        if value is not None:
+            raw[key] = value
+        path = raw.get(key)
+        if path is not None and not Path(path).exists():
+            what = "dataset root" if key == "root" else "mask folder"
+            raise InputError(f"{what} {path} does not exist", hint=f"check --{key}")
+    try:
+        options = cls.Options.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors())
+        fields = ", ".join(cls.Options.model_fields)
+        raise ConfigError(f"invalid options for dataset {settings.dataset!r}: {problems}",
+                          hint=f"its options are: {fields}") from None
+    return cls(options)
+
+
+def _closest(name: str, names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _filter(infos: list[ClassInfo], settings: SubsetSettings, dataset: str) -> list[ClassInfo]:
+    """Classes passing the super-class and tag filters (errors list what exists)."""
+    for attr, value, label in (("super_classes", settings.super_class, "super-class"),
+                               ("tags", settings.tag, "tag")):
+        if value is None:
+            continue
+        available = sorted({v for info in infos for v in getattr(info, attr)})
+        if value not in available:
+            listed = ", ".join(available) if available else "none"
+            raise InputError(f"unknown {label} {value!r} in dataset {dataset!r}{_closest(value, available)}",
+                             hint=f"available: {listed}")
+        infos = [info for info in infos if value in getattr(info, attr)]
+    return infos
+
+
+def _choose(pool: list[ClassInfo], counts: Counter, settings: SubsetSettings,
+            rng: np.random.Generator) -> tuple[list[ClassInfo], list[ClassInfo], list[dict[str, Any]]]:
+    """Training and held-out classes from the pool; classes below --min-per-class are dropped."""
+    small = [c for c in pool if counts[c.name] < settings.min_per_class]
+    skipped = [{"name": c.name, "images": counts[c.name],
+                "reason": f"fewer than {settings.min_per_class} images"} for c in small]
+    if small:
+        listed = ", ".join(f"{c.name} ({counts[c.name]})" for c in small[:10]) + (" ..." if len(small) > 10 else "")
+        log.warning("skipped %d class%s with fewer than %d images (--min-per-class): %s",
+                    len(small), "" if len(small) == 1 else "es", settings.min_per_class, listed)
+    eligible = [c for c in pool if counts[c.name] >= settings.min_per_class]
+    if not eligible:
+        raise InputError(f"no class has at least {settings.min_per_class} images "
+                         f"({len(pool)} classes scanned, {sum(counts.values())} images)",
+                         hint="lower --min-per-class or check the dataset root")
+    k = settings.holdout_classes
+    if settings.class_names is not None:
+        by_name = {c.name: c for c in eligible}
+        train = [by_name[n] for n in settings.class_names if n in by_name]
+        if not train:
+            raise InputError("none of the classes named in --class-names has enough images",
+                             hint="lower --min-per-class")
+        rest = [c for c in eligible if c.name not in set(settings.class_names)]
+        perm = [rest[i] for i in rng.permutation(len(rest))]
+        if k > len(perm):
+            raise InputError(f"asked for {k} held-out classes but only {len(perm)} other classes have at "
+                             f"least {settings.min_per_class} images", hint="lower --holdout-classes")
+        holdout = perm[:k]
+    else:
+        perm = [eligible[i] for i in rng.permutation(len(eligible))]
+        n = settings.classes if settings.classes is not None else len(eligible) - k
+        if n < 1 or (settings.classes is not None and n + k > len(eligible)):
+            asked = f"{n} classes" + (f" + {k} held-out" if k else "")
+            raise InputError(f"asked for {asked} but only {len(eligible)} classes have at least "
+                             f"{settings.min_per_class} images",
+                             hint="ask for fewer classes, lower --min-per-class or drop filters")
+        if settings.classes is not None:
+            train, holdout = perm[:n], perm[n:n + k]
+        else:
+            holdout, train = perm[:k], perm[k:]
+        rank = {c.name: i for i, c in enumerate(pool)}
+        train.sort(key=lambda c: rank[c.name])
+    rank = {c.name: i for i, c in enumerate(pool)}
+    holdout.sort(key=lambda c: rank[c.name])
+    return train, holdout, skipped
+
+
+def _cap(records: list[Record], limit: int, rng: np.random.Generator) -> list[Record]:
+    """At most ``limit`` records, chosen at random, keeping each split's share (largest remainder)."""
+    if len(records) <= limit:
+        return records
+    by_split: dict[str | None, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        by_split[r.split].append(i)
+    keys = sorted(by_split, key=lambda s: (s is None, str(s)))
+    exact = {s: limit * len(by_split[s]) / len(records) for s in keys}
+    quota = {s: int(exact[s]) for s in keys}
+    for s in sorted(keys, key=lambda s: -(exact[s] - quota[s]))[:limit - sum(quota.values())]:
+        quota[s] += 1
+    chosen: list[int] = []
+    for s in keys:
+        idx = by_split[s]
+        chosen.extend(idx[j] for j in rng.choice(len(idx), size=quota[s], replace=False))
+    return [records[i] for i in sorted(chosen)]
+
+
+def plan_subset(plugin: DatasetPlugin, settings: SubsetSettings) -> Plan:
+    """Choose classes and records and assign labels, splits and groups (no pixels are read)."""
+    if settings.classes is not None and settings.class_names is not None:
+        raise ConfigError("--classes and --class-names exclude each other", hint="pass only one of them")
+    dataset = settings.dataset
+    infos = list(plugin.classes())
+    if not infos:
+        raise InputError(f"dataset {dataset!r} has no classes", hint="check --root")
+    names = [c.name for c in infos]
+    if len(set(names)) != len(names):
+        dup = sorted(n for n, k in Counter(names).items() if k > 1)
+        raise PluginError(f"dataset plugin {dataset!r} lists classes twice: {', '.join(dup[:5])}")
+    pool = _filter(infos, settings, dataset)
+    if settings.class_names is not None:
+        if len(set(settings.class_names)) != len(settings.class_names):
+            raise InputError("--class-names lists a class twice", hint="name each class once")
+        unknown = [n for n in settings.class_names if n not in names]
+        if unknown:
+            raise InputError(f"unknown class {unknown[0]!r} in dataset {dataset!r}{_closest(unknown[0], names)}",
+                             hint=f"it has {len(names)} classes: {', '.join(names[:30])}"
+                                  + (" ..." if len(names) > 30 else ""))
+        pool_names = {c.name for c in pool}
+        excluded = [n for n in settings.class_names if n not in pool_names]
+        if excluded:
+            raise InputError(f"class {excluded[0]!r} does not match the --super-class/--tag filter",
+                             hint="drop the filter or the class")
+        if settings.holdout_classes == 0:
+            pool = [c for c in pool if c.name in set(settings.class_names)]
+    # independent streams: changing --max-per-class does not change which classes are chosen, etc.
+    class_seq, cap_seq, split_seq = np.random.SeedSequence(settings.seed).spawn(3)
+    class_rng, cap_rng = np.random.default_rng(class_seq), np.random.default_rng(cap_seq)
+
+    pool_names = [c.name for c in pool]
+    wanted = set(pool_names)
+    by_class: dict[str, list[Record]] = defaultdict(list)
+    scanned = 0
+    for rec in plugin.records(pool_names):
+        scanned += 1
+        if rec.label in wanted:
+            by_class[rec.label].append(rec)
+    counts = Counter({name: len(by_class[name]) for name in pool_names})
+    train, holdout, skipped = _choose(pool, counts, settings, class_rng)
+
+    capped: dict[str, int] = {}
+    if settings.max_per_class is not None:
+        for c in train + holdout:
+            before = len(by_class[c.name])
+            by_class[c.name] = _cap(by_class[c.name], settings.max_per_class, cap_rng)
+            if len(by_class[c.name]) < before:
+                capped[c.name] = before - len(by_class[c.name])
+
+    with_masks = plugin.has_masks()
+    if settings.crop_to_object and not with_masks:
+        raise InputError(f"--crop-to-object needs masks, but dataset {dataset!r} has none",
+                         hint="pass --masks DIR (for datasets with a mask tree) or drop --crop-to-object")
+    rows: list[Row] = []
+    order = 0
+    for label, c in enumerate(train):
+        for rec in by_class[c.name]:
+            split = normalise_split(rec.split, dataset)
+            rows.append(Row(rec, label, split or "", rec.group or f"sample:{rec.source}", order=order))
+            order += 1
+    for hl, c in enumerate(holdout):
+        for rec in by_class[c.name]:
+            rows.append(Row(rec, -1, "test", rec.group or f"sample:{rec.source}", holdout_label=hl, order=order))
+            order += 1
+    if with_masks:
+        _check_masks(rows, settings)
+
+    plan = Plan(train, holdout, rows, skipped, scanned_classes=len(pool), scanned_records=scanned,
+                with_masks=with_masks, capped=capped)
+    _assign_splits(plan, settings, split_seq)
+    rank = {s: i for i, s in enumerate(SPLITS)}
+    plan.rows.sort(key=lambda r: (rank[r.split], r.holdout_label >= 0, r.label, r.holdout_label, r.order))
+    return plan
+
+
+def _check_masks(rows: list[Row], settings: SubsetSettings) -> None:
+    """Missing mask files are found before decoding starts (policy: --on-missing-mask)."""
+    missing = [r for r in rows if r.record.mask is None or
+               (not isinstance(r.record.mask, np.ndarray) and not Path(r.record.mask).is_file())]
+    if not missing:
+        return
+    if settings.on_missing_mask == "error":
+        examples = ", ".join(str(r.record.mask or f"(none for {r.record.source})") for r in missing[:3])
+        raise InputError(f"{len(missing)} of {len(rows)} images have no mask file, e.g. {examples}",
+                         hint="check --masks, or pass --on-missing-mask skip (drop those images) or "
+                              "--on-missing-mask full (use the whole image as mask)")
+    log.warning("%d images have no mask file; --on-missing-mask %s", len(missing), settings.on_missing_mask)
+
+
+def _assign_splits(plan: Plan, settings: SubsetSettings, seq: np.random.SeedSequence) -> None:
+    train_rows = [r for r in plan.rows if r.label >= 0]
+    given = [r for r in train_rows if r.split]
+    plan.dataset_splits = bool(given)
+    todo = [r for r in train_rows if not r.split]
+    if todo:
+        if given:
+            log.warning("%d of %d records have no split from the dataset; splitting those by group",
+                        len(todo), len(train_rows))
+        for r, s in zip(todo, group_split([r.label for r in todo], [r.group for r in todo], settings.split, seq),
+                        strict=True):
+            r.split = s
+    elif given and not any(r.split == "val" for r in given) and settings.split[1] > 0:
+        # the dataset has no validation split: carve one out of its train split, by group
+        pool = [r for r in given if r.split == "train"]
+        f_train, f_val = settings.split[0], settings.split[1]
+        fractions = (f_train / (f_train + f_val), f_val / (f_train + f_val), 0.0)
+        for r, s in zip(pool, group_split([r.label for r in pool], [r.group for r in pool], fractions, seq),
+                        strict=True):
+            r.split = s
+        plan.carved_val = True
+        log.info("dataset has no val split: took %d train images (by group) for val",
+                 sum(r.split == "val" for r in pool))
+    leaks = leaking_groups([r.group for r in train_rows], [r.split for r in train_rows])
+    plan.group_leaks = len(leaks)
+    if leaks:
+        log.warning("%d groups span several of the dataset's own splits (e.g. %s): near-duplicates may leak "
+                    "from train into val/test", len(leaks), leaks[0])
+
+
+# ------------------------------------------------------------------------------------------- decoding
+def _workers(settings: SubsetSettings, n: int) -> int:
+    if settings.workers:
+        wanted = settings.workers
+    else:
+        try:
+            wanted = len(os.sched_getaffinity(0))
+        except AttributeError:  # pragma: no cover - not on Linux
+            wanted = os.cpu_count() or 1
+    return 1 if n < MIN_PARALLEL else max(1, min(wanted, n // TASK_ITEMS))
+
+
+def _chunks(items: list[Item], size: int) -> Iterator[list[Item]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def decode(items: list[Item], job: Job, workers: int) -> Iterator[Processed]:
+    """Process items in order; with ``workers > 1`` in a process pool with a bounded window in flight."""
+    if workers <= 1:
+        for chunk in _chunks(items, TASK_ITEMS):
+            yield from process_many(chunk, job)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    ctx = get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_init)
+    try:
+        pending: list[Any] = []
+        chunks = _chunks(items, TASK_ITEMS)
+        for chunk in chunks:
+            pending.append(pool.submit(process_many, chunk, job))
+            if len(pending) >= workers * IN_FLIGHT:
+                break
+        while pending:
+            done = pending.pop(0).result()
+            nxt = next(chunks, None)
+            if nxt is not None:
+                pending.append(pool.submit(process_many, nxt, job))
+            yield from done
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# -------------------------------------------------------------------------------------------- writing
+def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
+                 sources: dict[str, str] | None = None, show_progress: bool = True,
+                 on_plan: Callable[[Plan], None] | None = None) -> SubsetResult:
+    """Make a DATA.h5 store at ``output`` from ``settings`` (see the module docstring)."""
+    from dsc.console import progress
+    from dsc.provenance import Timings, command_line, provenance
+    from dsc.registry import list_plugins
+    from dsc.store import Precompressed, StoreWriter
+
+    output = Path(output)
+    check_output(output, force=force)
+    timings = Timings()
+    start = time.perf_counter()
+    with timings.stage("scan"):
+        plugin = open_dataset(settings)
+        plan = plan_subset(plugin, settings)
+    if on_plan is not None:
+        on_plan(plan)
+    job = Job(resolution=settings.resolution, crop_to_object=settings.crop_to_object,
+              dilation=settings.mask_dilation, pad=settings.pad, with_masks=plan.with_masks,
+              on_missing_mask=settings.on_missing_mask)
+    items = [Item(i, r.record.image, r.record.mask) for i, r in enumerate(plan.rows)]
+    workers = _workers(settings, len(items))
+    info = next((p for p in list_plugins("dataset") if p.name == settings.dataset), None)
+    plugin_attr = {"name": settings.dataset, "distribution": getattr(info, "distribution", "unknown"),
+                   "version": getattr(info, "version", "unknown"), "class": type(plugin).__qualname__}
+    r = settings.resolution
+    written: list[Row] = []
+    skips: list[dict[str, str]] = []
+    with StoreWriter(output, kind="data", force=force) as writer:
+        extra = {"holdout_names": [c.name for c in plan.holdout]} if plan.holdout else {}
+        writer.set_classes([c.name for c in plan.classes], **extra)
+        writer.create_column("images", (r, r, 3), np.uint8, chunk_rows=1)
+        if plan.with_masks:
+            writer.create_column("masks", (r, r), np.uint8, chunk_rows=1)
+        for name, dtype in (("labels", np.int64), ("split", str), ("group", str), ("source", str),
+                            ("meta", str), ("holdout", bool), ("holdout_label", np.int64)):
+            writer.create_column(name, (), dtype)
+        batch: list[tuple[Row, Processed]] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            cols: dict[str, Any] = {
+                "images": Precompressed(p.image for _, p in batch),
+                "digest": np.array([p.digest for _, p in batch], dtype="S16"),
+                "labels": np.array([row.label for row, _ in batch], dtype=np.int64),
+                "split": [row.split for row, _ in batch],
+                "group": [row.group for row, _ in batch],
+                "source": [row.record.source for row, _ in batch],
+                "meta": [{**row.record.meta, **p.meta} for row, p in batch],
+                "holdout": np.array([row.label < 0 for row, _ in batch], dtype=bool),
+                "holdout_label": np.array([row.holdout_label for row, _ in batch], dtype=np.int64),
+            }
+            if plan.with_masks:
+                cols["masks"] = Precompressed(p.mask for _, p in batch)
+            writer.append(**cols)
+            written.extend(row for row, _ in batch)
+            batch.clear()
+
+        with timings.stage("decode_write"):
+            bar = progress(unit="img", transient=False) if show_progress else None
+            results = decode(items, job, workers)
+            try:
+                if bar is not None:
+                    bar.start()
+                    task = bar.add_task("subset", total=len(items), status="")
+                for p in results:
+                    row = plan.rows[p.index]
+                    if p.reason is not None:
+                        if p.mask_problem and settings.on_missing_mask == "error":
+                            raise InputError(f"mask problem: {p.detail}",
+                                             hint="fix the mask, or pass --on-missing-mask skip|full")
+                        skips.append({"source": row.record.source, "class": _class_name(plan, row),
+                                      "reason": p.reason, "detail": p.detail})
+                    else:
+                        batch.append((row, p))
+                        if len(batch) >= WRITE_BATCH:
+                            flush()
+                    if bar is not None:
+                        bar.update(task, advance=1, status=f"{len(skips)} skipped" if skips else "")
+                flush()
+            finally:
+                results.close()
+                if bar is not None:
+                    bar.stop()
+        if not written:
+            raise InputError(f"none of the {len(items)} chosen images could be read "
+                             f"({_reasons(skips)})", hint="check the dataset files")
+        timings["total"] = round(time.perf_counter() - start, 4)
+        summary = _summary(plan, written, skips, settings)
+        summary["workers"] = workers
+        summary["images_per_s"] = round(len(items) / max(timings["decode_write"], 1e-9), 1)
+        prov = provenance(settings.model_dump(mode="json"), sources=sources or {}, timings=dict(timings))
+        writer.set_attrs(
+            created=prov["created"], command=command_line(), versions=prov["versions"], host=prov["host"],
+            settings=prov["settings"], sources=prov["sources"], plugin=plugin_attr,
+            plugin_options=plugin.options.model_dump(mode="json"), timings=dict(timings),
+            summary=_fit_summary(summary),
+            class_info=[{"name": c.name, "super_classes": list(c.super_classes), "tags": list(c.tags),
+                         "description": c.description} for c in plan.classes],
+            holdout_class_info=[{"name": c.name, "super_classes": list(c.super_classes), "tags": list(c.tags)}
+                                for c in plan.holdout],
+            resolution=r, crop_to_object=settings.crop_to_object, seed=settings.seed,
+        )
+        fingerprint = writer.fingerprint()
+        writer.finalize()
+    _warn_empty_splits(summary)
+    return SubsetResult(output, len(written), fingerprint, summary, dict(timings))
+
+
+def _class_name(plan: Plan, row: Row) -> str:
+    return plan.holdout[row.holdout_label].name if row.label < 0 else plan.classes[row.label].name
+
+
+def _reasons(skips: list[dict[str, str]]) -> str:
+    counts = Counter(s["reason"] for s in skips)
+    return ", ".join(f"{n} {reason}" for reason, n in counts.most_common()) or "none skipped"
+
+
+def _summary(plan: Plan, written: list[Row], skips: list[dict[str, str]],
+             settings: SubsetSettings) -> dict[str, Any]:
+    """Per class and split counts, skipped images by reason, choices made (stored in the file's attrs)."""
+    per: dict[tuple[int, int], Counter] = defaultdict(Counter)
+    for row in written:
+        per[(row.label, row.holdout_label)][row.split] += 1
+    skipped_per = Counter(s["class"] for s in skips)
+
+    def entry(name: str, key: tuple[int, int]) -> dict[str, Any]:
+        c = per[key]
+        return {"name": name, **{s: c[s] for s in SPLITS}, "total": sum(c.values()),
+                "skipped": skipped_per[name], "capped": plan.capped.get(name, 0)}
+
+    classes = [entry(c.name, (i, -1)) for i, c in enumerate(plan.classes)]
+    holdout = [entry(c.name, (-1, i)) for i, c in enumerate(plan.holdout)]
+    return {
+        "n": len(written),
+        "splits": {s: sum(1 for r in written if r.split == s and r.label >= 0) for s in SPLITS},
+        "holdout": sum(1 for r in written if r.label < 0),
+        "classes": classes, "holdout_classes": holdout,
+        "skipped": {"total": len(skips), "by_reason": dict(Counter(s["reason"] for s in skips)),
+                    "files": skips[:MAX_LISTED_SKIPS], "listed": min(len(skips), MAX_LISTED_SKIPS)},
+        "skipped_classes": plan.skipped_classes,
+        "scanned": {"classes": plan.scanned_classes, "records": plan.scanned_records},
+        "split_source": ("dataset" + (" (val carved from train by group)" if plan.carved_val else ""))
+        if plan.dataset_splits else "stratified by class, grouped",
+        "group_leaks": plan.group_leaks,
+        "masks": plan.with_masks,
+        "resolution": settings.resolution,
+    }
+
+
+def _fit_summary(summary: dict[str, Any], limit: int = 55_000) -> dict[str, Any]:
+    """Shorten the listed skipped files until the summary fits in one HDF5 attribute."""
+    import json
+
+    out = dict(summary)
+    skipped = dict(out["skipped"])
+    while len(json.dumps(out, default=str).encode()) > limit and skipped["files"]:
+        skipped["files"] = skipped["files"][: len(skipped["files"]) // 2]
+        skipped["listed"] = len(skipped["files"])
+        out["skipped"] = skipped
+    return out
+
+
+def _warn_empty_splits(summary: dict[str, Any]) -> None:
+    empty = [c["name"] for c in summary["classes"] if c["train"] == 0]
+    if empty:
+        log.warning("%d classes have no training images: %s", len(empty), ", ".join(empty[:10]))
