@@ -77,9 +77,12 @@ class InvertSettings(ModelSettings):
     resolution: int = Field(default=512, ge=8)
     examples_per_class: int | None = Field(default=None, ge=1)
     crop_to_object: bool = False
-    templates: Literal["dafusion", "diffusers-object"] = "dafusion"
+    templates: Literal["dafusion", "diffusers-object", "photo"] = "dafusion"
+    flip: bool = Field(default=True, description="also learn from mirrored images (encoded once, like the rest)")
     seed: int = 0
     validation_grids: bool = False
+    validation_samples: int = Field(default=4, ge=1, le=16)
+    validation_steps: int = Field(default=25, ge=1)
 
 
 class AugmentSettings(ModelSettings):
