@@ -150,6 +150,7 @@ class PretrainSettings(TrainSettings):
 class BaselineSettings(TrainSettings):
     ood_loss: Literal["none", "extra-class", "outlier-exposure"] = "none"
     ood_weight: float = Field(default=0.5, ge=0, description="weight of the outlier-exposure term")
+    corruptions: bool = Field(default=True, description="measure corruption robustness in the final evaluation")
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
 
 
