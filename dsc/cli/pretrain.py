@@ -1,0 +1,139 @@
+"""``dsc pretrain DATA.h5 --backbone NAME --output RUN/``: supervised contrastive pre-training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dsc.cli.common import Force, JsonFlag, Resume, print_json, resolve
+
+P_MODEL, P_DATA, P_OPT, P_RUN = "Model", "Data", "Optimisation", "Run"
+
+Data = Annotated[Path, typer.Argument(help="DATA.h5 made by `dsc subset`.", show_default=False)]
+Output = Annotated[Path, typer.Option("--output", "-o", help="Run directory to create.", show_default=False)]
+Synthetic = Annotated[list[Path] | None, typer.Option(
+    "--synthetic", help="Synthetic store (in-distribution rows) made from DATA.h5; repeatable.",
+    rich_help_panel=P_DATA, show_default=False)]
+Negatives = Annotated[list[Path] | None, typer.Option(
+    "--negatives", help="Synthetic OOD store (rows with is_ood) used as negatives; repeatable.",
+    rich_help_panel=P_DATA, show_default=False)]
+Backbone = Annotated[str | None, typer.Option(help="Backbone: [plugin:]model, e.g. resnet18, timm:convnext_tiny.",
+                                              rich_help_panel=P_MODEL, show_default=False)]
+Pretrained = Annotated[bool | None, typer.Option("--pretrained/--no-pretrained", help="Start from the plugin's "
+                                                 "pretrained weights (local cache).", rich_help_panel=P_MODEL,
+                                                 show_default=False)]
+Checkpoint = Annotated[Path | None, typer.Option(help="Initial encoder weights (.safetensors / .pt).",
+                                                 rich_help_panel=P_MODEL, show_default=False)]
+ImageSize = Annotated[int | None, typer.Option(help="Training resolution in px (images are resized once at load).",
+                                               rich_help_panel=P_DATA, show_default=False)]
+BatchSize = Annotated[int | None, typer.Option(help="Global batch size (split across processes).",
+                                               rich_help_panel=P_OPT, show_default=False)]
+Epochs = Annotated[int | None, typer.Option(help="Epochs.", rich_help_panel=P_OPT, show_default=False)]
+Lr = Annotated[float | None, typer.Option(help="Peak learning rate.", rich_help_panel=P_OPT, show_default=False)]
+Optimizer = Annotated[str | None, typer.Option(help="sgd or adamw.", rich_help_panel=P_OPT, show_default=False)]
+Momentum = Annotated[float | None, typer.Option(help="SGD momentum.", rich_help_panel=P_OPT, show_default=False)]
+WeightDecay = Annotated[float | None, typer.Option(help="Weight decay.", rich_help_panel=P_OPT, show_default=False)]
+Warmup = Annotated[int | None, typer.Option(help="Linear warm-up epochs before the cosine decay.",
+                                            rich_help_panel=P_OPT, show_default=False)]
+Seed = Annotated[int | None, typer.Option(help="Seed of initialisation, batches and augmentation.",
+                                          rich_help_panel=P_RUN, show_default=False)]
+Balanced = Annotated[bool | None, typer.Option("--balanced/--no-balanced", help="Class-balanced sampling.",
+                                               rich_help_panel=P_DATA, show_default=False)]
+SynPolicy = Annotated[str | None, typer.Option(help="extra: synthetic images are extra samples of their class; "
+                                               "view: replace a view/image by its own synthetic variant.",
+                                               rich_help_panel=P_DATA, show_default=False)]
+SynProb = Annotated[float | None, typer.Option(help="Replacement probability for --synthetic-policy view.",
+                                               rich_help_panel=P_DATA, show_default=False)]
+NegFraction = Annotated[float | None, typer.Option(help="Share of each batch drawn from --negatives "
+                                                   "(default: their share of all training images).",
+                                                   rich_help_panel=P_DATA, show_default=False)]
+Augmentation = Annotated[str | None, typer.Option(help="supcon (SupContrast recipe), light (crop+flip) or none.",
+                                                  rich_help_panel=P_DATA, show_default=False)]
+Workers = Annotated[int | None, typer.Option(help="Reserved (data is in memory; no loader workers).",
+                                             rich_help_panel=P_RUN, show_default=False)]
+Amp = Annotated[str | None, typer.Option(help="Mixed precision on GPU: auto, off, fp16, bf16 (off on CPU).",
+                                         rich_help_panel=P_RUN, show_default=False)]
+ChannelsLast = Annotated[bool | None, typer.Option("--channels-last/--no-channels-last",
+                                                   help="channels_last memory format on GPU.",
+                                                   rich_help_panel=P_RUN, show_default=False)]
+KnnK = Annotated[int | None, typer.Option(help="k of the kNN accuracy on val.", rich_help_panel=P_RUN,
+                                          show_default=False)]
+
+
+
+
+def run_summary(result: Any, json_: bool, extra: dict[str, Any] | None = None) -> None:
+    from dsc.console import out
+
+    doc = {"run": str(result.run_dir), "status": result.status, "epochs": result.epochs,
+           "best_epoch": result.best_epoch, "best_val": result.best_val, "timings": result.timings,
+           **(extra or {})}
+    if json_:
+        print_json(doc)
+        return
+    val = f"{result.best_val:.4f}" if result.best_val is not None else "n/a"
+    out.print(f"{result.run_dir}: {result.status}, {result.epochs} epochs, best epoch {result.best_epoch} "
+              f"(val {val}), {result.timings.get('train', 0):.1f}s training"
+              + "".join(f", {k} {v}" for k, v in (extra or {}).items()))
+
+
+def pretrain(
+    data: Data,
+    output: Output,
+    synthetic: Synthetic = None,
+    negatives: Negatives = None,
+    backbone: Backbone = None,
+    pretrained: Pretrained = None,
+    checkpoint: Checkpoint = None,
+    image_size: ImageSize = None,
+    batch_size: BatchSize = None,
+    epochs: Epochs = None,
+    lr: Lr = None,
+    optimizer: Optimizer = None,
+    momentum: Momentum = None,
+    weight_decay: WeightDecay = None,
+    warmup_epochs: Warmup = None,
+    temperature: Annotated[float | None, typer.Option(help="SupCon temperature.", rich_help_panel=P_OPT,
+                                                      show_default=False)] = None,
+    base_temperature: Annotated[float | None, typer.Option(help="Rescales the loss by T/base (default: none).",
+                                                           rich_help_panel=P_OPT, show_default=False)] = None,
+    head_dim: Annotated[int | None, typer.Option(help="Projection dimension.", rich_help_panel=P_MODEL,
+                                                 show_default=False)] = None,
+    head_hidden: Annotated[int | None, typer.Option(help="Hidden width of the head (default: feature dim).",
+                                                    rich_help_panel=P_MODEL, show_default=False)] = None,
+    seed: Seed = None,
+    balanced: Balanced = None,
+    synthetic_policy: SynPolicy = None,
+    synthetic_probability: SynProb = None,
+    negatives_fraction: NegFraction = None,
+    ood_policy: Annotated[str | None, typer.Option(help="negatives, hard or instance (see docs/training.md).",
+                                                   rich_help_panel=P_DATA, show_default=False)] = None,
+    ood_weight: Annotated[float | None, typer.Option(help="Weight of OOD terms in the loss denominators.",
+                                                     rich_help_panel=P_DATA, show_default=False)] = None,
+    augmentation: Augmentation = None,
+    workers: Workers = None,
+    amp: Amp = None,
+    channels_last: ChannelsLast = None,
+    knn_k: KnnK = None,
+    resume: Resume = False,
+    force: Force = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Supervised contrastive pre-training (two views, MLP head, SupCon loss) with optional synthetic
+    positives and OOD negatives. Writes RUN/ (run.json, metrics.jsonl, checkpoints)."""
+    resolved = resolve("pretrain", backbone=backbone, pretrained=pretrained, checkpoint=checkpoint,
+                       image_size=image_size, batch_size=batch_size, epochs=epochs, lr=lr, optimizer=optimizer,
+                       momentum=momentum, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
+                       temperature=temperature, base_temperature=base_temperature, head_dim=head_dim,
+                       head_hidden=head_hidden, seed=seed, balanced=balanced, synthetic_policy=synthetic_policy,
+                       synthetic_probability=synthetic_probability, negatives_fraction=negatives_fraction,
+                       ood_policy=ood_policy, ood_weight=ood_weight, augmentation=augmentation, workers=workers,
+                       amp=amp, channels_last=channels_last, knn_k=knn_k)
+    from dsc.train.pretrain import pretrain as run_pretrain
+
+    sources = {k.split(".", 1)[1]: v for k, v in resolved.sources.items() if k.startswith("pretrain.")}
+    result = run_pretrain(data, output, resolved.section("pretrain"), synthetic=synthetic or [],
+                          negatives=negatives or [], sources=sources, force=force, resume=resume)
+    run_summary(result, json_)

@@ -1,0 +1,158 @@
+"""Training data read from dsc stores into memory once: uint8 NHWC images resized to the training size.
+
+Every row carries its label, an explicit ``is_ood`` flag (never derived from the label), its source class
+(``source_label``) and the DATA.h5 row it came from (``source_index``; a real image's own row). OOD rows
+have label -1. Held-out classes (label < 0 or a true ``holdout`` column) are never training data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dsc.errors import InputError, ResourceError
+from dsc.store import Store, check_same_source, open_store
+
+log = logging.getLogger(__name__)
+
+#: Refuse to hold more than this many bytes of images in memory (streaming is not implemented).
+MAX_IN_MEMORY = 24 * 2**30
+
+
+@dataclass
+class ImageSet:
+    """Images and per-row facts, all tensors of the same length N."""
+
+    images: torch.Tensor  # uint8 [N, S, S, 3]
+    labels: torch.Tensor  # int64 [N], -1 for OOD rows
+    is_ood: torch.Tensor  # bool [N]
+    source_label: torch.Tensor  # int64 [N]
+    source_index: torch.Tensor  # int64 [N], row in DATA.h5
+    origin: str = "real"
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @staticmethod
+    def empty(size: int, origin: str) -> ImageSet:
+        z = torch.zeros(0, dtype=torch.int64)
+        return ImageSet(torch.zeros(0, size, size, 3, dtype=torch.uint8), z, z.bool(), z, z, origin)
+
+    @staticmethod
+    def concat(sets: Sequence[ImageSet], size: int, origin: str) -> ImageSet:
+        sets = [s for s in sets if len(s)]
+        if not sets:
+            return ImageSet.empty(size, origin)
+        return ImageSet(torch.cat([s.images for s in sets]), torch.cat([s.labels for s in sets]),
+                        torch.cat([s.is_ood for s in sets]), torch.cat([s.source_label for s in sets]),
+                        torch.cat([s.source_index for s in sets]), origin)
+
+
+@dataclass
+class TrainingInputs:
+    """The opened stores of a training command, checked against each other."""
+
+    data: Store
+    synthetic: list[Store]
+    negatives: list[Store]
+
+    def record(self) -> dict[str, Any]:
+        """Paths and fingerprints, for run.json."""
+        def one(s: Store) -> dict[str, Any]:
+            return {"path": str(s.path.resolve()), "fingerprint": s.fingerprint, "kind": s.kind, "n": len(s)}
+        return {"data": one(self.data), "synthetic": [one(s) for s in self.synthetic],
+                "negatives": [one(s) for s in self.negatives]}
+
+
+def open_inputs(data: Path, synthetic: Sequence[Path] = (), negatives: Sequence[Path] = ()) -> TrainingInputs:
+    """Open DATA.h5 and the synthetic/negative stores; refuse foreign or evaluation-only stores."""
+    store = open_store(data, kind="data")
+    if not store.has("labels") or not store.has("images"):
+        raise InputError(f"{data} has no images/labels", hint="make DATA.h5 with `dsc subset`")
+    others = []
+    for group in (synthetic, negatives):
+        opened = []
+        for path in group:
+            other = open_store(path, kind="synthetic")
+            check_same_source(store, other, training=True)
+            opened.append(other)
+        others.append(opened)
+    return TrainingInputs(store, *others)
+
+
+def resize_images(images: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 [n, h, w, 3] -> uint8 [n, size, size, 3] (bilinear, antialiased; square inputs assumed)."""
+    t = torch.from_numpy(np.ascontiguousarray(images))
+    if t.shape[1] == size and t.shape[2] == size:
+        return t
+    x = t.permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def read_images(store: Store, rows: np.ndarray, size: int, chunk: int = 512) -> torch.Tensor:
+    """Read rows of a store in chunks and resize each chunk once, at load time."""
+    if len(rows) * size * size * 3 > MAX_IN_MEMORY:
+        raise ResourceError(f"{len(rows)} images at {size} px do not fit the in-memory budget",
+                            hint="lower --image-size or use fewer images")
+    out = torch.empty(len(rows), size, size, 3, dtype=torch.uint8)
+    for start in range(0, len(rows), chunk):
+        sel = rows[start:start + chunk]
+        out[start:start + len(sel)] = resize_images(store.images(sel), size)
+    return out
+
+
+def _bool_column(store: Store, name: str, n: int) -> np.ndarray:
+    return store.column(name).astype(bool) if store.has(name) else np.zeros(n, dtype=bool)
+
+
+def real_rows(store: Store, split: str) -> np.ndarray:
+    """Rows of ``split`` that belong to a known class (held-out classes excluded)."""
+    labels = store.labels
+    keep = (store.split == split) & (labels >= 0) & (labels < max(len(store.classes), 1))
+    keep &= ~_bool_column(store, "holdout", len(store))
+    return np.flatnonzero(keep)
+
+
+def load_real(store: Store, split: str, size: int) -> ImageSet:
+    """Real images of one split (train/val/test) of DATA.h5."""
+    rows = real_rows(store, split)
+    labels = torch.from_numpy(store.labels[rows].copy())
+    idx = torch.from_numpy(rows.astype(np.int64))
+    return ImageSet(read_images(store, rows, size), labels, torch.zeros(len(rows), dtype=torch.bool),
+                    labels.clone(), idx, "real")
+
+
+def load_synthetic(store: Store, size: int, *, ood: bool, n_classes: int) -> ImageSet:
+    """Normal (``ood=False``) or OOD (``ood=True``) rows of a synthetic store; OOD only from ``is_ood``."""
+    n = len(store)
+    is_ood = _bool_column(store, "is_ood", n)
+    rows = np.flatnonzero(is_ood if ood else ~is_ood)
+    role = "--negatives" if ood else "--synthetic"
+    if len(rows) == 0:
+        raise InputError(f"{store.path} has no {'OOD' if ood else 'in-distribution'} rows to use as {role}",
+                         hint="pass OOD stores (augment --mode ood) with --negatives and normal stores with "
+                              "--synthetic")
+    if len(rows) < n:
+        log.warning("%s: using %d of %d rows as %s (the others are %s)", store.path, len(rows), n, role,
+                    "in-distribution" if ood else "OOD")
+    if not store.has("source_index"):
+        raise InputError(f"{store.path} has no source_index column", hint="recreate it with `dsc augment`")
+    source_index = store.column("source_index").astype(np.int64)[rows]
+    labels = store.labels[rows]
+    source_label = store.column("source_label").astype(np.int64)[rows] if store.has("source_label") else labels
+    if ood:
+        labels = np.full(len(rows), -1, dtype=np.int64)
+    elif (labels < 0).any() or (labels >= n_classes).any():
+        raise InputError(f"{store.path} has in-distribution rows with labels outside 0..{n_classes - 1}",
+                         hint="the store does not match DATA.h5's classes")
+    return ImageSet(read_images(store, rows, size), torch.from_numpy(labels.astype(np.int64)),
+                    torch.full((len(rows),), ood, dtype=torch.bool), torch.from_numpy(source_label.copy()),
+                    torch.from_numpy(source_index.copy()), "negatives" if ood else "synthetic")

@@ -1,0 +1,170 @@
+"""``dsc baseline``: the cross-entropy baseline, same encoder + one linear layer trained end to end.
+
+Same data options as ``pretrain``: ``--synthetic-policy extra`` adds synthetic images as samples of their
+class; ``view`` replaces a real image, with probability p, by one of its synthetic variants (DA-Fusion's
+rule). ``--negatives`` need ``--ood-loss``: ``extra-class`` trains OOD rows as class K (evaluation uses the
+K real classes' logits), ``outlier-exposure`` adds ``ood_weight`` x cross-entropy of OOD rows against the
+uniform distribution. The best epoch by val top-1 is evaluated once on test into ``RUN/metrics.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dsc.outputs import atomic_write_json
+from dsc.provenance import now
+from dsc.settings import BaselineSettings
+from dsc.train.checkpoint import load_checkpoint
+from dsc.train.common import Context, Result, Task, TrainData, train
+from dsc.train.run_dir import RunDir, read_run_info
+
+log = logging.getLogger(__name__)
+
+
+class FirstK(nn.Module):
+    """The logits of the K real classes of a classifier (drops the extra OOD class)."""
+
+    def __init__(self, classifier: nn.Module, k: int) -> None:
+        super().__init__()
+        self.classifier, self.k = classifier, k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x)[:, : self.k]
+
+
+class ClassifierNet(nn.Module):
+    def __init__(self, encoder: nn.Module, classifier: nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.classifier = encoder, classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.encoder(x))
+
+
+class BaselineTask(Task):
+    command = "baseline"
+    val_key = "val_top1"
+
+    def __init__(self, backbone, data: TrainData, settings: BaselineSettings) -> None:
+        self.backbone, self.data, self.settings = backbone, data, settings
+        self.k = len(data.classes)
+        out = self.k + (1 if settings.ood_loss == "extra-class" else 0)
+        self.net = ClassifierNet(backbone.module, nn.Linear(backbone.feature_dim, out))
+
+    def parts(self) -> dict[str, nn.Module]:
+        return {"encoder": self.net.encoder, "classifier": self.net.classifier}
+
+    def loss(self, model: nn.Module, rows: torch.Tensor, ctx: Context) -> tuple[torch.Tensor, int, float]:
+        t0 = time.perf_counter()
+        data, pool = self.data, self.data.pool
+        images = pool.images[rows]
+        if data.variants is not None:
+            replace, syn_rows = data.variants.pick(pool.source_index[rows], self.settings.synthetic_probability,
+                                                   ctx.aug_gen)
+            replace &= rows < data.n_real
+            if bool(replace.any()):
+                images = images.clone()
+                images[replace] = data.synthetic.images[syn_rows[replace]]
+        x = ctx.views(ctx.to_device(images), ctx.aug_gen)
+        labels = pool.labels[rows].to(ctx.env.device)
+        is_ood = pool.is_ood[rows].to(ctx.env.device)
+        wait = time.perf_counter() - t0
+        with torch.autocast(ctx.env.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
+            logits = model(x)
+        logits = logits.float()
+        s = self.settings
+        if s.ood_loss == "extra-class":
+            target = torch.where(is_ood, torch.full_like(labels, self.k), labels)
+            return F.cross_entropy(logits, target, label_smoothing=s.label_smoothing), len(rows), wait
+        ind = ~is_ood
+        loss = F.cross_entropy(logits[ind], labels[ind], label_smoothing=s.label_smoothing) if bool(ind.any()) \
+            else logits.sum() * 0
+        if s.ood_loss == "outlier-exposure" and bool(is_ood.any()):
+            # cross-entropy to the uniform distribution over the K classes
+            loss = loss + s.ood_weight * (-F.log_softmax(logits[is_ood], dim=1).mean(dim=1)).mean()
+        return loss, len(rows), wait
+
+    @torch.no_grad()
+    def logits(self, images: torch.Tensor, ctx: Context, batch_size: int = 256) -> torch.Tensor:
+        net = self.net
+        was = net.training
+        net.eval()
+        out = []
+        for start in range(0, images.shape[0], batch_size):
+            x = ctx.plain.plain(ctx.to_device(images[start:start + batch_size]))
+            with torch.autocast(ctx.env.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
+                out.append(net(x).float()[:, : self.k].cpu())
+        net.train(was)
+        return torch.cat(out) if out else torch.zeros(0, self.k)
+
+    def validate(self, ctx: Context) -> float:
+        if len(self.data.val) == 0:
+            return float("nan")
+        pred = self.logits(self.data.val.images, ctx).argmax(1)
+        return round(float((pred == self.data.val.labels).float().mean()), 6)
+
+    def finish(self, ctx: Context, run: RunDir, result: Result) -> None:
+        """Evaluate the best-by-val checkpoint on test (once) and write ``RUN/metrics.json``."""
+        if not ctx.env.main:
+            return
+        from dsc.evaluate.suite import EvalOptions, evaluate_classifier
+        from dsc.store import open_store
+
+        info = load_checkpoint(run.path, "best", self.parts(), device="cpu")
+        self.net.eval()
+        run_info = read_run_info(run.path)
+        data = open_store(run_info["inputs"]["data"]["path"], kind="data")
+        head = FirstK(self.net.classifier, self.k)
+        opts = EvalOptions(image_size=self.settings.image_size, seed=self.settings.seed, device=ctx.env.device)
+        if not self.settings.corruptions:
+            opts.corruptions = ()
+        eval_result = evaluate_classifier(self.backbone, head, data, classes=self.data.classes, options=opts)
+        val = {"top1": info.get(self.val_key), "n": len(self.data.val)}
+        metrics = metrics_document(run_info, self.settings, val=val, selected_epoch=info["epoch"],
+                                   timings={"train": result.timings.get("train", 0.0),
+                                            "evaluate": eval_result.get("timings", {}).get("evaluate", 0.0)},
+                                   evaluation=eval_result)
+        atomic_write_json(run.path / "metrics.json", metrics)
+
+
+def metrics_document(run_info: dict[str, Any], settings: BaselineSettings, *, val: dict[str, Any],
+                     selected_epoch: int, timings: dict[str, float], evaluation: dict[str, Any]) -> dict[str, Any]:
+    """``RUN/metrics.json`` in the format of docs/run-format.md (method "ce")."""
+    inputs = run_info["inputs"]
+    synthetic = inputs.get("synthetic", [])
+    negatives = inputs.get("negatives", [])
+    label = "normal+ood" if negatives else ("normal" if synthetic else "none")
+    doc: dict[str, Any] = {
+        "schema": "dsc-metrics/1", "method": "ce", "run": Path(run_info.get("run_dir", "")).name or None,
+        "seed": settings.seed, "backbone": settings.backbone,
+        "data": {"path": inputs["data"]["path"], "fingerprint": inputs["data"]["fingerprint"]},
+        "synthetic": {"normal": [s["fingerprint"] for s in synthetic], "ood": [s["fingerprint"] for s in negatives],
+                      "policy": settings.synthetic_policy if synthetic else None,
+                      "ood_policy": settings.ood_loss if negatives else None, "label": label},
+        "classes": run_info.get("classes", []), "val": val,
+    }
+    for key in ("test", "robustness", "ood"):
+        if evaluation.get(key):
+            doc[key] = evaluation[key]
+    doc.update({"timings": timings, "selected_epoch": selected_epoch, "created": now()})
+    return doc
+
+
+def baseline(data: Path, output: Path, settings: BaselineSettings, *, synthetic: Sequence[Path] = (),
+             negatives: Sequence[Path] = (), sources: dict[str, str] | None = None, force: bool = False,
+             resume: bool = False, stop_after: int | None = None) -> Result:
+    """Run ``dsc baseline``; returns the run's result. Final test metrics are in ``RUN/metrics.json``."""
+    return train(BaselineTask, "baseline", settings, sources or {}, Path(data), [Path(p) for p in synthetic],
+                 [Path(p) for p in negatives], Path(output), force=force, resume=resume, stop_after=stop_after,
+                 use_negatives=settings.ood_loss != "none",
+                 extra_info={"method": "ce", "run_dir": str(Path(output).resolve()),
+                             "synthetic_policy": settings.synthetic_policy if synthetic else None,
+                             "ood_loss": settings.ood_loss if negatives else None})

@@ -1,0 +1,361 @@
+"""The training engine shared by ``dsc pretrain`` and ``dsc baseline``.
+
+A *task* (pretrain.py, baseline.py) owns the model and the loss; this module owns everything around it:
+run directory, data loading, seeded generators, optimizer and cosine schedule with warm-up, AMP,
+DDP, the epoch loop with throughput and data-wait accounting, validation-based checkpoint selection, exact
+resume and the NaN guard.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dsc.data.samplers import BatchPlan, VariantIndex
+from dsc.data.stores import ImageSet, TrainingInputs, load_real, load_synthetic, open_inputs
+from dsc.data.views import ViewMaker
+from dsc.errors import ConfigError, DscError, InputError
+from dsc.provenance import Timings
+from dsc.settings import TrainSettings
+from dsc.train import distributed as D
+from dsc.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from dsc.train.run_dir import RunDir, read_run_info, settings_hash
+
+log = logging.getLogger(__name__)
+
+
+class DivergedError(DscError):
+    """The loss became NaN or infinite."""
+
+
+# ------------------------------------------------------------------------------------------------- data
+@dataclass
+class TrainData:
+    """Everything a training run reads, in memory (uint8 images at the training size)."""
+
+    classes: list[str]
+    pool: ImageSet  # positives (real train + extra synthetic) then negatives
+    n_pos: int
+    n_real: int  # the first n_real rows of the pool are the real train images
+    val: ImageSet
+    synthetic: ImageSet | None = None  # normal synthetic rows, for --synthetic-policy view
+    variants: VariantIndex | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def load_data(inputs: TrainingInputs, settings: TrainSettings, *, use_negatives: bool = True) -> TrainData:
+    """Real train/val rows of DATA.h5, synthetic rows (extra or view) and OOD negatives."""
+    size, store = settings.image_size, inputs.data
+    classes = list(store.classes)
+    real = load_real(store, "train", size)
+    if len(real) == 0:
+        raise InputError(f"{store.path} has no train rows", hint="make DATA.h5 with `dsc subset` (train split)")
+    val = load_real(store, "val", size)
+    if len(val) == 0:
+        log.warning("%s has no val rows: best checkpoint = last epoch", store.path)
+    syn = ImageSet.concat([load_synthetic(s, size, ood=False, n_classes=len(classes)) for s in inputs.synthetic],
+                          size, "synthetic")
+    neg = ImageSet.concat([load_synthetic(s, size, ood=True, n_classes=len(classes)) for s in inputs.negatives],
+                          size, "negatives") if use_negatives else ImageSet.empty(size, "negatives")
+    extra = settings.synthetic_policy == "extra" and len(syn) > 0
+    positives = [real, syn] if extra else [real]
+    pool = ImageSet.concat([*positives, neg], size, "pool")
+    n_pos = len(real) + (len(syn) if extra else 0)
+    data = TrainData(classes, pool, n_pos, len(real), val, counts={
+        "train_real": len(real), "val": len(val), "synthetic": len(syn), "negatives": len(neg)})
+    if settings.synthetic_policy == "view" and len(syn):
+        data.synthetic, data.variants = syn, VariantIndex(syn.source_index)
+    return data
+
+
+# --------------------------------------------------------------------------------------------- schedule
+def lr_at(step: int, total: int, warmup: int, base: float, final_ratio: float = 1e-3) -> float:
+    """Linear warm-up for ``warmup`` steps, then cosine decay from ``base`` to ``base * final_ratio``."""
+    if warmup and step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    low = base * final_ratio
+    return low + (base - low) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def make_optimizer(params: Sequence[nn.Parameter], settings: TrainSettings) -> torch.optim.Optimizer:
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
+                               weight_decay=settings.weight_decay)
+    return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+
+
+def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: on GPU bf16 (or fp16 where bf16 is missing) for "auto"; always off on CPU."""
+    if device.type != "cuda" or setting == "off":
+        return None
+    if setting == "fp16" or (setting == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+# ----------------------------------------------------------------------------------------------- tasks
+class Task:
+    """What differs between pre-training and the baseline. Subclasses set ``net`` and ``val_key``."""
+
+    command: str = ""
+    val_key: str = ""
+    net: nn.Module
+
+    def parts(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, rows: torch.Tensor, ctx: Context) -> tuple[torch.Tensor, int, float]:
+        """Loss of this process's rows (pool indices): (loss to backprop, images used, seconds spent
+        preparing the batch)."""
+        raise NotImplementedError
+
+    def validate(self, ctx: Context) -> float:
+        raise NotImplementedError
+
+    def finish(self, ctx: Context, run: RunDir, result: Result) -> None:
+        """Called once after the last epoch (the baseline evaluates its best checkpoint on test)."""
+
+
+@dataclass
+class Context:
+    """Run-time state handed to tasks."""
+
+    env: D.DistEnv
+    data: TrainData
+    views: ViewMaker
+    plain: ViewMaker
+    aug_gen: torch.Generator
+    amp: torch.dtype | None
+    settings: TrainSettings
+
+    def to_device(self, images: torch.Tensor) -> torch.Tensor:
+        dev = self.env.device
+        return images.pin_memory().to(dev, non_blocking=True) if dev.type == "cuda" else images
+
+
+def build_backbone(settings: TrainSettings, seed: int):
+    """The backbone, initialised from a scoped seed (timm builds models from the global RNG)."""
+    from dsc.backbones import create_backbone
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return create_backbone(settings.backbone, pretrained=settings.pretrained, checkpoint=settings.checkpoint)
+
+
+def backbone_record(settings: TrainSettings, backbone: Any) -> dict[str, Any]:
+    dc = {k: list(v) if isinstance(v, tuple) else v for k, v in backbone.data_config.items()}
+    return {"name": settings.backbone, "model_id": backbone.model_id, "feature_dim": backbone.feature_dim,
+            "data_config": dc, "pretrained": settings.pretrained,
+            "checkpoint": str(settings.checkpoint) if settings.checkpoint else None}
+
+
+@dataclass
+class Result:
+    run_dir: Path
+    epochs: int
+    best_epoch: int | None
+    best_val: float | None
+    metrics: list[dict[str, Any]]
+    status: str
+    timings: dict[str, float]
+
+
+def train(task_factory, command: str, settings: TrainSettings, sources: dict[str, str], data_path: Path,
+          synthetic: Sequence[Path], negatives: Sequence[Path], output: Path, *, force: bool = False,
+          resume: bool = False, stop_after: int | None = None, use_negatives: bool = True,
+          extra_info: dict[str, Any] | None = None) -> Result:
+    """Run (or resume) a training command end to end; ``stop_after`` ends early after that many epochs
+    of this call (used by tests to simulate an interruption)."""
+    timings = Timings()
+    env = D.setup()
+    try:
+        with timings.stage("load"):
+            inputs = open_inputs(data_path, synthetic, negatives)
+            if negatives and not use_negatives:
+                raise ConfigError("--negatives were given but this configuration does not use them",
+                                  hint="pass --ood-loss extra-class or outlier-exposure, or drop --negatives")
+            run = RunDir(output)
+            resuming = (output / "run.json").is_file() and resume
+            if env.main:
+                resuming = run.prepare(force=force, resume=resume)
+            D.barrier(env)
+            sjson = settings.model_dump(mode="json")
+            record = inputs.record()
+            if resuming:
+                run.check_resume(command, sjson, record)
+            data = load_data(inputs, settings, use_negatives=use_negatives)
+        with torch.random.fork_rng(devices=[env.device] if env.device.type == "cuda" else []):
+            torch.manual_seed(settings.seed + 2)
+            return _fit(task_factory, command, settings, sources, env, run, data, record, resuming, timings,
+                        stop_after, extra_info or {})
+    finally:
+        D.teardown(env)
+
+
+def _fit(task_factory, command, settings, sources, env, run, data, record, resuming, timings, stop_after,
+         extra_info) -> Result:
+    backbone = build_backbone(settings, settings.seed)
+    task: Task = task_factory(backbone, data, settings)
+    net = task.net.to(env.device)
+    if settings.channels_last and env.device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    model: nn.Module = net
+    if env.distributed:
+        model = nn.parallel.DistributedDataParallel(net, device_ids=[env.device.index] if env.device.type == "cuda"
+                                                    else None)
+    dc = backbone.data_config
+    cl = settings.channels_last and env.device.type == "cuda"
+    views = ViewMaker(settings.augmentation, settings.image_size, dc["mean"], dc["std"], channels_last=cl)
+    plain = ViewMaker("none", settings.image_size, dc["mean"], dc["std"], channels_last=cl)
+    optimizer = make_optimizer(list(net.parameters()), settings)
+    amp = amp_dtype(settings.amp, env.device)
+    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+    sampler_gen = torch.Generator().manual_seed(settings.seed)
+    aug_gen = torch.Generator().manual_seed(settings.seed + 1 + 1000 * env.rank)
+    ctx = Context(env, data, views, plain, aug_gen, amp, settings)
+    plan = BatchPlan(data.pool.labels[:data.n_pos], len(data.pool) - data.n_pos, settings.batch_size,
+                     balanced=settings.balanced, negatives_fraction=settings.negatives_fraction)
+    if plan.batch_size < 2 * env.world:
+        raise ConfigError(f"--batch-size {settings.batch_size} is too small for {env.world} processes",
+                          hint="use at least 2 images per process")
+    total_steps = plan.steps * settings.epochs
+    warmup_steps = plan.steps * settings.warmup_epochs
+    sjson = settings.model_dump(mode="json")
+    parts = task.parts()
+
+    start_epoch, step, best_val, best_epoch = 0, 0, -math.inf, None
+    if resuming and has_checkpoint(run.path, "last"):
+        info = load_checkpoint(run.path, "last", parts, optimizer=optimizer)
+        start_epoch, step = int(info["epoch"]), int(info["step"])
+        best_val = info.get("best_val") if info.get("best_val") is not None else -math.inf
+        best_epoch = info.get("best_epoch")
+        rng = info["rng_states"]
+        sampler_gen.set_state(rng["sampler"])
+        aug_gen.set_state(rng[f"augment{env.rank}"] if f"augment{env.rank}" in rng else rng["augment0"])
+        torch.set_rng_state(rng["torch"])
+        if scaler is not None and info.get("scaler"):
+            scaler.load_state_dict(info["scaler"])
+        if env.main:
+            run.truncate_metrics(start_epoch)
+            run.update(status="running", resumed_from_epoch=start_epoch)
+        log.info("resuming %s from epoch %d", run.path, start_epoch)
+    elif env.main:
+        run.start(command, sjson, sources, record, backbone_record(settings, backbone),
+                  {"classes": data.classes, "data_counts": data.counts,
+                   "batch": {"size": settings.batch_size, "negatives_per_batch": plan.n_neg,
+                             "steps_per_epoch": plan.steps, "processes": env.world}, **extra_info})
+    D.barrier(env)
+    log.info("%s: %d train images (%d real), %d negatives, %d val; %d steps/epoch, %d negatives per batch",
+             command, data.n_pos, data.n_real, len(data.pool) - data.n_pos, len(data.val), plan.steps, plan.n_neg)
+
+    metrics = run.read_metrics() if resuming else []
+    status = "complete"
+    epoch = start_epoch
+    t_start = time.perf_counter()
+    from dsc.console import progress
+
+    with progress(unit="img", transient=False) as bar:
+        task_id = bar.add_task(command, total=(settings.epochs - start_epoch) * plan.steps * settings.batch_size,
+                               status="", visible=env.main)
+        try:
+            for epoch in range(start_epoch + 1, settings.epochs + 1):
+                if stop_after is not None and epoch > start_epoch + stop_after:
+                    status = "stopped"
+                    break
+                t0 = time.perf_counter()
+                data_time, n_images, loss_sum, n_steps = 0.0, 0, 0.0, 0
+                model.train()
+                batches = plan.epoch(sampler_gen)
+                per_epoch = sum(len(b) // env.world * env.world for b in batches)
+                done = bar.tasks[0].completed
+                bar.update(task_id, total=done + per_epoch * (settings.epochs - epoch + 1))
+                for batch in batches:
+                    batch = batch[: len(batch) // env.world * env.world]
+                    rows = D.local_slice(batch, env)
+                    lr = lr_at(step, total_steps, warmup_steps, settings.lr)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    loss, used, wait = _step(task, model, rows, ctx, optimizer, scaler)
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        raise DivergedError(
+                            f"the loss became {value} at epoch {epoch}, step {step + 1}; the run stopped and "
+                            f"its last good checkpoint is {'epoch ' + str(epoch - 1) if epoch > 1 else 'none'}",
+                            hint="lower --lr, use --amp off, or check the inputs")
+                    data_time += wait
+                    loss_sum += value
+                    n_steps += 1
+                    n_images += len(batch)
+                    step += 1
+                    bar.update(task_id, advance=len(batch), status=f"epoch {epoch}/{settings.epochs} "
+                                                                   f"loss {value:.4f}")
+                train_time = time.perf_counter() - t0
+                val = task.validate(ctx)
+                loss_epoch = float(D.all_reduce_sum(torch.tensor([loss_sum / max(n_steps, 1)], device=env.device), env)[0]) / env.world
+                row = {"epoch": epoch, "step": step, "loss": round(loss_epoch, 6), "lr": lr,
+                       "images_per_s": round(n_images / max(train_time, 1e-9), 2),
+                       "data_wait_share": round(data_time / max(train_time, 1e-9), 4),
+                       "time_s": round(time.perf_counter() - t0, 3), task.val_key: val}
+                metrics.append(row)
+                improved = not math.isnan(val) and val > best_val or (math.isnan(val))
+                if improved:
+                    best_val, best_epoch = (val if not math.isnan(val) else best_val), epoch
+                if env.main:
+                    run.append_metrics(row)
+                    state = {"epoch": epoch, "step": step, "loss": loss_epoch, task.val_key: val,
+                             "val_metric": task.val_key, "best_val": None if best_val == -math.inf else best_val,
+                             "best_epoch": best_epoch, "settings_hash": settings_hash(sjson)}
+                    if scaler is not None:
+                        state["scaler"] = scaler.state_dict()
+                    if improved:
+                        save_checkpoint(run.path, "best", parts, state)
+                    rng = {"sampler": sampler_gen, "torch": torch.get_rng_state(), "augment0": aug_gen}
+                    save_checkpoint(run.path, "last", parts, state, optimizer=optimizer, rng=rng)
+                    log.info("epoch %d: loss %.4f, %s %.4f, %.1f img/s, data wait %.0f%%", epoch, loss_epoch,
+                             task.val_key, val, row["images_per_s"], 100 * row["data_wait_share"])
+                D.barrier(env)
+        except DivergedError as exc:
+            if env.main:
+                run.finish("failed", dict(timings, train=round(time.perf_counter() - t_start, 3)), error=str(exc))
+            raise
+        except BaseException as exc:
+            if env.main and (run.path / "run.json").is_file():
+                run.update(status="failed" if not isinstance(exc, KeyboardInterrupt) else "interrupted",
+                           error=f"{type(exc).__name__}: {exc}")
+            raise
+    timings["train"] = round(time.perf_counter() - t_start, 3)
+    result = Result(run.path, epoch, best_epoch, None if best_val == -math.inf else best_val, metrics,
+                    status, dict(timings))
+    if status == "complete":
+        t_eval = time.perf_counter()
+        task.finish(ctx, run, result)
+        result.timings["evaluate"] = round(time.perf_counter() - t_eval, 3)
+    if env.main:
+        prev = read_run_info(run.path).get("timings", {}) if resuming else {}
+        merged = {k: round(prev.get(k, 0.0) + v, 3) for k, v in result.timings.items()}
+        run.finish(status if status != "stopped" else "interrupted", merged, best_epoch=best_epoch,
+                   best_val=result.best_val, epochs_done=epoch if status == "complete" else epoch - 1)
+    return result
+
+
+def _step(task: Task, model: nn.Module, rows: torch.Tensor, ctx: Context, optimizer: torch.optim.Optimizer,
+          scaler: Any) -> tuple[torch.Tensor, int, float]:
+    optimizer.zero_grad(set_to_none=True)
+    loss, used, wait = task.loss(model, rows, ctx)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return loss, used, wait
