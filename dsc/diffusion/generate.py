@@ -1,0 +1,262 @@
+"""Batched image-to-image (SDEdit) and masked generation, faithful to stock diffusers pipelines.
+
+One call denoises many synthetic images at once: several source images x variants, each with its own
+``torch.Generator`` and its own strength. The result for one image is what stock
+``StableDiffusionImg2ImgPipeline`` (no mask) or ``StableDiffusionInpaintPipeline`` (mask) returns for that
+image alone with the same prompt embeddings, generator and scheduler (tests/diffusion/test_generate.py
+checks this image for image). What differs is only how the work is shared:
+
+- each source image is VAE-encoded once (``encode_source``); its posterior (mean, std) is kept and every
+  variant draws its own latent sample from it with its own generator, as the stock pipeline's
+  ``latent_dist.sample(generator)`` does;
+- prompt embeddings are computed by the caller once per class and only gathered here;
+- images with different strengths share the UNet calls: strength decides at which index of the common
+  timestep list an image starts (``get_timesteps`` of the stock pipelines), so at every step all active
+  images sit at the same timestep. Each strength group keeps its own copy of the scheduler, because
+  multistep schedulers (PNDM, DPM-Solver) keep per-trajectory history;
+- classifier-free guidance runs unconditional and conditional halves in one UNet call.
+
+Masks: a UNet with 4 input channels is edited inside the mask by latent blending (the stock inpaint
+pipeline's path for non-inpainting models, as DA-Fusion uses it); a 9-channel inpainting UNet gets the mask
+and the masked-image latents as extra channels. After decoding, pixels outside the edit mask are copied
+from the source (``paste=True``), so they are exactly unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from dsc.errors import ConfigError
+
+
+@dataclass
+class Source:
+    """One source image, VAE-encoded once; all its variants reuse the posterior."""
+
+    pixels: np.ndarray  # uint8 [H, W, 3], what pasting copies from
+    mean: torch.Tensor  # [1, C, h, w] VAE posterior mean
+    std: torch.Tensor  # [1, C, h, w]
+    edit_mask: np.ndarray | None = None  # bool [H, W]: True where pixels may change
+    latent_mask: torch.Tensor | None = None  # [1, 1, h, w] float 0/1
+    masked_mean: torch.Tensor | None = None  # posterior of the masked image (9-channel UNets only)
+    masked_std: torch.Tensor | None = None
+
+
+@dataclass
+class Request:
+    """One synthetic image to make."""
+
+    source: Source
+    cond: torch.Tensor  # [L, D] prompt embedding
+    uncond: torch.Tensor  # [L, D] negative / unconditional embedding
+    strength: float
+    generator: torch.Generator
+    masked_x0: torch.Tensor | None = None  # set by ``denoise`` for 9-channel UNets
+
+
+@dataclass
+class _Group:
+    """Images sharing one strength: one scheduler copy, one start index into the timesteps."""
+
+    start: int
+    scheduler: Any
+    members: list[int]
+    latents: torch.Tensor | None = None
+    x0: torch.Tensor | None = None
+    noise: torch.Tensor | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _randn(shape: tuple[int, ...], generator: torch.Generator, device: torch.device,
+           dtype: torch.dtype) -> torch.Tensor:
+    from diffusers.utils.torch_utils import randn_tensor
+
+    return randn_tensor(shape, generator=generator, device=device, dtype=dtype)
+
+
+def to_model_input(pixels: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """uint8 [H, W, 3] -> [1, 3, H, W] in [-1, 1] (the stock image processor's arithmetic)."""
+    x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float() / 255.0
+    return (2.0 * x - 1.0).to(device=device, dtype=dtype)
+
+
+@torch.no_grad()
+def encode_source(vae: Any, pixels: np.ndarray, edit_mask: np.ndarray | None = None,
+                  masked_latents: bool = False) -> Source:
+    """VAE-encode one image (batch of one, so the result never depends on its neighbours)."""
+    device, dtype = vae.device, vae.dtype
+    x = to_model_input(pixels, device, dtype)
+    dist = vae.encode(x).latent_dist
+    src = Source(pixels=pixels, mean=dist.mean, std=dist.std)
+    if edit_mask is not None:
+        m = torch.from_numpy(edit_mask.astype(np.float32))[None, None]
+        h, w = dist.mean.shape[-2:]
+        src.edit_mask = edit_mask.astype(bool)
+        src.latent_mask = torch.nn.functional.interpolate(m, size=(h, w)).to(device=device, dtype=dtype)
+        if masked_latents:
+            masked = x * (m.to(device=device, dtype=dtype) < 0.5)
+            mdist = vae.encode(masked).latent_dist
+            src.masked_mean, src.masked_std = mdist.mean, mdist.std
+    return src
+
+
+def start_index(steps: int, strength: float, order: int = 1) -> int:
+    """Index into the scheduler's timesteps where an image of this strength starts (stock get_timesteps)."""
+    init = min(int(steps * strength), steps)
+    return max(steps - init, 0) * order
+
+
+def check_strength(steps: int, strength: float) -> None:
+    """At least one denoising step must run: int(steps * strength) >= 1."""
+    if not 0.0 < strength <= 1.0:
+        raise ConfigError(f"strength {strength} is outside (0, 1]", hint="pass values like 0.25,0.5,0.75,1.0")
+    if int(steps * strength) < 1:
+        raise ConfigError(f"strength {strength} with {steps} steps runs no denoising step",
+                          hint=f"use a strength >= {1 / steps:.3g} or more --steps")
+
+
+def _step_kwargs(scheduler: Any, generators: list[torch.Generator]) -> dict[str, Any]:
+    params = set(inspect.signature(scheduler.step).parameters)
+    out: dict[str, Any] = {}
+    if "eta" in params:
+        out["eta"] = 0.0
+    if "generator" in params:
+        out["generator"] = generators
+    return out
+
+
+@torch.no_grad()
+def denoise(vae: Any, unet: Any, scheduler: Any, requests: list[Request], *, steps: int, guidance: float,
+            inpaint: bool = False) -> torch.Tensor:
+    """Generate ``requests`` in one batched loop; float images [B, 3, H, W] in [0, 1] (before pasting)."""
+    if not requests:
+        raise ValueError("no requests")
+    device, dtype = unet.device, unet.dtype
+    nine = unet.config.in_channels == 9
+    if nine and not inpaint:
+        raise ConfigError("this model has an inpainting UNet (9 input channels)",
+                          hint="use --mask object or background, or a non-inpainting model")
+    if inpaint and any(r.source.latent_mask is None for r in requests):
+        raise ValueError("inpainting requests need sources encoded with an edit mask")
+    base = copy.deepcopy(scheduler)
+    base.set_timesteps(steps, device=device)
+    timesteps = base.timesteps
+    order = getattr(base, "order", 1)
+    cfg = guidance > 1 and unet.config.time_cond_proj_dim is None
+    scaling = vae.config.scaling_factor
+
+    groups: dict[float, _Group] = {}
+    for i, req in enumerate(requests):
+        check_strength(steps, req.strength)
+        if req.strength not in groups:
+            start = start_index(steps, req.strength, order)
+            sched = copy.deepcopy(base)
+            if hasattr(sched, "set_begin_index"):
+                sched.set_begin_index(start)
+            groups[req.strength] = _Group(start, sched, [])
+        groups[req.strength].members.append(i)
+
+    for strength, g in groups.items():
+        reqs = [requests[i] for i in g.members]
+        gens = [r.generator for r in reqs]
+        shape = tuple(reqs[0].source.mean.shape[1:])
+        x0, noise = [], []
+        # per image, in the stock pipelines' order: VAE sample, noise, (masked-image sample); the stock
+        # inpaint pipeline with a 9-channel UNet skips the VAE sample at strength 1 (pure noise start)
+        skip_sample = nine and strength == 1.0
+        for r in reqs:
+            if skip_sample:
+                x0.append(torch.zeros((1, *shape), device=device, dtype=dtype))
+            else:
+                sample = _randn((1, *shape), r.generator, device, dtype)
+                x0.append(scaling * (r.source.mean + r.source.std * sample))
+            noise.append(_randn((1, *shape), r.generator, device, dtype))
+            if inpaint:  # the stock inpaint pipeline also samples the masked image's latents
+                extra = _randn((1, *shape), r.generator, device, dtype)
+                if nine:
+                    r.masked_x0 = scaling * (r.source.masked_mean + r.source.masked_std * extra)
+        g.x0, g.noise = torch.cat(x0), torch.cat(noise)
+        t0 = timesteps[g.start:g.start + 1].repeat(len(reqs))
+        if inpaint and strength == 1.0:
+            g.latents = g.noise * g.scheduler.init_noise_sigma
+        else:
+            g.latents = g.scheduler.add_noise(g.x0, g.noise, t0)
+        g.extra = _step_kwargs(g.scheduler, gens)
+
+    ordered = sorted(groups.values(), key=lambda g: g.start)
+    for i, t in enumerate(timesteps):
+        active = [g for g in ordered if g.start <= i]
+        if not active:
+            continue
+        xs = [g.scheduler.scale_model_input(g.latents, t) for g in active]
+        members = [requests[j] for g in active for j in g.members]
+        x = torch.cat(xs)
+        if nine:
+            mask = torch.cat([r.source.latent_mask for r in members])
+            masked = torch.cat([r.masked_x0 for r in members])
+            x = torch.cat([x, mask, masked], dim=1)
+        cond = torch.stack([r.cond for r in members]).to(device=device, dtype=dtype)
+        if cfg:
+            uncond = torch.stack([r.uncond for r in members]).to(device=device, dtype=dtype)
+            x, emb = torch.cat([x, x]), torch.cat([uncond, cond])
+        else:
+            emb = cond
+        pred = unet(x, t, encoder_hidden_states=emb, return_dict=False)[0]
+        if cfg:
+            pred_uncond, pred_text = pred.chunk(2)
+            pred = pred_uncond + guidance * (pred_text - pred_uncond)
+        for g, p in zip(active, pred.split([len(g.members) for g in active]), strict=True):
+            g.latents = g.scheduler.step(p, t, g.latents, **g.extra, return_dict=False)[0]
+            if inpaint and not nine:
+                proper = g.x0
+                if i < len(timesteps) - 1:
+                    proper = g.scheduler.add_noise(g.x0, g.noise, torch.tensor([timesteps[i + 1]]))
+                m = torch.cat([requests[j].source.latent_mask for j in g.members])
+                g.latents = (1 - m) * proper + m * g.latents
+
+    latents = torch.empty((len(requests), *ordered[0].latents.shape[1:]), device=device, dtype=dtype)
+    for g in ordered:
+        latents[g.members] = g.latents
+    images = vae.decode(latents / scaling, return_dict=False)[0]
+    return (images / 2 + 0.5).clamp(0, 1)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[B, 3, H, W] floats in [0, 1] -> uint8 [B, H, W, 3] (the stock ``numpy_to_pil`` rounding)."""
+    arr = images.detach().cpu().permute(0, 2, 3, 1).float().numpy()
+    return (arr * 255).round().astype(np.uint8)
+
+
+def paste(generated: np.ndarray, requests: list[Request]) -> np.ndarray:
+    """Copy source pixels back outside each request's edit mask (exactly unchanged there)."""
+    out = generated.copy()
+    for k, r in enumerate(requests):
+        if r.source.edit_mask is not None:
+            keep = ~r.source.edit_mask
+            out[k][keep] = r.source.pixels[keep]
+    return out
+
+
+def generate(vae: Any, unet: Any, scheduler: Any, requests: list[Request], *, steps: int, guidance: float,
+             inpaint: bool = False) -> np.ndarray:
+    """uint8 images [B, H, W, 3] for ``requests``; outside the edit mask they equal the source."""
+    images = to_uint8(denoise(vae, unet, scheduler, requests, steps=steps, guidance=guidance,
+                              inpaint=inpaint))
+    return paste(images, requests) if inpaint else images
+
+
+@torch.no_grad()
+def encode_prompts(tokenizer: Any, text_encoder: Any, prompts: list[str]) -> torch.Tensor:
+    """Prompt embeddings [n, L, D] as the stock pipelines compute them (no clip skip)."""
+    ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt")
+    mask = None
+    if getattr(text_encoder.config, "use_attention_mask", False):
+        mask = ids.attention_mask.to(text_encoder.device)
+    return text_encoder(ids.input_ids.to(text_encoder.device), attention_mask=mask)[0]
