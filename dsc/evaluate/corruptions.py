@@ -76,7 +76,7 @@ def _gaussian_blur(x: torch.Tensor, p: float) -> torch.Tensor:
 def _pixelate(x: torch.Tensor, p: float) -> torch.Tensor:
     h, w = x.shape[-2:]
     small = F.resize(x, [max(1, round(h * p)), max(1, round(w * p))], antialias=True)
-    return F.resize(small, [h, w], interpolation=F.InterpolationMode.NEAREST)
+    return F.resize(small, [h, w], interpolation=F.InterpolationMode.NEAREST_EXACT)
 
 
 def _elastic(x: torch.Tensor, p: float, gens: list[torch.Generator]) -> torch.Tensor:
