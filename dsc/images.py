@@ -288,7 +288,7 @@ def _process(item: Item, job: Job) -> Processed:
                 mask_fallback = True
         if mask_fallback:
             mask = np.ones((size[1], size[0]), dtype=bool)
-    if job.crop_to_object:
+    if job.crop_to_object and not mask_fallback:
         if mask is None:
             raise ImageProblem("bad mask", f"no mask for {item.image}", mask=True)
         box = object_box(mask, job.dilation)

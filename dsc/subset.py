@@ -360,7 +360,7 @@ def decode(items: list[Item], job: Job, workers: int) -> Iterator[Processed]:
 # -------------------------------------------------------------------------------------------- writing
 def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
                  sources: dict[str, str] | None = None, show_progress: bool = True,
-                 on_plan: Callable[[Plan], None] | None = None) -> SubsetResult:
+                 on_plan: Callable[[Plan], None] | None = None, command: str | None = None) -> SubsetResult:
     """Make a DATA.h5 store at ``output`` from ``settings`` (see the module docstring)."""
     from dsc.console import progress
     from dsc.provenance import Timings, command_line, provenance
@@ -453,7 +453,7 @@ def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
         summary["images_per_s"] = round(len(items) / max(timings["decode_write"], 1e-9), 1)
         prov = provenance(settings.model_dump(mode="json"), sources=sources or {}, timings=dict(timings))
         writer.set_attrs(
-            created=prov["created"], command=command_line(), versions=prov["versions"], host=prov["host"],
+            created=prov["created"], command=command or command_line(), versions=prov["versions"], host=prov["host"],
             settings=prov["settings"], sources=prov["sources"], plugin=plugin_attr,
             plugin_options=plugin.options.model_dump(mode="json"), timings=dict(timings),
             summary=_fit_summary(summary),

@@ -68,3 +68,48 @@ def test_rejects_foreign_and_newer_files(tmp_path):
     (tmp_path / "t.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 10)
     with pytest.raises(StoreError, match="not a readable HDF5"):
         Store(tmp_path / "t.h5")
+
+
+def test_precompressed_rows_roundtrip_direct_and_fallback(tmp_path):
+    import zlib
+
+    from dsc.store import Precompressed, row_digest
+
+    rng = np.random.default_rng(1)
+    imgs = rng.integers(0, 255, (3, 8, 8, 3), dtype=np.uint8)
+    for compression in ("gzip", None):  # None: no filter, the writer decompresses and writes normally
+        path = tmp_path / f"p-{compression}.h5"
+        w = StoreWriter(path, kind="data", compression=compression)
+        w.set_classes(["a"])
+        w.create_column("images", (8, 8, 3), np.uint8, chunk_rows=1)
+        w.create_column("labels", (), np.int64)
+        w.append(images=Precompressed(zlib.compress(im.tobytes(), 4) for im in imgs),
+                 digest=np.array([row_digest(im) for im in imgs], dtype="S16"), labels=np.zeros(3, np.int64))
+        w.finalize()
+        np.testing.assert_array_equal(Store(path).load_images(), imgs)
+    with pytest.raises(StoreError, match="explicit 'digest'"):
+        StoreWriter(tmp_path / "q.h5", kind="data").append(images=Precompressed([b""]))
+
+
+def test_holdout_rows_are_excluded_from_indices_by_default(tmp_path):
+    w = StoreWriter(tmp_path / "h.h5", kind="data")
+    w.set_classes(["a", "b"], holdout_names=["z"])
+    w.create_column("images", (4, 4, 3), np.uint8)
+    for name, dtype in (("labels", np.int64), ("split", str), ("holdout", bool), ("holdout_label", np.int64)):
+        w.create_column(name, (), dtype)
+    w.append(images=np.zeros((4, 4, 4, 3), np.uint8), labels=np.array([0, 1, -1, 1]),
+             split=["train", "test", "test", "test"], holdout=np.array([False, False, True, False]),
+             holdout_label=np.array([-1, -1, 0, -1]))
+    fp_with = w.fingerprint()
+    w.finalize()
+    st = Store(tmp_path / "h.h5")
+    assert st.holdout_classes == ["z"] and st.holdout.tolist() == [False, False, True, False]
+    assert st.indices("test").tolist() == [1, 3]
+    assert st.indices("test", holdout=True).tolist() == [2]
+    assert st.indices("test", holdout=None).tolist() == [1, 2, 3]
+    assert st.indices().tolist() == [0, 1, 3] and st.fingerprint == fp_with
+    assert st.summary()["counts"]["test"] == {"b": 2, "z": 1}
+    plain = tmp_path / "plain.h5"
+    _write(plain)
+    ps = Store(plain)
+    assert not ps.holdout.any() and ps.holdout_classes == [] and len(ps.indices()) == len(ps)
