@@ -86,17 +86,24 @@ class InvertSettings(ModelSettings):
 
 
 class AugmentSettings(ModelSettings):
+    """``dsc augment``. ``preset`` fills every value still at its default (docs/commands/augment.md)."""
+
+    preset: Literal["dafusion", "thesis"] | None = None
     strategy: str = "dafusion"
+    tokens: Path | None = None
     mode: Literal["normal", "ood"] = "normal"
     ood_strategy: Literal["strength", "other-class", "inpaint-object", "blend"] = "strength"
     per_image: int = Field(default=10, ge=1)
-    strength: list[float] = Field(default_factory=lambda: [0.5])
+    strength: list[float] | None = Field(default=None, description="None: 0.5 normal, 0.75 ood, 1.0 inpaint-object")
     strength_probs: list[float] | None = None
     guidance: float = Field(default=7.5, ge=0)
     steps: int = Field(default=50, ge=1)
     scheduler: str = "default"
     prompt_template: str = "a photo of a {token}"
+    ood_prompt: str = Field(default="a photo of an object", description="inpaint-object: what replaces the object")
+    blend_weight: float = Field(default=0.5, gt=0, lt=1, description="blend: weight of the other class")
     examples_per_class: int | None = Field(default=None, ge=1)
+    classes: list[str] | None = None
     batch_size: int = Field(default=8, ge=1)
     seed: int = 0
     mask: Literal["none", "object", "background"] = "none"
@@ -106,9 +113,23 @@ class AugmentSettings(ModelSettings):
 
     @field_validator("strength")
     @classmethod
-    def _strength_range(cls, v: list[float]) -> list[float]:
-        if not v or any(not (0.0 < s <= 1.0) for s in v):
+    def _strength_range(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (not v or any(not (0.0 < s <= 1.0) for s in v)):
             raise ValueError("every strength must lie in (0, 1]")
+        return v
+
+    @field_validator("strength_probs")
+    @classmethod
+    def _probs(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (any(p < 0 for p in v) or abs(sum(v) - 1.0) > 1e-6):
+            raise ValueError("strength probabilities must be non-negative and sum to 1")
+        return v
+
+    @field_validator("resolution")
+    @classmethod
+    def _multiple_of_8(cls, v: int) -> int:
+        if v % 8:
+            raise ValueError("resolution must be a multiple of 8 (the VAE downsamples by 8)")
         return v
 
 
@@ -162,6 +183,18 @@ class ProbeSettings(Section):
     with_synthetic: bool = False
     checkpoint: Literal["best", "last"] = "best"
     seed: int = 0
+    corruptions: bool = Field(default=True, description="evaluate robustness under image corruptions")
+    severities: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], description="corruption severities")
+    knn_k: int = Field(default=5, ge=1, description="k of the k-NN OOD score")
+    eval_batch_size: int = Field(default=256, ge=1, description="images per batch for feature extraction")
+    device: str = "auto"
+
+    @field_validator("severities")
+    @classmethod
+    def _severities_range(cls, v: list[int]) -> list[int]:
+        if not v or any(s not in (1, 2, 3, 4, 5) for s in v):
+            raise ValueError("severities must be a non-empty list of values in 1..5")
+        return sorted(set(v))
 
 
 class ReportSettings(Section):
