@@ -43,7 +43,7 @@ class FolderDataset(DatasetPlugin):
     """Images in one folder per class, optional parallel mask tree and metadata file."""
 
     name = "folder"
-    summary = "Image folders <root>/<class>/<image>, optional --masks tree and metadata (super-classes, groups)"
+    summary = "Image folders <root>/<class>/<image> with optional masks tree and metadata file"
     Options = FolderOptions
     options: FolderOptions
 

@@ -82,7 +82,7 @@ class MvipDataset(DatasetPlugin):
     """MVIP multi-view industrial parts: per-class meta.json, train/valid/test folders, generated masks."""
 
     name = "mvip"
-    summary = "MVIP layout: <class>/meta.json, train_data/valid_data/test_data sets, *_rgb_mask_gen.png masks"
+    summary = "MVIP multi-view industrial parts: meta.json classes, train/valid/test sets, masks"
     Options = MvipOptions
     options: MvipOptions
 

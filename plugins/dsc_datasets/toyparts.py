@@ -38,7 +38,7 @@ class ToyPartsDataset(DatasetPlugin):
     """Procedural mechanical parts (gears, washers, bolts, springs, ...) with masks; the demo dataset."""
 
     name = "toyparts"
-    summary = "Procedural mechanical parts with masks, super-classes and tags; offline, seeded (demo dataset)"
+    summary = "Procedurally drawn mechanical parts with masks; offline, seeded (the demo dataset)"
     Options = ToyPartsOptions
     options: ToyPartsOptions
 

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
+from dsc_datasets.folder import FolderDataset
 from PIL import Image
 
 from dsc.errors import InputError
-from dsc_datasets.folder import FolderDataset
 
 
 def _img(path: Path, size: tuple[int, int] = (8, 6), mode: str = "RGB") -> Path:

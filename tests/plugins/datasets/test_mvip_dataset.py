@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dsc_datasets.mvip import MvipDataset, write_fake_mvip
 from PIL import Image
 
 from dsc.errors import InputError
-from dsc_datasets.mvip import MvipDataset, write_fake_mvip
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from dsc_datasets.toyparts import CLASS_NAMES, ToyPartsDataset
 
 from dsc.errors import InputError
-from dsc_datasets.toyparts import CLASS_NAMES, ToyPartsDataset
 
 
 def _ds(**opts) -> ToyPartsDataset:
@@ -49,8 +49,8 @@ def test_deterministic_by_seed_and_independent_of_selection():
     b = list(_ds(seed=3, objects_per_class=2, views_per_object=2, image_size=48).records(["nut"]))
     c = list(_ds(seed=4, objects_per_class=2, views_per_object=2, image_size=48).records(["nut"]))
     nut_a = [r for r in a if r.label == "nut"]
-    assert all(np.array_equal(x.image, y.image) and np.array_equal(x.mask, y.mask) for x, y in zip(nut_a, b))
-    assert not any(np.array_equal(x.image, y.image) for x, y in zip(b, c))
+    assert all(np.array_equal(x.image, y.image) and np.array_equal(x.mask, y.mask) for x, y in zip(nut_a, b, strict=True))
+    assert not any(np.array_equal(x.image, y.image) for x, y in zip(b, c, strict=True))
     # the views of one object differ from each other
     assert not np.array_equal(b[0].image, b[1].image)
 
