@@ -39,16 +39,16 @@ def metric_table(ood_score: str = "msp") -> list[Metric]:
     """The metrics the report compares (fractions in metrics.json, shown in %)."""
     return [
         Metric("top1", "top-1", True, lambda m: _get(m, "test", "top1")),
-        Metric("macro_f1", "macro-F1", True, lambda m: _get(m, "test", "macro_f1")),
+        Metric("macro_f1", "F1", True, lambda m: _get(m, "test", "macro_f1")),
         Metric("ece", "ECE", False, lambda m: _get(m, "test", "ece")),
-        Metric("corruption_top1", "corrupt. top-1", True,
+        Metric("corruption_top1", "corrupt.", True,
                lambda m: _get(m, "robustness", "mean_corruption_top1")),
-        Metric("ood_auroc", f"OOD AUROC ({ood_score})", True,
+        Metric("ood_auroc", "OOD AUROC", True,
                lambda m: _get(m, "ood", "holdout", ood_score, "auroc")),
         Metric("ood_fpr95", "FPR95", False, lambda m: _get(m, "ood", "holdout", ood_score, "fpr95")),
-        Metric("synthetic_ood_auroc", f"synth. OOD AUROC ({ood_score})", True,
+        Metric("synthetic_ood_auroc", "syn-OOD AUROC", True,
                lambda m: _get(m, "ood", "synthetic", ood_score, "auroc")),
-        Metric("synthetic_ood_fpr95", "synth. FPR95", False,
+        Metric("synthetic_ood_fpr95", "syn-OOD FPR95", False,
                lambda m: _get(m, "ood", "synthetic", ood_score, "fpr95")),
     ]
 

@@ -14,8 +14,8 @@ from dsc.report.runs import Run
 #: Settings that do not define a configuration (they vary between seeds or only affect speed).
 IGNORED_SETTINGS = frozenset({"seed", "workers", "amp", "channels_last", "device", "output", "resume",
                               "force", "dtype", "num_workers", "log_every"})
-METHOD_LABELS = {"ce": "CE baseline", "supcon+probe": "SupCon + probe"}
-SYNTHETIC_LABELS = {"none": "none", "normal": "normal", "normal+ood": "normal + OOD", "ood": "OOD"}
+METHOD_LABELS = {"ce": "CE", "supcon+probe": "SupCon+probe"}
+SYNTHETIC_LABELS = {"none": "none", "normal": "normal", "normal+ood": "normal+OOD", "ood": "OOD"}
 
 
 def method_of(run: Run) -> str:

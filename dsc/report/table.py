@@ -80,13 +80,13 @@ def main_section(report: dict[str, Any]) -> Section:
     base = report.get("baseline")
     show_delta = base is not None and any(primary["key"] in c["deltas"] for c in configs)
     show_mce = any("relative_corruption_error" in c for c in configs)
-    cols = ["configuration", "method", "synthetic data", "seeds"]
-    cols += [f"{m['label']} %" + (" ↓" if not m["higher_is_better"] else "") for m in metrics]
+    cols = ["configuration", "method", "synthetic", "seeds"]
+    cols += [m["label"] + ("↓" if not m["higher_is_better"] else "") for m in metrics]
     if show_delta:
-        cols.append(f"Δ {primary['label']} vs {base} (pp)")
+        cols.append(f"Δ {primary['label']} (pp)")
     if show_mce:
-        cols.append("rel. corrupt. error")
-    cols.append("time per stage")
+        cols.append("rel. CE↓")
+    cols.append("time")
     section = Section("Comparison", cols, right=set(range(3, 4 + len(metrics))))
     for c in configs:
         row = [Cell(c["name"] + (" (baseline)" if c["name"] == base else "")), Cell(c["method_label"]),
@@ -112,7 +112,12 @@ def main_section(report: dict[str, Any]) -> Section:
     elif base is None and configs:
         notes.append("no baseline configuration (ce/none or supcon+probe/none) among these runs; pass "
                      "--baseline NAME to compare against one.")
-    notes.append("mean ± std (ddof=1) over seeds; best value per column in bold; ↓ lower is better.")
+    notes.append("Metrics in % on the test split, mean ± std (ddof=1) over seeds; best per column in bold; "
+                 "↓ lower is better. F1: macro-F1; ECE: 15-bin calibration error; corrupt.: mean top-1 over "
+                 f"corruptions and severities; OOD AUROC / FPR95: held-out classes vs test, "
+                 f"{report['ood_score']} score; syn-OOD: evaluation-only synthetic OOD images"
+                 + ("; rel. CE: corruption error relative to the baseline (1 = same)" if show_mce else "")
+                 + ".")
     for c in configs:
         for n in c.get("notes", []):
             notes.append(f"{c['name']}: {n}")
@@ -133,7 +138,8 @@ def to_rich(section: Section) -> Table:
     table = Table(title=section.title, box=box.SIMPLE_HEAVY, title_justify="left", title_style="bold",
                   caption="\n".join(section.notes) or None, caption_justify="left", caption_style="dim")
     for i, col in enumerate(section.columns):
-        table.add_column(col, justify="right" if i in section.right else "left", overflow="fold")
+        table.add_column(col, justify="right" if i in section.right else "left", overflow="fold",
+                         no_wrap=i == 0 or i in section.right)
     for row in section.rows:
         table.add_row(*[Text(c.text, style=STYLES.get(c.style, "")) for c in row])
     return table

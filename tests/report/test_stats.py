@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dsc.report import stats
+
+
+def test_mean_std_known_values():
+    assert stats.mean([0.6, 0.62, 0.58, 0.65]) == pytest.approx(0.6125)
+    # deviations -0.0125, 0.0075, -0.0325, 0.0375 -> sum of squares 0.002675, over n - 1 = 3
+    assert stats.std([0.6, 0.62, 0.58, 0.65]) == pytest.approx(math.sqrt(0.002675 / 3))
+    assert math.isnan(stats.std([0.5]))
+    assert math.isnan(stats.mean([]))
+
+
+@pytest.mark.parametrize("t", [0.0, 0.5, 1.0, 3.0, 12.0])
+def test_t_distribution_closed_forms(t):
+    # df = 1 (Cauchy) and df = 2 have closed-form two-sided tails
+    assert stats.t_sf_two_sided(t, 1) == pytest.approx(1 - 2 / math.pi * math.atan(t), abs=1e-12)
+    assert stats.t_sf_two_sided(t, 2) == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-12)
+
+
+def test_t_distribution_matches_scipy():
+    sst = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 3, 4.5, 7, 30, 200):
+        for t in (-8.0, -2.1, -0.3, 0.0, 0.7, 2.5, 10.0):
+            assert stats.t_cdf(t, df) == pytest.approx(sst.t.cdf(t, df), abs=1e-12)
+    assert stats.t_ppf(0.975, 3) == pytest.approx(sst.t.ppf(0.975, 3), abs=1e-8)
+
+
+def test_paired_ttest_known_answer():
+    base = [0.60, 0.62, 0.58, 0.65]
+    new = [0.66, 0.65, 0.64, 0.70]
+    t, df, p = stats.paired_ttest(new, base)
+    # diffs 0.06 0.03 0.06 0.05: mean 0.05, sd sqrt(0.0002), t = 0.05 / (sqrt(0.0002) / 2) = 5 sqrt(2)
+    assert t == pytest.approx(5 * math.sqrt(2))
+    assert df == 3
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 10])
+def test_paired_and_welch_match_scipy(n):
+    sst = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(n)
+    a = rng.normal(0.7, 0.05, n)
+    b = a - rng.normal(0.02, 0.03, n)
+    t, df, p = stats.paired_ttest(list(a), list(b))
+    ref = sst.ttest_rel(a, b)
+    assert t == pytest.approx(ref.statistic, rel=1e-10)
+    assert p == pytest.approx(ref.pvalue, rel=1e-9)
+    t, df, p = stats.welch_ttest(list(a), list(b))
+    ref = sst.ttest_ind(a, b, equal_var=False)
+    assert t == pytest.approx(ref.statistic, rel=1e-10)
+    assert p == pytest.approx(ref.pvalue, rel=1e-9)
+
+
+def test_undefined_tests_give_nan():
+    assert all(math.isnan(x) for x in stats.paired_ttest([0.5], [0.4]))
+    t, _, p = stats.paired_ttest([0.5, 0.6], [0.4, 0.5])   # identical differences: no variance
+    assert math.isnan(t) and math.isnan(p)
+    with pytest.raises(ValueError):
+        stats.paired_ttest([0.1, 0.2], [0.1])
+
+
+def test_compare_pairs_on_matched_seeds_only():
+    base = {0: 0.60, 1: 0.62, 2: 0.58, 3: 0.65}
+    new = {1: 0.65, 2: 0.64, 3: 0.70, 7: 0.10}      # seed 7 has no partner and is ignored
+    res = stats.compare(new, base, resamples=2000)
+    assert res.test == "paired-t" and res.n == 3
+    assert res.delta == pytest.approx((0.03 + 0.06 + 0.05) / 3)
+    lo, hi = res.ci
+    assert 0.03 - 1e-12 <= lo <= res.delta <= hi <= 0.06 + 1e-12
+
+
+def test_compare_falls_back_to_welch_without_matching_seeds():
+    res = stats.compare({10: 0.7, 11: 0.72}, {0: 0.6, 1: 0.61})
+    assert res.test == "welch-t" and res.delta == pytest.approx(0.105)
+    assert res.ci is None
+    one = stats.compare({10: 0.7}, {0: 0.6})
+    assert one.test == "none" and one.delta == pytest.approx(0.1)
+
+
+def test_bootstrap_is_seeded_and_bounded():
+    diffs = [0.01, 0.03, 0.02, 0.05, -0.01]
+    assert stats.bootstrap_ci(diffs, seed=3) == stats.bootstrap_ci(diffs, seed=3)
+    lo, hi = stats.bootstrap_ci(diffs, seed=3)
+    assert min(diffs) <= lo < stats.mean(diffs) < hi <= max(diffs)
+    assert stats.bootstrap_ci([0.1]) is None
+
+
+def test_marks():
+    assert stats.mark(0.0005) == "***"
+    assert stats.mark(0.005) == "**"
+    assert stats.mark(0.03) == "*"
+    assert stats.mark(0.2) == "n.s."
+    assert stats.mark(None) == "" and stats.mark(float("nan")) == ""
+    assert stats.mark(0.03, alpha=0.01) == "n.s."
