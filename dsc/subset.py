@@ -125,51 +125,95 @@ def _filter(infos: list[ClassInfo], settings: SubsetSettings, dataset: str) -> l
     return infos
 
 
-def _choose(pool: list[ClassInfo], counts: Counter, settings: SubsetSettings,
-            rng: np.random.Generator) -> tuple[list[ClassInfo], list[ClassInfo], list[dict[str, Any]]]:
-    """Training and held-out classes from the pool; classes below --min-per-class are dropped."""
-    small = [c for c in pool if counts[c.name] < settings.min_per_class]
-    skipped = [{"name": c.name, "images": counts[c.name],
-                "reason": f"fewer than {settings.min_per_class} images"} for c in small]
-    if small:
-        listed = ", ".join(f"{c.name} ({counts[c.name]})" for c in small[:10]) + (" ..." if len(small) > 10 else "")
-        log.warning("skipped %d class%s with fewer than %d images (--min-per-class): %s",
-                    len(small), "" if len(small) == 1 else "es", settings.min_per_class, listed)
-    eligible = [c for c in pool if counts[c.name] >= settings.min_per_class]
-    if not eligible:
-        raise InputError(f"no class has at least {settings.min_per_class} images "
-                         f"({len(pool)} classes scanned, {sum(counts.values())} images)",
-                         hint="lower --min-per-class or check the dataset root")
-    k = settings.holdout_classes
+class _Scanner:
+    """Reads records class by class, so that choosing N of many classes reads only what it needs."""
+
+    def __init__(self, plugin: DatasetPlugin, min_per_class: int) -> None:
+        self.plugin = plugin
+        self.min = min_per_class
+        self.records: dict[str, list[Record]] = {}
+        self.small: list[dict[str, Any]] = []
+        self.n_records = 0
+
+    def scan(self, names: Sequence[str]) -> None:
+        todo = [n for n in names if n not in self.records]
+        if not todo:
+            return
+        wanted = set(todo)
+        for name in todo:
+            self.records[name] = []
+        for rec in self.plugin.records(todo):
+            self.n_records += 1
+            if rec.label in wanted:
+                self.records[rec.label].append(rec)
+        for name in todo:
+            if len(self.records[name]) < self.min:
+                self.small.append({"name": name, "images": len(self.records[name]),
+                                   "reason": f"fewer than {self.min} images"})
+
+    def ok(self, name: str) -> bool:
+        self.scan([name])
+        return len(self.records[name]) >= self.min
+
+
+def _choose(pool: list[ClassInfo], scanner: _Scanner, settings: SubsetSettings,
+            rng: np.random.Generator) -> tuple[list[ClassInfo], list[ClassInfo]]:
+    """Training and held-out classes; classes below --min-per-class are skipped (warning, count).
+
+    The pool is shuffled once with the seed; N training then K held-out classes are taken from the front,
+    skipping small classes. Only the classes looked at are read, and the training classes do not depend on
+    K. Without --classes every class is read, K are held out at random and the rest are trained on.
+    """
+    k, m = settings.holdout_classes, settings.min_per_class
+    perm = [pool[i] for i in rng.permutation(len(pool))]
     if settings.class_names is not None:
-        by_name = {c.name: c for c in eligible}
-        train = [by_name[n] for n in settings.class_names if n in by_name]
-        if not train:
-            raise InputError("none of the classes named in --class-names has enough images",
-                             hint="lower --min-per-class")
-        rest = [c for c in eligible if c.name not in set(settings.class_names)]
-        perm = [rest[i] for i in rng.permutation(len(rest))]
-        if k > len(perm):
-            raise InputError(f"asked for {k} held-out classes but only {len(perm)} other classes have at "
-                             f"least {settings.min_per_class} images", hint="lower --holdout-classes")
-        holdout = perm[:k]
-    else:
-        perm = [eligible[i] for i in rng.permutation(len(eligible))]
-        n = settings.classes if settings.classes is not None else len(eligible) - k
-        if n < 1 or (settings.classes is not None and n + k > len(eligible)):
+        named = {c.name: c for c in pool}
+        scanner.scan(settings.class_names)
+        train = [named[n] for n in settings.class_names if scanner.ok(n)]
+        holdout = [c for c in perm if c.name not in set(settings.class_names)]
+        holdout = _take(holdout, k, scanner)
+        if len(holdout) < k:
+            raise InputError(f"asked for {k} held-out classes but only {len(holdout)} other classes have at "
+                             f"least {m} images", hint="lower --holdout-classes or --min-per-class")
+    elif settings.classes is not None:
+        n = settings.classes
+        chosen = _take(perm, n + k, scanner)
+        if len(chosen) < n + k:
             asked = f"{n} classes" + (f" + {k} held-out" if k else "")
-            raise InputError(f"asked for {asked} but only {len(eligible)} classes have at least "
-                             f"{settings.min_per_class} images",
-                             hint="ask for fewer classes, lower --min-per-class or drop filters")
-        if settings.classes is not None:
-            train, holdout = perm[:n], perm[n:n + k]
-        else:
-            holdout, train = perm[:k], perm[k:]
-        rank = {c.name: i for i, c in enumerate(pool)}
-        train.sort(key=lambda c: rank[c.name])
+            raise InputError(f"asked for {asked} but only {len(chosen)} of {len(pool)} classes have at least "
+                             f"{m} images", hint="ask for fewer classes, lower --min-per-class or drop filters")
+        train, holdout = chosen[:n], chosen[n:]
+    else:
+        scanner.scan([c.name for c in pool])
+        eligible = [c for c in perm if scanner.ok(c.name)]
+        if eligible and k >= len(eligible):
+            raise InputError(f"asked for {k} held-out classes but only {len(eligible)} classes have at least "
+                             f"{m} images", hint="lower --holdout-classes (some classes must remain to train)")
+        holdout, train = eligible[:k], eligible[k:]
+    if scanner.small:
+        small = scanner.small
+        listed = ", ".join(f"{c['name']} ({c['images']})" for c in small[:10]) + (" ..." if len(small) > 10 else "")
+        log.warning("skipped %d class%s with fewer than %d images (--min-per-class): %s",
+                    len(small), "" if len(small) == 1 else "es", m, listed)
+    if not train:
+        raise InputError(f"no class has at least {m} images ({len(scanner.records)} classes read, "
+                         f"{scanner.n_records} images)", hint="lower --min-per-class or check the dataset root")
     rank = {c.name: i for i, c in enumerate(pool)}
+    if settings.class_names is None:
+        train.sort(key=lambda c: rank[c.name])
     holdout.sort(key=lambda c: rank[c.name])
-    return train, holdout, skipped
+    return train, holdout
+
+
+def _take(candidates: list[ClassInfo], count: int, scanner: _Scanner) -> list[ClassInfo]:
+    """The first ``count`` candidates with enough images (reading classes one at a time)."""
+    out: list[ClassInfo] = []
+    for c in candidates:
+        if len(out) == count:
+            break
+        if scanner.ok(c.name):
+            out.append(c)
+    return out
 
 
 def _cap(records: list[Record], limit: int, rng: np.random.Generator) -> list[Record]:
@@ -217,22 +261,17 @@ def plan_subset(plugin: DatasetPlugin, settings: SubsetSettings) -> Plan:
         if excluded:
             raise InputError(f"class {excluded[0]!r} does not match the --super-class/--tag filter",
                              hint="drop the filter or the class")
-        if settings.holdout_classes == 0:
-            pool = [c for c in pool if c.name in set(settings.class_names)]
+    with_masks = plugin.has_masks()
+    if settings.crop_to_object and not with_masks:
+        raise InputError(f"--crop-to-object needs masks, but dataset {dataset!r} has none",
+                         hint="pass --masks DIR (for datasets with a mask tree) or drop --crop-to-object")
     # independent streams: changing --max-per-class does not change which classes are chosen, etc.
     class_seq, cap_seq, split_seq = np.random.SeedSequence(settings.seed).spawn(3)
     class_rng, cap_rng = np.random.default_rng(class_seq), np.random.default_rng(cap_seq)
 
-    pool_names = [c.name for c in pool]
-    wanted = set(pool_names)
-    by_class: dict[str, list[Record]] = defaultdict(list)
-    scanned = 0
-    for rec in plugin.records(pool_names):
-        scanned += 1
-        if rec.label in wanted:
-            by_class[rec.label].append(rec)
-    counts = Counter({name: len(by_class[name]) for name in pool_names})
-    train, holdout, skipped = _choose(pool, counts, settings, class_rng)
+    scanner = _Scanner(plugin, settings.min_per_class)
+    train, holdout = _choose(pool, scanner, settings, class_rng)
+    by_class = scanner.records
 
     capped: dict[str, int] = {}
     if settings.max_per_class is not None:
@@ -242,10 +281,6 @@ def plan_subset(plugin: DatasetPlugin, settings: SubsetSettings) -> Plan:
             if len(by_class[c.name]) < before:
                 capped[c.name] = before - len(by_class[c.name])
 
-    with_masks = plugin.has_masks()
-    if settings.crop_to_object and not with_masks:
-        raise InputError(f"--crop-to-object needs masks, but dataset {dataset!r} has none",
-                         hint="pass --masks DIR (for datasets with a mask tree) or drop --crop-to-object")
     rows: list[Row] = []
     order = 0
     for label, c in enumerate(train):
@@ -260,7 +295,8 @@ def plan_subset(plugin: DatasetPlugin, settings: SubsetSettings) -> Plan:
     if with_masks:
         _check_masks(rows, settings)
 
-    plan = Plan(train, holdout, rows, skipped, scanned_classes=len(pool), scanned_records=scanned,
+    plan = Plan(train, holdout, rows, scanner.small, scanned_classes=len(scanner.records),
+                scanned_records=scanner.n_records,
                 with_masks=with_masks, capped=capped)
     _assign_splits(plan, settings, split_seq)
     rank = {s: i for i, s in enumerate(SPLITS)}

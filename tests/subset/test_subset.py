@@ -142,7 +142,7 @@ def test_empty_class_folder_is_skipped(tree):
 @pytest.mark.parametrize("kw, error, match", [
     ({"super_class": "Boat"}, InputError, "available: Bike, Car"),
     ({"tag": "wood"}, InputError, "available: metal"),
-    ({"classes": 5}, InputError, "only 4 classes"),
+    ({"classes": 5}, InputError, "only 4 of 4 classes"),
     ({"classes": 3, "holdout_classes": 2}, InputError, r"3 classes \+ 2 held-out"),
     ({"class_names": ["b", "aa"]}, InputError, "did you mean 'a'"),
     ({"class_names": ["a"], "classes": 1}, ConfigError, "exclude each other"),
