@@ -132,7 +132,7 @@ def evaluate_classifier(backbone: Any, head: torch.nn.Module, data: Any, *, clas
     - ``ood_stores``: path, fingerprint and OOD row count of each evaluation-only store used;
     - ``timings``: {"evaluate": seconds, plus per-part seconds}.
 
-    ``options.features`` may hold precomputed features ("train", "test", "holdout", "ood:<path>"); missing
+    ``options.features`` may hold precomputed features ("train", "test", "holdout", "ood:<fingerprint>"); missing
     ones are computed and added (so the caller can cache them). ``ood_stores`` are open ``Store`` objects
     (evaluation-only synthetic stores); their OOD rows are pooled into ``ood.synthetic``.
     """
@@ -173,7 +173,7 @@ def evaluate_classifier(backbone: Any, head: torch.nn.Module, data: Any, *, clas
     sets: list[tuple[str, list[tuple[str, Any, np.ndarray]]]] = []
     if len(hold_idx):
         sets.append(("holdout", [("holdout", data, hold_idx)]))
-    synth = [(f"ood:{s.path}", s, ood_indices(s)) for s in ood_stores]
+    synth = [(f"ood:{s.fingerprint}", s, ood_indices(s)) for s in ood_stores]
     synth = [t for t in synth if len(t[2])]
     if synth:
         sets.append(("synthetic", synth))

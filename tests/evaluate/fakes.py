@@ -26,7 +26,7 @@ def class_images(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.
 
 
 def make_data_store(path: Path, *, per_split=(8, 4, 4), size: int = 32, holdout: int = 0, seed: int = 0,
-                    holdout_column: bool = True) -> Store:
+                    holdout_column: bool = True, test_seed: int | None = None) -> Store:
     """A data store with 3 classes; ``holdout`` extra test rows of held-out classes (label -1)."""
     rng = np.random.default_rng(seed)
     labels, split = [], []
@@ -40,6 +40,9 @@ def make_data_store(path: Path, *, per_split=(8, 4, 4), size: int = 32, holdout:
     hold += [True] * holdout
     labels_arr = np.array(labels, dtype=np.int64)
     images = class_images(np.where(labels_arr < 0, 3 + np.arange(len(labels)) % 2, labels_arr), size, rng)
+    if test_seed is not None:  # other test images, same train/val images
+        test = np.array(split) == "test"
+        images[test] = class_images(labels_arr[test] % 5, size, np.random.default_rng(test_seed))
     w = StoreWriter(path, kind="data", attrs={"settings": {"resolution": size}})
     w.set_classes(CLASSES)
     w.create_column("images", (size, size, 3), np.uint8, chunk_rows=1)

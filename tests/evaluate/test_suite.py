@@ -56,7 +56,7 @@ def test_evaluate_classifier_all_fields(tmp_path, model):
     assert res["ood"]["holdout"]["msp"]["n_out"] == 4 and res["ood"]["synthetic"]["knn"]["n_out"] == 6
     assert res["ood_stores"][0]["fingerprint"] == ood.fingerprint
     # features were cached in the options for reuse; a second call computes nothing new
-    assert {"train", "test", "holdout", f"ood:{ood.path}"} <= set(opts.features)
+    assert {"train", "test", "holdout", f"ood:{ood.fingerprint}"} <= set(opts.features)
     again = evaluate_classifier(bb, head, data, options=EvalOptions(image_size=32, corruptions=(),
                                                                     features=opts.features), ood_stores=[ood])
     assert "features" not in again["timings"] and again["test"] == res["test"]
