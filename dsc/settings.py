@@ -184,7 +184,7 @@ class ProbeSettings(Section):
     checkpoint: Literal["best", "last"] = "best"
     seed: int = 0
     corruptions: bool = Field(default=True, description="evaluate robustness under image corruptions")
-    severities: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5], description="corruption severities")
+    severities: list[int] = Field(default_factory=lambda: [1, 3, 5], description="corruption severities")
     knn_k: int = Field(default=5, ge=1, description="k of the k-NN OOD score")
     eval_batch_size: int = Field(default=256, ge=1, description="images per batch for feature extraction")
     device: str = "auto"

@@ -33,7 +33,7 @@ def probe(
         "--ood")] = None,
     no_corruptions: Annotated[bool, typer.Option(
         "--no-corruptions", help="Skip the corruption-robustness evaluation.", rich_help_panel=P_EVAL)] = False,
-    severities: Annotated[str | None, _opt("Corruption severities, comma-separated (default 1,2,3,4,5).",
+    severities: Annotated[str | None, _opt("Corruption severities, comma-separated (default 1,3,5).",
                                            P_EVAL)] = None,
     knn_k: Annotated[int | None, _opt("k of the k-NN OOD score (default 5).", P_EVAL)] = None,
     eval_batch_size: Annotated[int | None, _opt("Images per batch for feature extraction.", P_RUN)] = None,

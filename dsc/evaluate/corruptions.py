@@ -17,6 +17,10 @@ import torch
 import torchvision.transforms.v2.functional as F
 
 SEVERITIES = (1, 2, 3, 4, 5)
+#: Severities evaluated by default (probe and baseline alike, so their robustness numbers compare):
+#: the ends and the middle of the range cost 3/5 of all five (measured on the toyparts demo, 64 px,
+#: resnet18, CPU: corruptions took 31 s of a 41 s probe with all five).
+DEFAULT_SEVERITIES = (1, 3, 5)
 
 #: Parameter per severity 1..5.
 PARAMS: dict[str, tuple[float, ...]] = {

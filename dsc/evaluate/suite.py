@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from dsc.console import progress
-from dsc.evaluate.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from dsc.evaluate.corruptions import CORRUPTIONS, DEFAULT_SEVERITIES, corrupt
 from dsc.evaluate.features import (
     apply_head,
     default_image_size,
@@ -51,7 +51,7 @@ class EvalOptions:
     device: str | torch.device | None = None
     seed: int = 0
     corruptions: Sequence[str] = CORRUPTIONS
-    severities: Sequence[int] = SEVERITIES
+    severities: Sequence[int] = DEFAULT_SEVERITIES
     knn_k: int = KNN_K
     features: dict[str, torch.Tensor] = field(default_factory=dict)
 
