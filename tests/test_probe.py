@@ -181,3 +181,20 @@ def test_cli_errors_are_one_line(tmp_path, run_dsc):
     assert res.code == 1 and res.err.startswith("Error:") and "Traceback" not in res.err
     res = run_dsc("probe", tmp_path, "--severities", "0,9")
     assert res.code == 1 and "severities" in res.err
+
+
+@pytest.mark.slow
+def test_probe_on_a_real_tiny_pretrain_run(tmp_path, run_dsc):
+    """`dsc pretrain` (1 epoch, tiny timm model) then `dsc probe`: the real run format end to end."""
+    data = make_data_store(tmp_path / "data.h5", holdout=3)
+    ood = make_synthetic_store(tmp_path / "ood.h5", data, ood=True, evaluation_only=True)
+    res = run_dsc("pretrain", data.path, "--backbone", "timm:test_resnet", "--image-size", "32", "--epochs", "1",
+                  "--batch-size", "8", "--output", tmp_path / "run")
+    assert res.code == 0, res
+    res = run_dsc("probe", tmp_path / "run", "--ood", ood.path, "--epochs", "5", "--severities", "2", "--json")
+    assert res.code == 0, res
+    m = json.loads((tmp_path / "run" / "probe" / "metrics.json").read_text())
+    assert m["method"] == "supcon+probe" and m["backbone"] == "timm:test_resnet" and m["test"]["n"] == 12
+    assert m["synthetic"]["label"] == "none" and "pretrain" in m["timings"]
+    assert set(m["ood"]) == {"holdout", "synthetic"} and m["robustness"]["severities"] == [2]
+    assert 0.0 <= m["test"]["top1"] <= 1.0
