@@ -16,7 +16,9 @@ per-group feature sums (a_i . sum_{p in group} c_p), so no positive mask is ever
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -99,89 +101,111 @@ class SupConLoss(nn.Module):
         bsz, views, _ = features.shape
         m = contrast.features.shape[0]
         device = features.device
-        # view-major flattening: column index = v * M + m
+        # view-major flattening: column index = v * M + sample
         c = F.normalize(contrast.features.to(dtype), dim=-1).transpose(0, 1).reshape(views * m, -1)
-        c_ood = _views(contrast.is_ood, views) if has_ood else None
-        group = self._groups(contrast, views, c_ood)  # [V*M] positive-group id, -1: never a positive
-        in_group = group >= 0
+        if contrast.features is features:
+            a_all = c
+        else:
+            a_all = F.normalize(features.to(dtype), dim=-1).transpose(0, 1).reshape(views * bsz, -1)
+        c_ood = contrast.is_ood.repeat(views) if has_ood else None
+        group = self._groups(contrast, views)  # [V*M] positive-group id, -1: never a positive
         n_groups = int(group.max()) + 1
-        counts = torch.bincount(group[in_group], minlength=max(n_groups, 1))
+        group_or_spare = torch.where(group >= 0, group, n_groups)  # non-members go to a spare slot
+        counts = torch.bincount(group_or_spare, minlength=n_groups + 1)
+        counts[n_groups] = 0
         # the local views are columns v * M + offset + b
         local_cols = (torch.arange(views, device=device)[:, None] * m + contrast.offset
                       + torch.arange(bsz, device=device)[None, :]).reshape(-1)
-        anchor_group = group[local_cols]
-        n_pos = torch.where(anchor_group >= 0, counts[anchor_group.clamp(min=0)] - 1, 0)
+        anchor_group = group_or_spare[local_cols]
+        n_pos = (counts[anchor_group] - 1).clamp(min=0)
         keep = n_pos > 0
-        if not bool(keep.any()):
-            return features.sum().to(dtype) * 0.0  # no anchor with a positive: 0, zero grads, graph kept
-        anchor_cols = local_cols[keep]
-        anchor_group, n_pos = anchor_group[keep], n_pos[keep]
-        a = F.normalize(features.to(dtype), dim=-1).transpose(0, 1).reshape(views * bsz, -1)[keep]
-        a = a / self.temperature
+        if not bool(keep.all()):
+            if not bool(keep.any()):
+                return features.sum().to(dtype) * 0.0  # no anchor with a positive: 0, zero grads, graph kept
+            idx = keep.nonzero().flatten()
+            a_all, local_cols = a_all.index_select(0, idx), local_cols[idx]
+            anchor_group, n_pos = anchor_group[idx], n_pos[idx]
+        a = a_all / self.temperature
 
         # positives: sum_p s_ip = a_i . (sum of the group's contrast features) - s_ii
-        sums = torch.zeros(n_groups, c.shape[1], dtype=dtype, device=device)
-        sums = sums.index_add(0, group[in_group], c[in_group])
-        pos_sum = (a * sums[anchor_group]).sum(-1) - (a * c[anchor_cols]).sum(-1)
-
-        logits = a @ c.T  # [anchors, V*M], the only quadratic float tensor
-        rows = torch.arange(anchor_cols.numel(), device=device)
-        logits[rows, anchor_cols] = -math.inf  # the exact self-pair
-        if has_ood:
-            self._ood_denominators(logits, a, c, c_ood, anchor_cols, contrast, views, rows)
-        lse = torch.logsumexp(logits, dim=1)
+        sums = torch.zeros(n_groups + 1, c.shape[1], dtype=dtype, device=device).index_add(0, group_or_spare, c)
+        pos_sum = (a * (sums.index_select(0, anchor_group) - a_all)).sum(-1)
+        fill = partial(self._fill_denominators, anchor_cols=local_cols, c_ood=c_ood, contrast=contrast,
+                       views=views)
+        lse = _MaskedLogSumExp.apply(a, c, fill)
         loss = (lse - pos_sum / n_pos.to(dtype)).mean()
         scale = self.temperature / self.base_temperature if self.base_temperature is not None else 1.0
         return loss * scale
 
-    def _groups(self, contrast: Contrast, views: int, c_ood: Tensor | None) -> Tensor:
+    def _groups(self, contrast: Contrast, views: int) -> Tensor:
         """Positive-group id per contrast column: views with the same id are each other's positives."""
         m = contrast.features.shape[0]
-        device = contrast.features.device
-        sample = torch.arange(m, device=device)
+        sample = torch.arange(m, device=contrast.features.device)
         if contrast.labels is None:
-            key = torch.stack([torch.zeros_like(sample), sample], 1)  # SimCLR: the image is the group
+            key = sample  # SimCLR: the image is the group
         else:
-            key = torch.stack([torch.zeros_like(sample), contrast.labels.long()], 1)
+            labels = contrast.labels.long()
+            key = labels - labels.min()
         if contrast.is_ood is not None:
-            ood = contrast.is_ood
             # OOD images are their own group ("instance") or in no group at all (never positives)
-            ood_key = torch.stack([torch.ones_like(sample), sample], 1)
-            key = torch.where(ood[:, None], ood_key, key)
-        _, inverse = torch.unique(key, dim=0, return_inverse=True)
-        group = inverse
+            key = torch.where(contrast.is_ood, key.max() + 1 + sample, key)
+        group = torch.unique(key, return_inverse=True)[1]
         if contrast.is_ood is not None and self.ood_policy != "instance":
-            group = torch.where(contrast.is_ood, torch.full_like(group, -1), group)
+            group = torch.where(contrast.is_ood, -1, group)
         return group.repeat(views)
 
-    def _ood_denominators(self, logits: Tensor, a: Tensor, c: Tensor, c_ood: Tensor, anchor_cols: Tensor,
-                          contrast: Contrast, views: int, rows: Tensor) -> None:
-        """Apply the OOD policy and weight to the denominator logits, in place."""
+    def _fill_denominators(self, logits: Tensor, a: Tensor, c: Tensor, *, anchor_cols: Tensor,
+                           c_ood: Tensor | None, contrast: Contrast, views: int) -> None:
+        """Turn raw logits [anchors, contrast] into denominator logits, in place: the self-pair and
+        excluded OOD entries become -inf, weighted OOD negatives get + log(ood_weight)."""
+        rows = torch.arange(anchor_cols.numel(), device=logits.device)
+        logits[rows, anchor_cols] = -math.inf
+        if c_ood is None:
+            return
         if self.ood_policy == "hard":
             anchor_label = contrast.labels.long().repeat(views)[anchor_cols]
             col_source = contrast.source_labels.long().repeat(views)
-            foreign = c_ood[None, :] & (col_source[None, :] != anchor_label[:, None])
-            logits.masked_fill_(foreign, -math.inf)
-        if self.ood_weight != 1.0:
-            bias = math.log(self.ood_weight) if self.ood_weight > 0 else -math.inf
-            col_bias = torch.zeros(c.shape[0], dtype=logits.dtype, device=logits.device)
-            col_bias[c_ood] = bias
-            logits.add_(col_bias)
-            if self.ood_policy == "instance":
-                # an OOD anchor's own other views are positives, not weighted negatives: restore them
-                m = contrast.features.shape[0]
-                ood_rows = c_ood[anchor_cols].nonzero().flatten()
-                if ood_rows.numel():
-                    sample = anchor_cols[ood_rows] % m
-                    own = (torch.arange(views, device=c.device)[None, :] * m + sample[:, None])
-                    r = ood_rows[:, None].expand_as(own)
-                    not_self = own != anchor_cols[ood_rows][:, None]
-                    r, own = r[not_self], own[not_self]
-                    logits.index_put_((r, own), (a[r] * c[own]).sum(-1))
+            logits.masked_fill_(c_ood[None, :] & (col_source[None, :] != anchor_label[:, None]), -math.inf)
+        if self.ood_weight == 1.0:
+            return
+        bias = math.log(self.ood_weight) if self.ood_weight > 0 else -math.inf
+        logits.add_(torch.where(c_ood, bias, 0.0).to(logits.dtype))
+        if self.ood_policy == "instance":
+            # an OOD anchor's own other views are its positives, not weighted negatives: restore them
+            m = contrast.features.shape[0]
+            ood_rows = c_ood[anchor_cols].nonzero().flatten()
+            if ood_rows.numel():
+                own = torch.arange(views, device=c.device)[None, :] * m + (anchor_cols[ood_rows] % m)[:, None]
+                r = ood_rows[:, None].expand_as(own)
+                not_self = own != anchor_cols[ood_rows][:, None]
+                r, own = r[not_self], own[not_self]
+                logits[r, own] = (a[r] * c[own]).sum(-1)
 
 
-def _views(flags: Tensor, views: int) -> Tensor:
-    return flags.repeat(views)
+class _MaskedLogSumExp(torch.autograd.Function):
+    """lse_i = log sum_j exp(fill(a c^T)_ij), built in one [anchors, contrast] buffer updated in place.
+
+    ``fill`` only adds constants or -inf to entries (or restores them to a_i . c_j), so d lse_i / d(a_i . c_j)
+    is the softmax P_ij. The buffer ends up holding P, the only tensor of that size kept for backward.
+    """
+
+    @staticmethod
+    def forward(ctx, a: Tensor, c: Tensor, fill: Callable[[Tensor, Tensor, Tensor], None]) -> Tensor:  # type: ignore[override]
+        buf = a @ c.T
+        fill(buf, a, c)
+        peak = buf.amax(dim=1, keepdim=True)
+        total = buf.sub_(peak).exp_().sum(dim=1, keepdim=True)
+        prob = buf.div_(total)  # softmax over the denominator set
+        ctx.save_for_backward(a, c, prob)
+        return (total.log_() + peak).squeeze(1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # type: ignore[override]
+        a, c, prob = ctx.saved_tensors
+        weighted = prob * grad[:, None]
+        grad_a = weighted @ c if ctx.needs_input_grad[0] else None
+        grad_c = weighted.T @ a if ctx.needs_input_grad[1] else None
+        return grad_a, grad_c, None
 
 
 def _check(features: Tensor, labels: Tensor | None, is_ood: Tensor | None, source_labels: Tensor | None,
