@@ -28,8 +28,8 @@ class ToyPartsOptions(DatasetOptions):
 
     num_classes: int | None = Field(default=None, ge=1, le=len(CLASS_NAMES),
                                     description="first N classes of the catalogue (default: all 16)")
-    objects_per_class: int = Field(default=6, ge=1, le=1000, description="physical objects (groups) per class")
-    views_per_object: int = Field(default=6, ge=1, le=1000, description="images of each object")
+    objects_per_class: int = Field(default=12, ge=1, le=1000, description="physical objects (groups) per class")
+    views_per_object: int = Field(default=3, ge=1, le=1000, description="images of each object")
     image_size: int = Field(default=128, ge=32, le=1024, description="side of the square images, pixels")
     seed: int = Field(default=0, ge=0, description="generator seed")
 
