@@ -79,6 +79,6 @@ def make_synthetic(path: Path, data: Path, *, ood: bool, per_image: int = 2, see
 
 @pytest.fixture
 def stores(tmp_path: Path) -> dict[str, Path]:
-    data = make_data(tmp_path / "data.h5")
-    return {"data": data, "synthetic": make_synthetic(tmp_path / "syn.h5", data, ood=False),
-            "ood": make_synthetic(tmp_path / "ood.h5", data, ood=True)}
+    data = make_data(tmp_path / "data.h5", per_class=(6, 2, 2))
+    return {"data": data, "synthetic": make_synthetic(tmp_path / "syn.h5", data, ood=False, per_image=1),
+            "ood": make_synthetic(tmp_path / "ood.h5", data, ood=True, per_image=1)}
