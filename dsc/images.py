@@ -185,7 +185,7 @@ class Job:
     pad: str = "edge"
     with_masks: bool = False
     on_missing_mask: str = "error"  # error | skip | full
-    compress: int | None = 4  # zlib level for precompressed HDF5 chunks; None returns arrays
+    compress: int | None = 1  # zlib level for precompressed HDF5 chunks (1: fastest, ~2% larger than 4)
     draft: bool = True  # let the JPEG decoder downscale when the target is much smaller
 
 

@@ -64,6 +64,7 @@ class Plan:
     carved_val: bool = False
     group_leaks: int = 0
     scanned_classes: int = 0
+    listed_classes: int = 0
     scanned_records: int = 0
     with_masks: bool = False
     capped: dict[str, int] = field(default_factory=dict)
@@ -296,7 +297,7 @@ def plan_subset(plugin: DatasetPlugin, settings: SubsetSettings) -> Plan:
         _check_masks(rows, settings)
 
     plan = Plan(train, holdout, rows, scanner.small, scanned_classes=len(scanner.records),
-                scanned_records=scanner.n_records,
+                listed_classes=len(pool), scanned_records=scanner.n_records,
                 with_masks=with_masks, capped=capped)
     _assign_splits(plan, settings, split_seq)
     rank = {s: i for i, s in enumerate(SPLITS)}
@@ -537,7 +538,8 @@ def _summary(plan: Plan, written: list[Row], skips: list[dict[str, str]],
         "skipped": {"total": len(skips), "by_reason": dict(Counter(s["reason"] for s in skips)),
                     "files": skips[:MAX_LISTED_SKIPS], "listed": min(len(skips), MAX_LISTED_SKIPS)},
         "skipped_classes": plan.skipped_classes,
-        "scanned": {"classes": plan.scanned_classes, "records": plan.scanned_records},
+        "scanned": {"classes_listed": plan.listed_classes, "classes": plan.scanned_classes,
+                    "records": plan.scanned_records},
         "split_source": ("dataset" + (" (val carved from train by group)" if plan.carved_val else ""))
         if plan.dataset_splits else "stratified by class, grouped",
         "group_leaks": plan.group_leaks,
