@@ -73,6 +73,10 @@ def test_installed_example_is_listed_and_usable(on_path, run_dsc):
     names = [c.name for c in ds.classes()]
     recs = list(ds.records(names))
     assert len(recs) == 9 and recs[0].image.shape == (16, 16, 3)
+    res = run_dsc("subset", "--dataset", "stripes", "--option", "per_class=4", "--option", "image_size=24",
+                  "--resolution", "16", "--output", "stripes.h5", "--json")
+    assert res.code == 0, res
+    assert json.loads(res.out)["n"] == 12
 
 
 def test_environment_switches(on_path, run_dsc, monkeypatch: pytest.MonkeyPatch):
