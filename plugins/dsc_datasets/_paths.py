@@ -56,13 +56,13 @@ def walk_images(folder: Path) -> Iterator[Path]:
         yield folder / rel
 
 
-def check_inside(path: Path, root: Path, what: str) -> Path:
+def check_inside(path: Path, root: Path, what: str, hint: str = "") -> Path:
     """``path`` resolved (symlinks followed); an ``InputError`` if it lies outside ``root``."""
     resolved = path.resolve()
     if resolved != root and root not in resolved.parents:
         raise InputError(f"{what} {path} points outside the dataset root {root}",
                          hint="datasets must not reference files outside their root; copy the file "
-                              "into the dataset or fix the link")
+                              "into the dataset or fix the link" + hint)
     return resolved
 
 

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 LAYOUT = "<root>/<class>/<image>"
 PREFIX_SPLITS = (("train_", "train"), ("valid_", "val"), ("val_", "val"), ("test_", "test"))
+TRUST_LINKS = " (or --option allow_outside_links=true if you made the links yourself)"
 MASK_PREFERENCE = (".png", ".bmp", ".tif", ".tiff", ".webp", ".jpg", ".jpeg")
 
 
@@ -153,7 +154,7 @@ class FolderDataset(DatasetPlugin):
     def _record(self, label: str, path: Path, meta: md.FolderMetadata, masks: dict[str, Path] | None) -> Record:
         rel = relpath(path, self.root)
         if not self.options.allow_outside_links:
-            check_inside(path, self.root, "image")
+            check_inside(path, self.root, "image", TRUST_LINKS)
         record = Record(image=path, label=label, source=rel, group=meta.groups.get(rel))
         if self.options.split_from_prefix:
             record.split = _split_from_name(path.name)
@@ -171,6 +172,6 @@ class FolderDataset(DatasetPlugin):
                 record.meta["mask"] = "missing"
             else:
                 if not self.options.allow_outside_links:
-                    check_inside(mask, self.masks_root, "mask")  # type: ignore[arg-type]
+                    check_inside(mask, self.masks_root, "mask", TRUST_LINKS)  # type: ignore[arg-type]
                 record.mask = mask
         return record
