@@ -23,8 +23,7 @@ demo: setup
     export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
     mkdir -p demo-out
     dsc subset --dataset toyparts --classes 6 --holdout-classes 2 --crop-to-object --mask-dilation 8 \
-        --resolution 64
-        --seed 0 --output demo-out/data.h5 --force
+        --resolution 64 --seed 0 --output demo-out/data.h5 --force
     dsc info demo-out/data.h5
 
 # Run the test suite (slow end-to-end tests included).
