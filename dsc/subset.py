@@ -406,6 +406,7 @@ def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
 
     output = Path(output)
     check_output(output, force=force)
+    settings = _one_class_choice(settings, sources or {})
     timings = Timings()
     start = time.perf_counter()
     with timings.stage("scan"):
@@ -504,6 +505,25 @@ def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
         writer.finalize()
     _warn_empty_splits(summary)
     return SubsetResult(output, len(written), fingerprint, summary, dict(timings))
+
+
+def _layer(source: str) -> int:
+    order = ("default", "config file", "environment", "command line")
+    return next((i for i, name in enumerate(order) if source.startswith(name)), 0)
+
+
+def _one_class_choice(settings: SubsetSettings, sources: dict[str, str]) -> SubsetSettings:
+    """``classes`` and ``class_names`` from different layers: the higher layer wins (e.g. --class-names on
+    the command line over ``classes = 6`` in dsc.toml). From the same layer they are an error (later)."""
+    if settings.classes is None or settings.class_names is None:
+        return settings
+    a = _layer(sources.get("subset.classes", "default"))
+    b = _layer(sources.get("subset.class_names", "default"))
+    if a == b:
+        return settings
+    drop = "classes" if b > a else "class_names"
+    log.info("ignoring subset.%s from a lower settings layer", drop)
+    return settings.model_copy(update={drop: None})
 
 
 def _class_name(plan: Plan, row: Row) -> str:

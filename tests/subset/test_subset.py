@@ -231,3 +231,13 @@ def test_interruption_leaves_no_partial_file(tree, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         build_subset(_settings(tree), tree / "o.h5")
     assert calls["n"] == 3 and not list(tree.glob("o.h5*"))
+
+
+def test_class_names_on_a_higher_layer_override_classes(tree):
+    s = _settings(tree, classes=3, class_names=["b"])
+    res = build_subset(s, tree / "o.h5", sources={"subset.classes": "config file dsc.toml",
+                                                  "subset.class_names": "command line"})
+    assert [c["name"] for c in res.summary["classes"]] == ["b"]
+    with pytest.raises(ConfigError, match="exclude each other"):
+        build_subset(s, tree / "p.h5", sources={"subset.classes": "command line",
+                                                "subset.class_names": "command line"})
