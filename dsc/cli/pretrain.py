@@ -67,6 +67,8 @@ KnnK = Annotated[int | None, typer.Option(help="k of the kNN accuracy on val.", 
 def run_summary(result: Any, json_: bool, extra: dict[str, Any] | None = None) -> None:
     from dsc.console import out
 
+    if not result.main:
+        return
     doc = {"run": str(result.run_dir), "status": result.status, "epochs": result.epochs,
            "best_epoch": result.best_epoch, "best_val": result.best_val, "timings": result.timings,
            **(extra or {})}

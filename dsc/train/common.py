@@ -167,6 +167,7 @@ class Result:
     metrics: list[dict[str, Any]]
     status: str
     timings: dict[str, float]
+    main: bool = True  # False in the non-main processes of a multi-process run
 
 
 def train(task_factory, command: str, settings: TrainSettings, sources: dict[str, str], data_path: Path,
@@ -177,6 +178,8 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
     of this call (used by tests to simulate an interruption)."""
     timings = Timings()
     env = D.setup()
+    if not env.main:
+        logging.getLogger().setLevel(logging.WARNING)  # one process reports
     try:
         with timings.stage("load"):
             inputs = open_inputs(data_path, synthetic, negatives)
@@ -254,8 +257,10 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                    "batch": {"size": settings.batch_size, "negatives_per_batch": plan.n_neg,
                              "steps_per_epoch": plan.steps, "processes": env.world}, **extra_info})
     D.barrier(env)
-    log.info("%s: %d train images (%d real), %d negatives, %d val; %d steps/epoch, %d negatives per batch",
-             command, data.n_pos, data.n_real, len(data.pool) - data.n_pos, len(data.val), plan.steps, plan.n_neg)
+    if env.main:
+        log.info("%s: %d train images (%d real), %d negatives, %d val; %d steps/epoch, %d negatives per batch",
+                 command, data.n_pos, data.n_real, len(data.pool) - data.n_pos, len(data.val), plan.steps,
+                 plan.n_neg)
 
     metrics = run.read_metrics() if resuming else []
     status = "complete"
@@ -334,7 +339,7 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
             raise
     timings["train"] = round(time.perf_counter() - t_start, 3)
     result = Result(run.path, epoch, best_epoch, None if best_val == -math.inf else best_val, metrics,
-                    status, dict(timings))
+                    status, dict(timings), env.main)
     if status == "complete":
         t_eval = time.perf_counter()
         task.finish(ctx, run, result)

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_gloo_pretrain(stores, tmp_path):
+    """Two CPU processes (gloo) under torchrun, the launcher `accelerate launch --multi_gpu` uses on GPUs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK"))}
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+           str(_free_port()), "-m", "dsc", "pretrain", str(stores["data"]), "--negatives", str(stores["ood"]),
+           "--backbone", "timm:test_resnet", "--image-size", "16", "--batch-size", "12", "--epochs", "2",
+           "--ood-policy", "hard", "-o", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "complete" and info["batch"]["processes"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and all(r["loss"] == r["loss"] for r in rows)
+    assert proc.stdout.count("complete") == 1  # only the main process reports
+    assert (tmp_path / "run" / "checkpoints" / "best.safetensors").is_file()
