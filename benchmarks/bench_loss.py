@@ -10,6 +10,7 @@ after a warm-up run the process's high-water mark is reset (``/proc/self/clear_r
 the growth of resident memory (``VmHWM`` minus ``VmRSS`` before) during one forward+backward: saved
 tensors, masks, temporaries and gradients. (tracemalloc does not see torch's allocations; torch's CPU
 profiler attributes allocations to ops without a usable timeline.) Linux only; skipped elsewhere.
+With ``--device cuda`` the peak is the growth of ``torch.cuda.max_memory_allocated()`` instead.
 The three losses are checked to agree before timing.
 """
 
@@ -40,7 +41,7 @@ def supcontrast_reference(features: torch.Tensor, labels: torch.Tensor, temperat
     logits = torch.div(contrast @ contrast.T, temperature)
     logits_max, _ = torch.max(logits, dim=1, keepdim=True)
     logits = logits - logits_max.detach()
-    logits_mask = torch.ones_like(mask) - torch.eye(bsz * views, dtype=mask.dtype)
+    logits_mask = torch.ones_like(mask) - torch.eye(bsz * views, dtype=mask.dtype, device=mask.device)
     mask = mask * logits_mask
     exp_logits = torch.exp(logits) * logits_mask
     log_prob = logits - torch.log(exp_logits.sum(1, keepdim=True))
@@ -69,11 +70,29 @@ def time_fwd_bwd(impls: dict[str, LossFn], features: torch.Tensor, labels: torch
     for i in range(repeats + 1):
         for name, fn in impls.items():
             x = features.detach().clone().requires_grad_(True)
+            _sync(x)
             start = time.perf_counter()
             fn(x, labels).backward()
+            _sync(x)
             if i:
                 times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _sync(x: torch.Tensor) -> None:
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+
+
+def cuda_peak_bytes(fn: LossFn, features: torch.Tensor, labels: torch.Tensor) -> int:
+    """On a GPU: peak of torch's allocated memory during one forward+backward, above what was allocated before."""
+    x = features.detach().clone().requires_grad_(True)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fn(x, labels).backward()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before
 
 
 def _status_bytes(key: str) -> int:
@@ -120,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per loss (default 10, quick 3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (GPU memory: torch.cuda peak stats)")
     parser.add_argument("--json", type=Path, default=None, help="write the results to this JSON file")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -131,8 +151,8 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
 
     g = torch.Generator().manual_seed(args.seed)
-    features = torch.randn(args.batch, args.views, args.dim, generator=g)
-    labels = torch.randint(0, args.classes, (args.batch,), generator=g)
+    features = torch.randn(args.batch, args.views, args.dim, generator=g).to(args.device)
+    labels = torch.randint(0, args.classes, (args.batch,), generator=g).to(args.device)
     dsc_loss = SupConLoss(temperature=0.1)
     impls: dict[str, LossFn] = {"dsc": lambda f, y: dsc_loss(f, y), "reference": supcontrast_reference}
     try:
@@ -149,16 +169,21 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"{name} disagrees with dsc: {value} vs {values['dsc']}")
 
     out.print(f"SupCon loss forward+backward, B={args.batch} V={args.views} D={args.dim} "
-              f"classes={args.classes}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+              f"classes={args.classes}, torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads, "
               f"median of {repeats}")
     results: dict = {"batch": args.batch, "views": args.views, "dim": args.dim, "classes": args.classes,
-                     "repeats": repeats, "threads": torch.get_num_threads(), "loss": values["dsc"],
-                     "memory_method": "RSS high-water growth in a fresh subprocess, MALLOC_MMAP_THRESHOLD_=131072",
+                     "repeats": repeats, "threads": torch.get_num_threads(), "device": args.device,
+                     "loss": values["dsc"],
+                     "memory_method": ("RSS high-water growth in a fresh subprocess, MALLOC_MMAP_THRESHOLD_=131072"
+                                       if args.device == "cpu" else "torch.cuda.max_memory_allocated growth"),
                      "impls": {}}
     timings = time_fwd_bwd(impls, features, labels, repeats)
     for name in impls:
         seconds = timings[name]
-        peak = peak_bytes(name, shape_argv)
+        if args.device == "cpu":
+            peak = peak_bytes(name, shape_argv)
+        else:
+            peak = cuda_peak_bytes(impls[name], features, labels)
         results["impls"][name] = {"seconds": seconds, "peak_bytes": peak}
         mem = f"{peak / 2**20:7.1f} MiB" if peak is not None else "    n/a"
         out.print(f"  {name:<24} {seconds * 1e3:8.1f} ms   peak {mem}   loss {values[name]:.6f}")

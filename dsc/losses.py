@@ -92,6 +92,8 @@ class SupConLoss(nn.Module):
         if has_ood and self.ood_policy == "hard" and (contrast.labels is None or contrast.source_labels is None):
             raise ValueError("ood_policy='hard' needs labels and source_labels (the class each OOD "
                              "image was made from)")
+        if features.shape[0] == 0 or features.shape[1] == 0:
+            return features.sum().float() * 0.0  # empty batch: nothing to contrast
         with torch.autocast(device_type=features.device.type, enabled=False):
             return self._loss(features, labels, is_ood, contrast, has_ood)
 

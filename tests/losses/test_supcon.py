@@ -112,14 +112,16 @@ def test_anchors_without_positives_do_not_dilute_the_mean() -> None:
     _close(got, (per_anchor[0] + per_anchor[1]) / 2)  # divided by 2 anchors, not by 5 views
 
 
-@pytest.mark.parametrize("case", ["singletons", "all_ood", "empty_views"])
+@pytest.mark.parametrize("case", ["singletons", "all_ood", "one_view", "empty_batch"])
 def test_no_anchor_gives_zero_with_finite_zero_gradients(case: str) -> None:
     if case == "singletons":
         feats, labels, ood = _features(6, 1), torch.arange(6), None
     elif case == "all_ood":
         feats, labels, ood = _features(6, 2), torch.zeros(6, dtype=torch.long), torch.ones(6, dtype=torch.bool)
-    else:
+    elif case == "one_view":
         feats, labels, ood = _features(1, 1), None, None
+    else:
+        feats, labels, ood = _features(0, 2), torch.zeros(0, dtype=torch.long), None
     loss = SupConLoss()(feats, labels, ood)
     assert loss.item() == 0.0 and loss.requires_grad
     (grad,) = torch.autograd.grad(loss, feats)
