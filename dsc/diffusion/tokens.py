@@ -113,7 +113,10 @@ class ClassToken:
     steps: int = 0
     loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    steps_per_second: float = 0.0
     validation_grid: str | None = None
+    #: rows of DATA.h5 the token was learned from (train split)
+    examples: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -8,6 +8,18 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine, two spinning OpenMP threads make these tiny models
+    30x slower; results do not depend on it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_path(dsc_cache: Path) -> Path:
     from dsc.diffusion.tiny import tiny_model_path

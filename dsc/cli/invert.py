@@ -1,0 +1,107 @@
+"""``dsc invert DATA.h5 --model M --output TOKENS/``: learn one token per class (textual inversion)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dsc.cli.common import Force, JsonFlag, Resume, print_json, resolve, split_csv
+
+_M = "Model"
+_T = "Training"
+_D = "Data"
+
+
+def invert(
+    data: Annotated[Path, typer.Argument(help="DATA.h5 made by `dsc subset` (train split is used).",
+                                         show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder TOKENS/ (one .safetensors per "
+                                         "class + tokens.json).", show_default=False)],
+    model: Annotated[str | None, typer.Option("--model", help="Hub repo id, local diffusers folder, .safetensors/"
+                                              ".ckpt file, or `tiny`. [default: CompVis/stable-diffusion-v1-4]",
+                                              rich_help_panel=_M, show_default=False)] = None,
+    revision: Annotated[str | None, typer.Option("--revision", help="Hub revision (branch, tag or commit).",
+                                                 rich_help_panel=_M, show_default=False)] = None,
+    local_files_only: Annotated[bool | None, typer.Option("--local-files-only/--allow-download",
+                                                          help="Never contact the hub (also HF_HUB_OFFLINE=1).",
+                                                          rich_help_panel=_M, show_default=False)] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps. [default: auto]",
+                                               rich_help_panel=_M, show_default=False)] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="auto, float32, float16 or bfloat16 (auto: float16 "
+                                              "on CUDA, else float32).", rich_help_panel=_M,
+                                              show_default=False)] = None,
+    num_vectors: Annotated[int | None, typer.Option("--num-vectors", help="Vectors per token (all trained, all in "
+                                                    "prompts). [default: 4]", rich_help_panel=_T,
+                                                    show_default=False)] = None,
+    initializer: Annotated[str | None, typer.Option("--initializer", help="`class-name` (the class's words) or a "
+                                                    "word such as `the` or `motor`. [default: class-name]",
+                                                    rich_help_panel=_T, show_default=False)] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps per class. [default: 2000]",
+                                              rich_help_panel=_T, show_default=False)] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate. [default: 5e-4]", rich_help_panel=_T,
+                                             show_default=False)] = None,
+    scale_lr: Annotated[bool | None, typer.Option("--scale-lr/--no-scale-lr", help="Multiply lr by batch size x "
+                                                  "gradient accumulation. [default: scale]", rich_help_panel=_T,
+                                                  show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per micro-batch. [default: 8]",
+                                                   rich_help_panel=_T, show_default=False)] = None,
+    gradient_accumulation: Annotated[int | None, typer.Option("--gradient-accumulation", help="Micro-batches per "
+                                                              "step. [default: 1]", rich_help_panel=_T,
+                                                              show_default=False)] = None,
+    lr_warmup: Annotated[int | None, typer.Option("--lr-warmup", help="Linear warm-up steps. [default: 0]",
+                                                  rich_help_panel=_T, show_default=False)] = None,
+    resolution: Annotated[int | None, typer.Option("--resolution", help="Training resolution in pixels. "
+                                                   "[default: 512]", rich_help_panel=_T, show_default=False)] = None,
+    templates: Annotated[str | None, typer.Option("--templates", help="Prompt templates: dafusion, "
+                                                  "diffusers-object or photo. [default: dafusion]",
+                                                  rich_help_panel=_T, show_default=False)] = None,
+    flip: Annotated[bool | None, typer.Option("--flip/--no-flip", help="Also learn from mirrored images. "
+                                              "[default: flip]", rich_help_panel=_T, show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of every random choice. [default: 0]",
+                                             rich_help_panel=_T, show_default=False)] = None,
+    examples_per_class: Annotated[int | None, typer.Option("--examples-per-class", help="Seeded few-shot subset "
+                                                           "of each class's train images. [default: all]",
+                                                           rich_help_panel=_D, show_default=False)] = None,
+    crop_to_object: Annotated[bool | None, typer.Option("--crop-to-object/--no-crop-to-object", help="Crop each "
+                                                        "image to a square around its object mask.",
+                                                        rich_help_panel=_D, show_default=False)] = None,
+    classes: Annotated[str | None, typer.Option("--classes", help="Only these classes (comma-separated names).",
+                                                rich_help_panel=_D, show_default=False)] = None,
+    validation_grids: Annotated[bool | None, typer.Option("--validation-grids/--no-validation-grids",
+                                                          help="Write a PNG per class: real images over samples "
+                                                          "of 'a photo of a <token>'.", show_default=False)] = None,
+    resume: Resume = False,
+    force: Force = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Learn one token per class (textual inversion, DA-Fusion style) into TOKENS/."""
+    from dsc.console import out
+    from dsc.diffusion.invert import run_invert
+
+    resolved = resolve("invert", model=model, revision=revision, local_files_only=local_files_only, device=device,
+                       dtype=dtype, num_vectors=num_vectors, initializer=initializer, steps=steps, lr=lr,
+                       scale_lr=scale_lr, batch_size=batch_size, gradient_accumulation=gradient_accumulation,
+                       lr_warmup=lr_warmup, resolution=resolution, templates=templates, flip=flip, seed=seed,
+                       examples_per_class=examples_per_class, crop_to_object=crop_to_object,
+                       validation_grids=validation_grids)
+    sources = {k.split(".", 1)[1]: v for k, v in resolved.sources.items() if k.startswith("invert.")}
+    manifest = run_invert(data, output, resolved.section("invert"), classes=split_csv(classes),
+                          resume=resume, force=force, settings_sources=sources)
+    if json_:
+        print_json(manifest.to_json())
+        return
+    from rich.table import Table
+
+    table = Table(title=f"tokens in {manifest.directory}", title_justify="left")
+    for col in ("class", "token", "vectors", "loss first→last", "steps/s", "file"):
+        table.add_column(col, justify="right" if col in ("vectors", "steps/s") else "left")
+    for name, entry in manifest.classes.items():
+        first = sum(entry.loss[:10]) / max(1, len(entry.loss[:10]))
+        last = sum(entry.loss[-10:]) / max(1, len(entry.loss[-10:]))
+        table.add_row(name, entry.token, str(entry.num_vectors), f"{first:.4f} → {last:.4f}",
+                      f"{entry.steps_per_second:.2f}", entry.file)
+    out.print(table)
+    out.print(f"model {manifest.model_id}  ·  use in prompts as e.g. "
+              f"\"a photo of a {next(iter(manifest.classes.values())).token}\"" if manifest.classes else "")
