@@ -115,13 +115,45 @@ class BackbonePlugin(ABC):
 
 # ------------------------------------------------------------------------------------------- augmenters
 class AugmenterPlugin(ABC):
-    """A synthetic-data strategy: turns source images + class info + per-image seeds into images.
+    """A synthetic-data strategy: says what each synthetic image is conditioned on.
 
-    Batching, resume, provenance and writing belong to `dsc augment`, not to the strategy.
-    The concrete generation interface is documented in ``docs/plugins.md``.
+    Batching, seeds, resume, provenance and writing belong to `dsc augment`, not to the strategy. A strategy
+    decides the words that stand for a class in prompts (a learned token, the class name, ...) and may
+    install what it needs into the loaded model once per job. `dsc augment` then encodes every distinct
+    prompt once (``encode``) and runs the batched generation. Documented in ``docs/augmenters.md``.
+
+    Call order: ``prepare(components, class_names, tokens)`` once, then ``prompt(template, class_name)`` and
+    ``encode(components, prompts)`` for every distinct prompt. ``components`` is a
+    ``dsc.diffusion.models.SDComponents`` (vae, unet, text_encoder, tokenizer, scheduler on one device).
     """
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""
     Options: ClassVar[type[PluginOptions]] = PluginOptions
+    #: True when the strategy needs a ``TOKENS/`` folder from `dsc invert` (``--tokens``).
     needs_tokens: ClassVar[bool] = False
+
+    def __init__(self, options: PluginOptions | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+
+    def prepare(self, components: Any, class_names: list[str], tokens: Path | None) -> dict[str, Any]:
+        """Install what the strategy needs into the loaded model (e.g. learned tokens), once per job.
+
+        Return provenance to record in the output (JSON-able), e.g. the token manifest's path and hash.
+        Raise ``InputError``/``MismatchError`` naming every class that cannot be served (never skip one).
+        """
+        return {}
+
+    def class_phrase(self, class_name: str) -> str:
+        """The words that stand for a class in prompts (default: the class name, underscores as spaces)."""
+        return class_name.replace("_", " ")
+
+    def prompt(self, template: str, class_name: str) -> str:
+        """A class's prompt: ``template`` with ``{token}`` (the class phrase) and ``{name}`` filled in."""
+        return template.format(token=self.class_phrase(class_name), name=class_name.replace("_", " "))
+
+    def encode(self, components: Any, prompts: list[str]) -> torch.Tensor:
+        """Prompt embeddings ``[n, L, D]`` for ``prompts`` (called once per distinct prompt and job)."""
+        from dsc.diffusion.generate import encode_prompts
+
+        return encode_prompts(components.tokenizer, components.text_encoder, prompts)

@@ -29,6 +29,15 @@ def _masks(n: int) -> np.ndarray:
     return m
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread (two threads spin badly on a shared 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def pipes(tmp_path_factory):
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline

@@ -1,0 +1,492 @@
+"""``dsc augment``: synthetic variants of real images, in-distribution (positives) or OOD (negatives).
+
+The job: choose source images (one split, optional classes, seeded few-shot), plan every synthetic image
+(source row, variant, seed, strength, prompt), then generate in batches with ``dsc.diffusion.generate`` and
+append each batch to ``AUG.h5.partial`` (flushed), so ``--resume`` continues after Ctrl-C or ``kill -9``.
+The plan is a pure function of the settings and DATA.h5: image k is the same whatever the batch size
+or the number of interruptions (one generator per image, seeded from (seed, source index, variant)).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dsc.errors import ConfigError, InputError, MismatchError, OutputExistsError, ResourceError
+from dsc.outputs import check_output, partial_path
+from dsc.provenance import Timings, json_hash, provenance
+from dsc.settings import AugmentSettings
+
+log = logging.getLogger(__name__)
+
+#: The paper settings. ``--preset`` fills only values still at their default.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "dafusion": {  # Trabucco et al.: strength drawn from {0.25, 0.5, 0.75, 1.0}, guidance 7.5, M = 10, 50 steps
+        mode: {"strength": [0.25, 0.5, 0.75, 1.0], "guidance": 7.5, "per_image": 10, "steps": 50,
+               "prompt_template": "a photo of a {token}", "mask_dilation": 16}
+        for mode in ("normal", "ood")},
+    "thesis": {  # the study: strength 0.2 (normal) / 0.5 (OOD), guidance 15, M = 4, 16 real images per class
+        "normal": {"strength": [0.2], "guidance": 15.0, "per_image": 4, "examples_per_class": 16},
+        "ood": {"strength": [0.5], "guidance": 15.0, "per_image": 4, "examples_per_class": 16,
+                "ood_strategy": "strength"},
+    },
+}
+DEFAULT_STRENGTH = {"normal": 0.5, "strength": 0.75, "other-class": 0.75, "blend": 0.75, "inpaint-object": 1.0}
+
+
+@dataclass
+class Planned:
+    """One synthetic image: where it comes from and what conditions it."""
+
+    source_index: int
+    variant: int
+    source_label: int
+    seed: int
+    strength: float
+    other_label: int = -1  # class whose prompt replaces or blends with the source's (other-class, blend)
+
+
+@dataclass
+class AugmentResult:
+    output: Path
+    n_images: int
+    n_generated: int
+    resumed: bool
+    seconds: float
+    images_per_second: float
+    summary: dict[str, dict[str, Any]]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------- settings
+def effective_settings(settings: AugmentSettings, sources: dict[str, str] | None = None) -> AugmentSettings:
+    """Apply ``preset`` to the values still at their default, then the mode's default strength."""
+    sources = sources or {}
+    values = settings.model_dump()
+    if settings.preset:
+        for key, value in PRESETS[settings.preset][settings.mode].items():
+            if sources.get(f"augment.{key}", "default") == "default":
+                values[key] = value
+    if values["strength"] is None:
+        key = "normal" if values["mode"] == "normal" else values["ood_strategy"]
+        values["strength"] = [DEFAULT_STRENGTH[key]]
+    if values["mode"] == "ood" and values["ood_strategy"] == "inpaint-object":
+        if sources.get("augment.mask", "default") != "default" and values["mask"] != "object":
+            raise ConfigError(f"--ood-strategy inpaint-object edits the object; it cannot use --mask "
+                              f"{values['mask']}", hint="drop --mask (inpaint-object implies --mask object)")
+        values["mask"] = "object"
+    out = AugmentSettings.model_validate(values)
+    probs = out.strength_probs
+    if probs is not None and len(probs) != len(out.strength):
+        raise ConfigError(f"{len(probs)} strength probabilities for {len(out.strength)} strengths",
+                          hint="give one probability per --strength value")
+    from dsc.diffusion.generate import check_strength
+
+    for s in out.strength:
+        check_strength(out.steps, s)
+    return out
+
+
+# -------------------------------------------------------------------------------------------------- plan
+def image_seed(seed: int, source_index: int, variant: int) -> int:
+    """The seed of one synthetic image: a hash of (seed, source row, variant), 63 bits."""
+    state = np.random.SeedSequence([seed, source_index, variant]).generate_state(2, np.uint32)
+    return int((int(state[0]) << 32 | int(state[1])) & ((1 << 63) - 1))
+
+
+def select_sources(labels: np.ndarray, split: np.ndarray, settings: AugmentSettings,
+                   class_ids: list[int]) -> np.ndarray:
+    """Rows of ``settings.split`` of the chosen classes; a seeded few-shot subset per class when asked.
+
+    The few-shot draw is the one `dsc invert` makes (same seed scheme), so with the same seed and
+    ``--examples-per-class`` the variants come from the images the tokens were learned on.
+    """
+    rows_all = []
+    for label in class_ids:
+        rows = np.flatnonzero((labels == label) & (split == settings.split))
+        k = settings.examples_per_class
+        if k is not None and rows.size > k:
+            rng = np.random.default_rng([settings.seed, label, 0x5E1EC7])
+            rows = np.sort(rng.choice(rows, size=k, replace=False))
+        rows_all.append(rows)
+    return np.sort(np.concatenate(rows_all)) if rows_all else np.empty(0, dtype=np.int64)
+
+
+def plan_images(rows: np.ndarray, labels: np.ndarray, settings: AugmentSettings,
+                class_ids: list[int]) -> list[Planned]:
+    """Every synthetic image, in output order (source by source, variant by variant)."""
+    strengths = np.asarray(settings.strength, dtype=np.float64)
+    probs = settings.strength_probs
+    needs_other = settings.mode == "ood" and settings.ood_strategy in ("other-class", "blend")
+    out: list[Planned] = []
+    for row in rows.tolist():
+        label = int(labels[row])
+        others = [c for c in class_ids if c != label]
+        for v in range(settings.per_image):
+            seed = image_seed(settings.seed, row, v)
+            rng = np.random.default_rng(seed)  # strength and partner class: drawn from the image's own seed
+            strength = float(strengths[rng.choice(len(strengths), p=probs)]) if len(strengths) > 1 else \
+                float(strengths[0])
+            other = int(others[rng.integers(len(others))]) if needs_other else -1
+            out.append(Planned(row, v, label, seed, strength, other))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- images
+def _resize(images: np.ndarray, size: int, *, mask: bool = False) -> np.ndarray:
+    from PIL import Image
+
+    if images.shape[1] == size and images.shape[2] == size:
+        return images
+    resample = Image.NEAREST if mask else Image.BICUBIC
+    return np.stack([np.asarray(Image.fromarray(im).resize((size, size), resample)) for im in images])
+
+
+def edit_masks(masks: np.ndarray, mode: str, dilation: int) -> np.ndarray:
+    """Where pixels may change: the object mask grown by ``dilation`` px (a square max filter, as DA-Fusion's
+    16-px max filter) for ``object``, its complement for ``background``."""
+    import torch
+
+    obj = torch.from_numpy(masks >= 128 if masks.max(initial=0) > 1 else masks > 0).float()[:, None]
+    if dilation > 0:
+        obj = torch.nn.functional.max_pool2d(obj, kernel_size=2 * dilation + 1, stride=1, padding=dilation)
+    grown = obj[:, 0].numpy() > 0.5
+    return grown if mode == "object" else ~grown
+
+
+# ----------------------------------------------------------------------------------------------- the job
+class _Conditioning:
+    """Prompt embeddings, computed once per distinct prompt for the whole job."""
+
+    def __init__(self, plugin: Any, components: Any, class_names: list[str], settings: AugmentSettings) -> None:
+        self.plugin, self.components, self.names, self.s = plugin, components, class_names, settings
+        self._cache: dict[str, Any] = {}
+
+    def embed(self, prompt: str) -> Any:
+        if prompt not in self._cache:
+            self._cache[prompt] = self.plugin.encode(self.components, [prompt])[0].to(
+                device=self.components.device, dtype=self.components.unet.dtype)
+        return self._cache[prompt]
+
+    def class_prompt(self, label: int) -> str:
+        return self.plugin.prompt(self.s.prompt_template, self.names[label])
+
+    def for_image(self, p: Planned) -> tuple[Any, Any, str]:
+        """(cond, uncond, recorded prompt) of one planned image."""
+        s = self.s
+        own = self.class_prompt(p.source_label)
+        if s.mode == "normal" or s.ood_strategy == "strength":
+            return self.embed(own), self.embed(""), own
+        if s.ood_strategy == "other-class":
+            other = self.class_prompt(p.other_label)
+            return self.embed(other), self.embed(""), other
+        if s.ood_strategy == "blend":
+            other = self.class_prompt(p.other_label)
+            w = s.blend_weight
+            key = f"blend:{w}:{own}|{other}"
+            if key not in self._cache:
+                self._cache[key] = (1 - w) * self.embed(own) + w * self.embed(other)
+            return self._cache[key], self.embed(""), f"blend({w:g}): {own} | {other}"
+        # inpaint-object: a neutral prompt, guided away from the source class (its prompt is the negative)
+        return self.embed(s.ood_prompt), self.embed(own), f"{s.ood_prompt} [negative: {own}]"
+
+
+def _check_inputs(store: Any, s: AugmentSettings) -> list[int]:
+    """Class ids to generate for; errors for unknown classes, missing masks, empty selections."""
+    names = store.classes
+    if s.classes:
+        unknown = [c for c in s.classes if c not in names]
+        if unknown:
+            raise InputError(f"unknown class(es) {', '.join(unknown)} in {store.path}",
+                             hint=f"classes are: {', '.join(names)}")
+        class_ids = [names.index(c) for c in s.classes]
+    else:
+        class_ids = list(range(len(names)))
+    if s.mask != "none" and not store.has_masks:
+        raise InputError(f"--mask {s.mask} needs object masks, but {store.path} has none",
+                         hint="make DATA.h5 with masks (`dsc subset --masks ...`), or use --mask none")
+    if s.mode == "ood" and s.ood_strategy in ("other-class", "blend") and len(class_ids) < 2:
+        raise InputError(f"--ood-strategy {s.ood_strategy} needs at least two classes",
+                         hint="use --ood-strategy strength or inpaint-object")
+    return class_ids
+
+
+def _oom(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+class AugmentJob:
+    """Everything ``run_augment`` and ``preview`` share: inputs checked, plan made, model loaded lazily."""
+
+    def __init__(self, data: Path, settings: AugmentSettings, sources: dict[str, str] | None = None) -> None:
+        from dsc.store import open_store
+
+        self.data_path = Path(data)
+        self.s = effective_settings(settings, sources)
+        self.sources = sources or {}
+        self.store = open_store(self.data_path, kind="data")
+        self.class_names = self.store.classes
+        self.class_ids = _check_inputs(self.store, self.s)
+        labels, split = self.store.labels, self.store.split
+        self.rows = select_sources(labels, split, self.s, self.class_ids)
+        if self.rows.size == 0:
+            raise InputError(f"{self.data_path} has no {self.s.split} images of the chosen classes",
+                             hint="check --split and --classes")
+        self.plan = plan_images(self.rows, labels, self.s, self.class_ids)
+        self.components: Any = None
+        self.plugin_info: dict[str, Any] = {}
+        self.timings = Timings()
+
+    # ------------------------------------------------------------------------------------- model
+    def load(self) -> None:
+        """Load the model and let the strategy install what it needs (tokens)."""
+        from dsc.diffusion.models import load_components
+        from dsc.diffusion.schedulers import make_scheduler
+        from dsc.registry import get_plugin, list_plugins
+
+        plugin_cls = get_plugin("augmenter", self.s.strategy)
+        self.plugin = plugin_cls()
+        info = next((p for p in list_plugins("augmenter") if p.name == self.s.strategy), None)
+        with self.timings.stage("load_model"):
+            self.components = load_components(self.s.model, revision=self.s.revision,
+                                              local_files_only=self.s.local_files_only, device=self.s.device,
+                                              dtype=self.s.dtype)
+        self.scheduler = make_scheduler(self.s.scheduler, self.components.scheduler)
+        with self.timings.stage("prepare"):
+            names = [self.class_names[c] for c in self.class_ids]
+            self.plugin_info = self.plugin.prepare(self.components, names, self.s.tokens) or {}
+        manifest = self.plugin_info.get("tokens_manifest", {})
+        if manifest.get("data_fingerprint") and manifest["data_fingerprint"] != self.store.fingerprint:
+            log.warning("tokens in %s were learned from another DATA.h5 (fingerprint %s, this one is %s)",
+                        self.s.tokens, manifest["data_fingerprint"], self.store.fingerprint)
+        self.plugin_meta = {"name": self.s.strategy, "class": f"{plugin_cls.__module__}.{plugin_cls.__qualname__}",
+                            "distribution": info.distribution if info else "runtime",
+                            "version": info.version if info else "-"}
+        self.cond = _Conditioning(self.plugin, self.components, self.class_names, self.s)
+        self.inpaint = self.s.mask != "none"
+        self.scheduler_label = f"{self.s.scheduler}:{type(self.scheduler).__name__}"
+
+    # -------------------------------------------------------------------------------- generation
+    def _sources(self, rows: list[int], cache: dict[int, Any]) -> dict[int, Any]:
+        """Encoded sources for ``rows``: reused from the previous batch, else read, resized and encoded."""
+        from dsc.diffusion.generate import encode_source
+
+        out = {r: cache[r] for r in rows if r in cache}
+        todo = [r for r in dict.fromkeys(rows) if r not in out]
+        if todo:
+            res = self.s.resolution
+            images = _resize(self.store.images(todo), res)
+            masks = None
+            if self.inpaint:
+                masks = edit_masks(_resize(self.store.read("masks", todo), res, mask=True), self.s.mask,
+                                   self.s.mask_dilation)
+            nine = int(self.components.unet.config.in_channels) == 9
+            for k, r in enumerate(todo):
+                out[r] = encode_source(self.components.vae, images[k], None if masks is None else masks[k],
+                                       masked_latents=nine)
+        return out
+
+    def generate(self, batch: list[Planned], cache: dict[int, Any]) -> tuple[np.ndarray, list[str], dict]:
+        """uint8 images for a batch of planned images, their recorded prompts, and the source cache."""
+        import torch
+
+        from dsc.diffusion.generate import Request, generate
+
+        sources = self._sources([p.source_index for p in batch], cache)
+        requests, prompts = [], []
+        for p in batch:
+            cond, uncond, text = self.cond.for_image(p)
+            requests.append(Request(sources[p.source_index], cond, uncond, p.strength,
+                                    torch.Generator().manual_seed(p.seed)))
+            prompts.append(text)
+        try:
+            images = generate(self.components.vae, self.components.unet, self.scheduler, requests,
+                              steps=self.s.steps, guidance=self.s.guidance, inpaint=self.inpaint)
+        except (RuntimeError, MemoryError) as exc:
+            if isinstance(exc, MemoryError) or _oom(exc):
+                raise ResourceError(f"out of memory generating a batch of {len(batch)} images on "
+                                    f"{self.components.device}",
+                                    hint=f"rerun with a smaller --batch-size (e.g. {max(1, len(batch) // 2)}) "
+                                         "and --resume") from None
+            raise
+        return images, prompts, sources
+
+    # -------------------------------------------------------------------------------- provenance
+    def plan_hash(self) -> str:
+        s = self.s.model_dump(mode="json")
+        s.pop("batch_size", None)
+        return json_hash({"data": self.store.fingerprint, "settings": s,
+                          "plan": [(p.source_index, p.variant, p.seed, p.strength, p.other_label)
+                                   for p in self.plan]})
+
+    def root_attrs(self) -> dict[str, Any]:
+        prov = provenance(self.s.model_dump(mode="json"))
+        inputs = {"data_path": str(self.data_path.resolve()), "data_fingerprint": self.store.fingerprint,
+                  "tokens_manifest": self.plugin_info.get("tokens_manifest"),
+                  "model": self.components.describe()}
+        ood = self.s.mode == "ood"
+        return {"settings": prov["settings"], "sources": self.sources, "versions": prov["versions"],
+                "command": prov["command"], "inputs": inputs, "plugin": self.plugin_meta,
+                "model_id": self.components.model_id, "model_revision": self.components.revision or "",
+                "mode": self.s.mode, "ood_strategy": self.s.ood_strategy if ood else "",
+                "strategy": self.s.strategy, "source_split": self.s.split,
+                "evaluation_only": self.s.split != "train", "plan_hash": self.plan_hash(),
+                "extra": {"tokens": self.plugin_info.get("tokens"), "host": prov["host"],
+                          "scheduler": self.scheduler_label, "n_planned": len(self.plan)}}
+
+
+COLUMNS: list[tuple[str, Any]] = [
+    ("labels", np.int64), ("is_ood", np.bool_), ("source_label", np.int64), ("source_index", np.int64),
+    ("variant", np.int32), ("other_label", np.int64), ("split", str), ("strategy", str), ("prompt", str),
+    ("strength", np.float32), ("guidance", np.float32), ("steps", np.int32), ("scheduler", str),
+    ("seed", np.int64),
+]
+
+
+def _summary(writer: Any, class_names: list[str]) -> dict[str, dict[str, Any]]:
+    src = writer.samples["source_label"][()]
+    ood = writer.samples["is_ood"][()]
+    strength = writer.samples["strength"][()]
+    sidx = writer.samples["source_index"][()]
+    out: dict[str, dict[str, Any]] = {}
+    for label in sorted(set(src.tolist())):
+        sel = src == label
+        out[class_names[label]] = {"sources": int(np.unique(sidx[sel]).size), "images": int(sel.sum()),
+                                   "ood": int(ood[sel].sum()), "mean_strength": round(float(strength[sel].mean()), 4)}
+    return out
+
+
+def run_augment(data: Path, output: Path, settings: AugmentSettings, sources: dict[str, str] | None = None, *,
+                force: bool = False, resume: bool = False, show_progress: bool = True,
+                on_batch: Callable[[int, int], None] | None = None) -> AugmentResult:
+    """Generate every planned image into ``output`` (a synthetic store); resumable.
+
+    ``on_batch(done, total)`` is called after each batch is safely on disk (tests use it to simulate a crash).
+    """
+    from dsc.console import progress
+    from dsc.store import StoreWriter
+
+    output = Path(output)
+    check_output(output, force=force, resume=resume)
+    if partial_path(output).exists() and not (resume or force):
+        raise OutputExistsError(f"an interrupted run left {partial_path(output)}",
+                                hint="pass --resume to continue it or --force to start over")
+    job = AugmentJob(data, settings, sources)
+    s = job.s
+    start_time = time.perf_counter()
+    job.load()
+    res = s.resolution
+    writer = StoreWriter(output, kind="synthetic", force=force, resume=resume)
+    writer.resume = True  # keep the partial file on any error or interrupt: --resume continues it
+    try:
+        if writer.resumed:
+            old = writer.h5.attrs.get("plan_hash")
+            if old is not None and old != job.plan_hash():
+                raise MismatchError(f"{writer.partial} was started with other settings or another DATA.h5",
+                                    hint="resume with the same settings, or pass --force to start over")
+        writer.set_attrs(**job.root_attrs())
+        writer.set_classes(job.class_names)
+        writer.create_column("images", (res, res, 3), np.uint8, chunk_rows=1)
+        for name, dtype in COLUMNS:
+            writer.create_column(name, (), dtype)
+        done = len(writer)
+        total = len(job.plan)
+        if done > total:
+            raise MismatchError(f"{writer.partial} holds more rows than planned", hint="pass --force")
+        if done:
+            log.info("resuming %s: %d of %d images already written", writer.partial, done, total)
+        ood = s.mode == "ood"
+        cache: dict[int, Any] = {}
+        with progress(unit="img", transient=not show_progress) as bar:
+            task = bar.add_task("augment", total=total, completed=done, status="", visible=show_progress)
+            for start in range(done - done % s.batch_size, total, s.batch_size):  # absolute batch slots
+                batch = job.plan[max(start, done):start + s.batch_size]
+                with job.timings.stage("generate"):
+                    images, prompts, cache = job.generate(batch, cache)
+                n = len(batch)
+                with job.timings.stage("write"):
+                    writer.append(
+                        images=images,
+                        labels=np.array([-1 if ood else p.source_label for p in batch], dtype=np.int64),
+                        is_ood=np.full(n, ood), source_label=np.array([p.source_label for p in batch]),
+                        source_index=np.array([p.source_index for p in batch]),
+                        variant=np.array([p.variant for p in batch], dtype=np.int32),
+                        other_label=np.array([p.other_label for p in batch]),
+                        split=[s.split] * n, strategy=[s.strategy] * n, prompt=prompts,
+                        strength=np.array([p.strength for p in batch], dtype=np.float32),
+                        guidance=np.full(n, s.guidance, dtype=np.float32),
+                        steps=np.full(n, s.steps, dtype=np.int32), scheduler=[job.scheduler_label] * n,
+                        seed=np.array([p.seed for p in batch], dtype=np.int64))
+                del images
+                bar.advance(task, n)
+                if on_batch is not None:
+                    on_batch(len(writer), total)
+        n_generated = len(writer) - done
+        summary = _summary(writer, job.class_names)
+        seconds = time.perf_counter() - start_time
+        gen = job.timings.get("generate", 0.0)
+        rate = n_generated / gen if gen else 0.0
+        job.timings["total"] = round(seconds, 4)
+        job.timings["images_per_second"] = round(rate, 4)
+        writer.set_attrs(timings=dict(job.timings), summary=summary)
+        writer.finalize()
+    except BaseException:
+        writer.close()
+        raise
+    job.store.close()
+    return AugmentResult(output, total, n_generated, writer.resumed, seconds, rate, summary,
+                         s.model_dump(mode="json"))
+
+
+# ------------------------------------------------------------------------------------------------ preview
+def run_preview(data: Path, output: Path, settings: AugmentSettings, sources: dict[str, str] | None = None,
+                *, n: int = 4, force: bool = False) -> Path:
+    """A PNG grid: ``n`` real images (spread over classes), each followed by its variants. No store written."""
+    from PIL import Image
+
+    from dsc.outputs import atomic_write_bytes
+
+    output = Path(output)
+    check_output(output, force=force)
+    if n < 1:
+        raise ConfigError("--preview needs a number of images >= 1")
+    job = AugmentJob(data, settings, sources)
+    labels = job.store.labels
+    by_class: dict[int, list[int]] = {}
+    for r in job.rows.tolist():
+        by_class.setdefault(int(labels[r]), []).append(r)
+    chosen: list[int] = []
+    while len(chosen) < min(n, job.rows.size):  # round-robin over classes
+        for rows in by_class.values():
+            if rows and len(chosen) < n:
+                chosen.append(rows.pop(0))
+    keep = set(chosen)
+    plan = [p for p in job.plan if p.source_index in keep]
+    job.load()
+    res = job.s.resolution
+    tiles: dict[int, list[np.ndarray]] = {r: [] for r in chosen}
+    cache: dict[int, Any] = {}
+    for start in range(0, len(plan), job.s.batch_size):
+        batch = plan[start:start + job.s.batch_size]
+        images, _, cache = job.generate(batch, cache)
+        for p, im in zip(batch, images, strict=True):
+            tiles[p.source_index].append(im)
+    real = _resize(job.store.images(chosen), res)
+    cols = 1 + job.s.per_image
+    grid = np.full((len(chosen) * res, cols * res, 3), 255, dtype=np.uint8)
+    for i, r in enumerate(chosen):
+        for j, im in enumerate([real[i], *tiles[r]]):
+            grid[i * res:(i + 1) * res, j * res:(j + 1) * res] = im
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(grid).save(buf, format="PNG")
+    atomic_write_bytes(output, buf.getvalue())
+    job.store.close()
+    return output

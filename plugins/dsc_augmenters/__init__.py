@@ -1,0 +1,1 @@
+"""Built-in augmenter plugins of dsc: ``dafusion`` (learned class tokens) and ``real-guidance`` (class names)."""

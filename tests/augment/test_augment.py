@@ -1,0 +1,126 @@
+"""`dsc augment` end to end on the tiny model: counts, provenance, OOD flags, masks, splits, preview."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dsc.errors import MismatchError
+from dsc.store import Store, check_same_source, open_store
+from tests.augment.conftest import CLASSES, FAST, RES
+
+
+def test_normal_augment_counts_labels_and_provenance(run_dsc, data_h5, tokens_dir, tmp_path):
+    res = run_dsc("augment", data_h5, "--tokens", tokens_dir, *FAST, "-o", tmp_path / "aug.h5")
+    assert res.code == 0, res
+    assert "synthetic images per source class" in res.out and "images/s" in res.out
+    data, aug = Store(data_h5), open_store(tmp_path / "aug.h5", kind="synthetic")
+    train = data.indices("train")
+    assert len(aug) == train.size * 2 and aug.classes == CLASSES
+    np.testing.assert_array_equal(aug.column("source_index"), np.repeat(train, 2))
+    np.testing.assert_array_equal(aug.column("variant"), np.tile([0, 1], train.size))
+    np.testing.assert_array_equal(aug.labels, data.labels[np.repeat(train, 2)])
+    np.testing.assert_array_equal(aug.column("source_label"), aug.labels)
+    assert not aug.column("is_ood").any() and set(aug.column("split")) == {"train"}
+    assert len(set(aug.column("seed").tolist())) == len(aug)
+    prompts = aug.column("prompt")
+    assert prompts[0] == "a photo of a <gear>" and "<brake_caliper>" in prompts[-1]
+    assert set(aug.column("strength").tolist()) == {0.5} and set(aug.column("steps").tolist()) == {4}
+    a = aug.attrs
+    assert a["inputs"]["data_fingerprint"] == data.fingerprint and a["mode"] == "normal"
+    assert a["inputs"]["tokens_manifest"]["sha256"] and a["model_id"] == "tiny"
+    assert a["evaluation_only"] is False or a["evaluation_only"] == 0
+    assert a["summary"]["gear"]["images"] == 4 and "generate" in a["timings"]
+    assert a["sources"]["augment.model"] == "command line" and a["settings"]["guidance"] == 7.5
+    check_same_source(data, aug)
+    images = aug.images(slice(None))
+    assert images.shape == (len(aug), RES, RES, 3)
+    assert not np.array_equal(images[0], images[1])  # variants differ
+
+
+@pytest.mark.parametrize("strategy", ["strength", "other-class", "blend"])
+def test_ood_images_are_flagged_never_labelled_as_a_class(run_dsc, data_h5, strategy, tmp_path):
+    res = run_dsc("augment", data_h5, "--strategy", "real-guidance", "--mode", "ood", "--ood-strategy", strategy,
+                  *FAST, "-o", tmp_path / "ood.h5")
+    assert res.code == 0, res
+    data, aug = Store(data_h5), Store(tmp_path / "ood.h5")
+    assert (aug.labels == -1).all() and aug.column("is_ood").all()
+    np.testing.assert_array_equal(aug.column("source_label"), data.labels[aug.column("source_index")])
+    assert aug.attrs["ood_strategy"] == strategy and aug.attrs["mode"] == "ood"
+    other = aug.column("other_label")
+    if strategy == "strength":
+        assert (other == -1).all() and set(aug.column("strength").tolist()) == {0.75}
+        assert aug.column("prompt")[0] == "a photo of a gear"
+    else:
+        assert (other >= 0).all() and (other != aug.column("source_label")).all()
+        if strategy == "other-class":
+            names = [CLASSES[o].replace("_", " ") for o in other]
+            assert all(n in p for n, p in zip(names, aug.column("prompt"), strict=True))
+
+
+def test_thesis_preset_and_explicit_values(run_dsc, data_h5, tmp_path):
+    res = run_dsc("augment", data_h5, "--strategy", "real-guidance", "--preset", "thesis", *FAST,
+                  "--mode", "ood", "-o", tmp_path / "t.h5")
+    assert res.code == 0, res
+    aug = Store(tmp_path / "t.h5")
+    s = aug.attrs["settings"]
+    assert s["strength"] == [0.5] and s["guidance"] == 15.0 and s["examples_per_class"] == 16
+    assert s["per_image"] == 2  # the explicit --per-image wins over the preset's 4
+
+
+def test_mask_object_keeps_pixels_outside_the_dilated_mask(run_dsc, data_h5, tmp_path):
+    res = run_dsc("augment", data_h5, "--strategy", "real-guidance", "--mask", "object", "--mask-dilation", "2",
+                  *FAST, "--strength", "1.0", "-o", tmp_path / "m.h5")
+    assert res.code == 0, res
+    data, aug = Store(data_h5), Store(tmp_path / "m.h5")
+    src = data.images(aug.column("source_index"))
+    out = aug.images(slice(None))
+    outside = np.ones((RES, RES), dtype=bool)
+    outside[10:22, 10:22] = False  # the 8x8 mask grown by 2 px
+    np.testing.assert_array_equal(out[:, outside], src[:, outside])
+    assert np.abs(out[:, ~outside].astype(int) - src[:, ~outside]).mean() > 1
+
+
+def test_inpaint_object_ood_and_background_mask(run_dsc, data_h5, tmp_path):
+    res = run_dsc("augment", data_h5, "--strategy", "real-guidance", "--mode", "ood", "--ood-strategy",
+                  "inpaint-object", *FAST, "-o", tmp_path / "io.h5")
+    assert res.code == 0, res
+    aug = Store(tmp_path / "io.h5")
+    assert aug.attrs["settings"]["mask"] == "object" and aug.column("is_ood").all()
+    assert aug.column("prompt")[0] == "a photo of an object [negative: a photo of a gear]"
+    res = run_dsc("augment", data_h5, "--strategy", "real-guidance", "--mask", "background", "--mask-dilation",
+                  "0", *FAST, "-o", tmp_path / "bg.h5")
+    assert res.code == 0, res
+    data, bg = Store(data_h5), Store(tmp_path / "bg.h5")
+    src = data.images(bg.column("source_index"))
+    np.testing.assert_array_equal(bg.images(slice(None))[:, 12:20, 12:20], src[:, 12:20, 12:20])
+
+
+def test_val_split_is_evaluation_only_and_refused_for_training(run_dsc, data_h5, tmp_path):
+    res = run_dsc("augment", data_h5, "--strategy", "real-guidance", "--split", "val", *FAST, "-o", tmp_path / "v.h5")
+    assert res.code == 0, res
+    data, aug = Store(data_h5), Store(tmp_path / "v.h5")
+    assert aug.evaluation_only and set(aug.column("split")) == {"val"}
+    assert set(aug.column("source_index").tolist()) == set(data.indices("val").tolist())
+    check_same_source(data, aug, training=False)
+    with pytest.raises(MismatchError, match="evaluation-only"):
+        check_same_source(data, aug, training=True)
+
+
+def test_classes_and_examples_per_class_select_sources(run_dsc, data_h5, tmp_path):
+    res = run_dsc("augment", data_h5, "--strategy", "real-guidance", "--classes", "bolt",
+                  "--examples-per-class", "1", *FAST, "-o", tmp_path / "c.h5")
+    assert res.code == 0, res
+    aug = Store(tmp_path / "c.h5")
+    assert len(aug) == 2 and set(aug.labels.tolist()) == {1}
+
+
+def test_preview_writes_a_grid_and_no_store(run_dsc, data_h5, tmp_path):
+    from PIL import Image
+
+    res = run_dsc("augment", data_h5, "--strategy", "real-guidance", *FAST, "--preview", "2",
+                  "-o", tmp_path / "grid.png")
+    assert res.code == 0, res
+    im = Image.open(tmp_path / "grid.png")
+    assert im.size == (3 * RES, 2 * RES)
+    assert not list(tmp_path.glob("*.h5*"))
