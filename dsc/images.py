@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -332,10 +333,19 @@ def process_many(items: list[Item], job: Job) -> list[Processed]:
 
 
 def worker_init() -> None:
-    """Worker processes ignore Ctrl-C; the parent stops them (so an interrupt leaves no stray output)."""
+    """Worker processes ignore Ctrl-C (the parent stops them, so an interrupt leaves no stray output) and
+    end when the parent process ends."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (inherited through fork)
+    if sys.platform.startswith("linux"):  # die with the parent, even if it is killed outright
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 

@@ -15,6 +15,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -350,6 +351,26 @@ def _assign_splits(plan: Plan, settings: SubsetSettings, seq: np.random.SeedSequ
 
 
 # ------------------------------------------------------------------------------------------- decoding
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C while writing, so the partial output is removed and workers stop."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def _workers(settings: SubsetSettings, n: int) -> int:
     if settings.workers:
         wanted = settings.workers
@@ -425,7 +446,7 @@ def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
     r = settings.resolution
     written: list[Row] = []
     skips: list[dict[str, str]] = []
-    with StoreWriter(output, kind="data", force=force) as writer:
+    with terminate_as_interrupt(), StoreWriter(output, kind="data", force=force) as writer:
         extra = {"holdout_names": [c.name for c in plan.holdout]} if plan.holdout else {}
         writer.set_classes([c.name for c in plan.classes], **extra)
         writer.create_column("images", (r, r, 3), np.uint8, chunk_rows=1)
