@@ -241,3 +241,25 @@ def test_class_names_on_a_higher_layer_override_classes(tree):
     with pytest.raises(ConfigError, match="exclude each other"):
         build_subset(s, tree / "p.h5", sources={"subset.classes": "command line",
                                                 "subset.class_names": "command line"})
+
+
+def test_sigterm_is_handled_like_ctrl_c(tree, monkeypatch):
+    import os
+    import signal
+
+    import dsc.subset
+
+    real = dsc.subset.process_many
+    calls = {"n": 0}
+
+    def terminated(items, job):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(items, job)
+
+    monkeypatch.setattr(dsc.subset, "process_many", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        build_subset(_settings(tree), tree / "o.h5")
+    assert not list(tree.glob("o.h5*")) and signal.getsignal(signal.SIGTERM) is before
