@@ -74,8 +74,8 @@ def render_provenance(attrs: dict[str, Any]) -> None:
                    if sources.get(f"subset.{k}", sources.get(k, "default")) != "default"}
         prov.add_row("settings", _short(changed or settings) + ("  (non-default only)" if changed else ""))
     summary = attrs.get("summary")
-    if isinstance(summary, dict):
-        skipped = summary.get("skipped", {})
+    if isinstance(summary, dict) and isinstance(summary.get("skipped"), dict):  # written by `dsc subset`
+        skipped = summary["skipped"]
         reasons = ", ".join(f"{n} {r}" for r, n in skipped.get("by_reason", {}).items()) or "none"
         prov.add_row("skipped images", f"{skipped.get('total', 0)} ({escape(reasons)})")
         small = summary.get("skipped_classes") or []

@@ -70,3 +70,16 @@ def test_info_errors(run_dsc, tmp_path):
     assert res.code == 1 and "not a readable HDF5 file" in res.err and "Traceback" not in res.err
     res = run_dsc("info", tmp_path)
     assert res.code == 1 and "is a directory" in res.err
+
+
+def test_info_on_a_synthetic_store_with_its_own_summary(run_dsc, tmp_path):
+    with StoreWriter(tmp_path / "aug.h5", kind="synthetic", attrs={"summary": {"gear": {"n": 2}}}) as w:
+        w.set_classes(["gear"])
+        w.create_column("images", (8, 8, 3), np.uint8)
+        w.create_column("labels", (), np.int64)
+        w.create_column("is_ood", (), bool)
+        w.append(images=np.zeros((2, 8, 8, 3), np.uint8), labels=np.array([0, -1]), is_ood=np.array([False, True]))
+        w.finalize()
+    res = run_dsc("info", tmp_path / "aug.h5")
+    assert res.code == 0, res
+    assert "synthetic store, 2 samples" in res.out and "ood" in res.out and "skipped images" not in res.out
