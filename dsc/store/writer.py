@@ -1,7 +1,9 @@
 """Writing stores: append rows in batches to a ``.partial`` file, rename it when complete.
 
 The file is flushed after every batch, so a crash leaves a readable ``.partial`` that ``resume=True``
-continues. The fingerprint (content identity) is derived from a per-row digest column, so it is cheap to
+continues. A writer holds ``<output>.lock`` from construction to ``finalize``/``close`` (a second process
+writing the same output is refused, see ``dsc.outputs.output_lock``). A full disk raises ``ResourceError``;
+the batch being written is rolled back, so the partial file keeps every earlier batch. The fingerprint (content identity) is derived from a per-row digest column, so it is cheap to
 compute and does not depend on how the rows were batched or resumed.
 """
 
@@ -11,6 +13,8 @@ import hashlib
 import json
 import logging
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +22,8 @@ import h5py
 import numpy as np
 
 from dsc import __version__
-from dsc.errors import OutputExistsError, ResourceError, StoreError
-from dsc.outputs import check_output, commit, partial_path, remove
+from dsc.errors import OutputExistsError, StoreError
+from dsc.outputs import OutputLock, check_output, commit, disk_full_error, is_disk_full, partial_path, remove
 from dsc.provenance import now
 from dsc.store.schema import FORMAT, JSON_ATTRS, SCHEMA_VERSION
 
@@ -61,7 +65,18 @@ class StoreWriter:
         self.partial = partial_path(self.path)
         self.resume = resume
         self.compression = compression
+        self._finalized = False
         check_output(self.path, force=force, resume=resume)
+        self._lock = OutputLock(self.path).acquire()
+        try:
+            self._open(kind, attrs, resume)
+        except BaseException:
+            if getattr(self, "h5", None) is not None and self.h5.id.valid:
+                self.h5.close()
+            self._lock.release()
+            raise
+
+    def _open(self, kind: str, attrs: dict[str, Any] | None, resume: bool) -> None:
         if self.path.exists() and resume and not self.partial.exists():
             raise OutputExistsError(f"{self.path} is already complete",
                                     hint="nothing to resume; pass --force to recreate it")
@@ -69,6 +84,8 @@ class StoreWriter:
         try:
             self.h5 = h5py.File(self.partial, "a" if self.resumed else "w")
         except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(self.partial, resumable=self.resumed) from None
             if self.resumed:
                 raise StoreError(f"cannot resume {self.partial}: {exc}",
                                  hint="the partial file is damaged; pass --force to start over") from None
@@ -84,7 +101,16 @@ class StoreWriter:
                              hint="pass --force to start over")
         if attrs:
             self.set_attrs(**attrs)
-        self._finalized = False
+
+    @contextmanager
+    def _disk_full(self) -> Iterator[None]:
+        """Turn "no space left" (errno 28 from h5py/HDF5) into a one-line ``ResourceError``."""
+        try:
+            yield
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(self.partial, resumable=self.resume) from None
+            raise
 
     # ------------------------------------------------------------------------------------ structure
     @property
@@ -109,19 +135,21 @@ class StoreWriter:
         kwargs = {"compression": self.compression, "compression_opts": 4} if (
             compress and self.compression == "gzip") else ({"compression": self.compression} if compress and
                                                           self.compression else {})
-        self.samples.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
+        with self._disk_full():
+            self.samples.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
                                     chunks=(chunk_rows, *shape), **kwargs)
 
     def set_classes(self, names: list[str], **extra: list[Any]) -> None:
         """Class names (and optional per-class string arrays such as tokens or super-classes)."""
         grp = self.h5["classes"]
-        for key, values in {"names": names, **extra}.items():
-            if key in grp:
-                del grp[key]
-            if values and not isinstance(values[0], str):
-                grp.create_dataset(key, data=np.asarray(values))
-            else:
-                grp.create_dataset(key, data=np.asarray(values, dtype=object), dtype=STR)
+        with self._disk_full():
+            for key, values in {"names": names, **extra}.items():
+                if key in grp:
+                    del grp[key]
+                if values and not isinstance(values[0], str):
+                    grp.create_dataset(key, data=np.asarray(values))
+                else:
+                    grp.create_dataset(key, data=np.asarray(values, dtype=object), dtype=STR)
 
     def set_attrs(self, **attrs: Any) -> None:
         """Root attributes; dicts/lists are stored as JSON strings."""
@@ -132,7 +160,8 @@ class StoreWriter:
                 value = json.dumps(value, default=str, sort_keys=False)
             if isinstance(value, str) and len(value.encode()) > 60_000:
                 raise StoreError(f"attribute {key!r} is too large for an HDF5 attribute")
-            self.h5.attrs[key] = value
+            with self._disk_full():
+                self.h5.attrs[key] = value
 
     # ------------------------------------------------------------------------------------------ rows
     def append(self, **columns: Any) -> None:
@@ -164,11 +193,21 @@ class StoreWriter:
                         [v if isinstance(v, str) else json.dumps(v, default=str) for v in values], dtype=object)
                 ds[start:start + n] = values
             self.h5.flush()
-        except OSError as exc:
-            if "No space" in str(exc) or "errno = 28" in str(exc):
-                raise ResourceError(f"disk full while writing {self.partial}",
-                                    hint="free space and rerun with --resume") from None
+        except BaseException as exc:
+            self._rollback(start)
+            if is_disk_full(exc):
+                raise disk_full_error(self.partial, resumable=self.resume) from None
             raise
+
+    def _rollback(self, rows: int) -> None:
+        """Cut every column back to ``rows`` after a failed append (best effort: the disk may be full)."""
+        try:
+            for ds in self.samples.values():
+                if ds.shape[0] != rows:
+                    ds.resize(rows, axis=0)
+            self.h5.flush()
+        except Exception as exc:  # noqa: BLE001 - the original error is the one to report
+            log.debug("rollback of %s to %d rows failed: %s", self.partial, rows, exc)
 
     def _write_chunks(self, ds: h5py.Dataset, start: int, chunks: Precompressed) -> None:
         direct = (ds.chunks is not None and ds.chunks[0] == 1 and ds.compression == "gzip"
@@ -194,18 +233,28 @@ class StoreWriter:
 
     def finalize(self) -> Path:
         """Stamp fingerprint and completion, close, and rename the partial file into place."""
-        self.h5.attrs["fingerprint"] = self.fingerprint()
-        self.h5.attrs["complete"] = True
-        self.h5.attrs["finished"] = now()
-        self.h5.close()
-        commit(self.partial, self.path)
+        with self._disk_full():
+            self.h5.attrs["fingerprint"] = self.fingerprint()
+            self.h5.attrs["complete"] = True
+            self.h5.attrs["finished"] = now()
+            self.h5.close()
+            commit(self.partial, self.path)
         self._finalized = True
+        self._lock.release()
         log.debug("wrote %s", self.path)
         return self.path
 
     def close(self) -> None:
+        """Close the file and release the output lock (the partial file stays for ``--resume``)."""
+        try:
+            self._close_file()
+        finally:
+            self._lock.release()
+
+    def _close_file(self) -> None:
         if self.h5.id.valid:
-            self.h5.close()
+            with self._disk_full():
+                self.h5.close()
 
     def __enter__(self) -> StoreWriter:
         return self
@@ -213,6 +262,15 @@ class StoreWriter:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if self._finalized:
             return
-        self.close()
-        if exc_type is not None and not self.resume:
-            remove(self.partial)
+        try:
+            self._close_file()
+        except Exception:  # noqa: BLE001 - closing after an error (a full disk) must not hide that error
+            if exc_type is None:
+                self._lock.release()
+                raise
+            log.debug("closing %s after an error failed", self.partial, exc_info=True)
+        try:
+            if exc_type is not None and not self.resume:
+                remove(self.partial)  # while still holding the lock: the partial file is ours
+        finally:
+            self._lock.release()
