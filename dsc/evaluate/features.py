@@ -32,6 +32,16 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device)
 
 
+def module_device(module: torch.nn.Module, fallback: str | torch.device | None = None) -> torch.device:
+    """Where a module lives (its first parameter or buffer); ``fallback`` for modules without tensors.
+
+    Evaluation runs where the caller put the model: modules are never moved behind its back.
+    """
+    for t in (*module.parameters(), *module.buffers()):
+        return t.device
+    return resolve_device(fallback)
+
+
 def normalisation(data_config: dict[str, Any] | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) from a backbone data config (ImageNet statistics when absent)."""
     cfg = data_config or {}
@@ -89,10 +99,11 @@ def extract_features(
     """Features [N, D] (float32, CPU) of ``store`` rows ``indices`` (in the given order).
 
     ``transform(uint8 [B, 3, S, S], row_indices) -> uint8`` runs after resizing (used for corruptions).
+    Runs on the encoder's device (``device`` only matters for an encoder without parameters).
     The encoder is put in eval mode for the duration and restored afterwards. ``advance(n)`` reports
     progress to a caller's bar instead of this function's own.
     """
-    dev = resolve_device(device)
+    dev = module_device(encoder, device)
     idx = np.asarray(indices, dtype=np.int64)
     prep = Preprocess(image_size, mean, std, dev)
     was_training = encoder.training
@@ -136,8 +147,8 @@ def _feature_dim(encoder: torch.nn.Module, prep: Preprocess, dev: torch.device) 
 @torch.no_grad()
 def apply_head(head: torch.nn.Module, features: torch.Tensor, batch_size: int = 4096,
                device: str | torch.device | None = None) -> torch.Tensor:
-    """Logits [N, C] (float32, CPU) of a classifier head on features, in eval mode."""
-    dev = resolve_device(device)
+    """Logits [N, C] (float32, CPU) of a classifier head on features, in eval mode, on the head's device."""
+    dev = module_device(head, device)
     was = head.training
     head.eval()
     try:

@@ -8,7 +8,8 @@ Usage from a training loop (after model selection on val; test is used here only
                                  options=EvalOptions(image_size=64, seed=seed), ood_stores=[...])
     metrics.update(result)   # keys: "test", "robustness", "ood", "ood_stores", "timings"
 
-``backbone`` is a ``dsc.contracts.Backbone`` (its ``module`` maps normalised images to features, its
+Models are evaluated on the device they are on (never moved). ``backbone`` is a
+``dsc.contracts.Backbone`` (its ``module`` maps normalised images to features, its
 ``data_config`` gives mean/std) or a bare ``nn.Module`` (then pass ``mean``/``std`` in the options);
 ``head`` maps features to logits. Neither is modified (eval mode during evaluation, restored after).
 Fields that cannot be computed (no held-out classes, no OOD stores, corruptions off) are absent.
@@ -31,8 +32,8 @@ from dsc.evaluate.features import (
     apply_head,
     default_image_size,
     extract_features,
+    module_device,
     normalisation,
-    resolve_device,
 )
 from dsc.evaluate.metrics import classification_metrics, top_k_accuracy
 from dsc.evaluate.ood import KNN_K, ood_detection
@@ -48,7 +49,7 @@ class EvalOptions:
     mean: Sequence[float] | None = None
     std: Sequence[float] | None = None
     batch_size: int = 256
-    device: str | torch.device | None = None
+    device: str | torch.device | None = None  # only for parameter-free modules: models run where they are
     seed: int = 0
     corruptions: Sequence[str] = CORRUPTIONS
     severities: Sequence[int] = DEFAULT_SEVERITIES
@@ -146,7 +147,7 @@ def evaluate_classifier(backbone: Any, head: torch.nn.Module, data: Any, *, clas
     size = opts.image_size or default_image_size(cfg)
     classes = list(classes if classes is not None else data.classes)
     cache = opts.features
-    dev = resolve_device(opts.device)
+    dev = module_device(encoder, opts.device)
 
     def feats(key: str, store: Any, idx: np.ndarray) -> torch.Tensor:
         if key not in cache:
@@ -159,7 +160,7 @@ def evaluate_classifier(backbone: Any, head: torch.nn.Module, data: Any, *, clas
     test_idx = in_distribution_indices(data, "test")
     labels = data.labels[test_idx]
     test_feats = feats("test", data, test_idx)
-    test_logits = apply_head(head, test_feats, device=dev)
+    test_logits = apply_head(head, test_feats, device=opts.device)
     result: dict[str, Any] = {"test": classification_metrics(test_logits, labels, classes)}
 
     if opts.corruptions and len(test_idx):
@@ -184,7 +185,7 @@ def evaluate_classifier(backbone: Any, head: torch.nn.Module, data: Any, *, clas
         train = feats("train", data, in_distribution_indices(data, "train"))
         for name, parts in sets:
             out_feats = torch.cat([feats(key, store, idx) for key, store, idx in parts])
-            out_logits = apply_head(head, out_feats, device=dev)
+            out_logits = apply_head(head, out_feats, device=opts.device)
             ood[name] = ood_detection(test_logits, out_logits, in_features=test_feats, out_features=out_feats,
                                       train_features=train if len(train) else None, k=opts.knn_k)
         timings["ood"] = round(time.perf_counter() - t0, 4)
