@@ -20,49 +20,49 @@ def invert(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder TOKENS/ (one .safetensors per "
                                          "class + tokens.json).", show_default=False)],
     model: Annotated[str | None, typer.Option("--model", help="Hub repo id, local diffusers folder, .safetensors/"
-                                              ".ckpt file, or `tiny`. [default: CompVis/stable-diffusion-v1-4]",
+                                              ".ckpt file, or `tiny`. (default: CompVis/stable-diffusion-v1-4)",
                                               rich_help_panel=_M, show_default=False)] = None,
     revision: Annotated[str | None, typer.Option("--revision", help="Hub revision (branch, tag or commit).",
                                                  rich_help_panel=_M, show_default=False)] = None,
     local_files_only: Annotated[bool | None, typer.Option("--local-files-only/--allow-download",
                                                           help="Never contact the hub (also HF_HUB_OFFLINE=1).",
                                                           rich_help_panel=_M, show_default=False)] = None,
-    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps. [default: auto]",
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps. (default: auto)",
                                                rich_help_panel=_M, show_default=False)] = None,
     dtype: Annotated[str | None, typer.Option("--dtype", help="auto, float32, float16 or bfloat16 (auto: float16 "
                                               "on CUDA, else float32).", rich_help_panel=_M,
                                               show_default=False)] = None,
     num_vectors: Annotated[int | None, typer.Option("--num-vectors", help="Vectors per token (all trained, all in "
-                                                    "prompts). [default: 4]", rich_help_panel=_T,
+                                                    "prompts). (default: 4)", rich_help_panel=_T,
                                                     show_default=False)] = None,
     initializer: Annotated[str | None, typer.Option("--initializer", help="`class-name` (the class's words) or a "
-                                                    "word such as `the` or `motor`. [default: class-name]",
+                                                    "word such as `the` or `motor`. (default: class-name)",
                                                     rich_help_panel=_T, show_default=False)] = None,
-    steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps per class. [default: 2000]",
+    steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps per class. (default: 2000)",
                                               rich_help_panel=_T, show_default=False)] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate. [default: 5e-4]", rich_help_panel=_T,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate. (default: 5e-4)", rich_help_panel=_T,
                                              show_default=False)] = None,
     scale_lr: Annotated[bool | None, typer.Option("--scale-lr/--no-scale-lr", help="Multiply lr by batch size x "
-                                                  "gradient accumulation. [default: scale]", rich_help_panel=_T,
+                                                  "gradient accumulation. (default: scale)", rich_help_panel=_T,
                                                   show_default=False)] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per micro-batch. [default: 8]",
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per micro-batch. (default: 8)",
                                                    rich_help_panel=_T, show_default=False)] = None,
     gradient_accumulation: Annotated[int | None, typer.Option("--gradient-accumulation", help="Micro-batches per "
-                                                              "step. [default: 1]", rich_help_panel=_T,
+                                                              "step. (default: 1)", rich_help_panel=_T,
                                                               show_default=False)] = None,
-    lr_warmup: Annotated[int | None, typer.Option("--lr-warmup", help="Linear warm-up steps. [default: 0]",
+    lr_warmup: Annotated[int | None, typer.Option("--lr-warmup", help="Linear warm-up steps. (default: 0)",
                                                   rich_help_panel=_T, show_default=False)] = None,
     resolution: Annotated[int | None, typer.Option("--resolution", help="Training resolution in pixels. "
-                                                   "[default: 512]", rich_help_panel=_T, show_default=False)] = None,
+                                                   "(default: 512)", rich_help_panel=_T, show_default=False)] = None,
     templates: Annotated[str | None, typer.Option("--templates", help="Prompt templates: dafusion, "
-                                                  "diffusers-object or photo. [default: dafusion]",
+                                                  "diffusers-object or photo. (default: dafusion)",
                                                   rich_help_panel=_T, show_default=False)] = None,
     flip: Annotated[bool | None, typer.Option("--flip/--no-flip", help="Also learn from mirrored images. "
-                                              "[default: flip]", rich_help_panel=_T, show_default=False)] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of every random choice. [default: 0]",
+                                              "(default: flip)", rich_help_panel=_T, show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of every random choice. (default: 0)",
                                              rich_help_panel=_T, show_default=False)] = None,
     examples_per_class: Annotated[int | None, typer.Option("--examples-per-class", help="Seeded few-shot subset "
-                                                           "of each class's train images. [default: all]",
+                                                           "of each class's train images. (default: all)",
                                                            rich_help_panel=_D, show_default=False)] = None,
     crop_to_object: Annotated[bool | None, typer.Option("--crop-to-object/--no-crop-to-object", help="Crop each "
                                                         "image to a square around its object mask.",

@@ -1,0 +1,173 @@
+"""Textual-inversion steps/s: dsc's step (source images VAE-encoded once, latents sampled from the cached
+posterior) against the naive loop of DA-Fusion's / diffusers' scripts (every step re-encodes its batch through
+the VAE), measured in the same run with the same model, images, batch, steps and seeds.
+
+    python benchmarks/bench_invert.py [--quick] [--json FILE] [--model tiny] [--resolution 256]
+                                      [--batch-size 4] [--steps 30] [--device auto] [--threads N]
+
+Both loops share everything else (dsc's ``TokenTrainer``: hook-spliced float32 vectors, same optimizer, same
+noise/timestep draws). dsc's time includes its one-off encoding of all images (and their mirror images), so the
+ratio is an honest end-to-end one for the given number of steps; per-step figures are printed too. With the
+tiny random model the UNet is tiny relative to the VAE encoder, so the ratio depends on the resolution: at
+512 px with real SD 1.x weights the encoder is a large share of a training step as well. On a shared CPU use
+``--threads 1`` (several spinning OpenMP threads on a busy 2-core machine are many times slower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dsc.console import out
+from dsc.diffusion import invert as I
+from dsc.diffusion import tokens as T
+from dsc.diffusion.models import load_components
+
+
+def _images(n: int, res: int, seed: int = 0) -> np.ndarray:
+    """Smooth random images (something like photos for a VAE), uint8 [n, res, res, 3]."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (n, 3, res // 16, res // 16)).astype(np.float32)
+    big = torch.nn.functional.interpolate(torch.from_numpy(small), size=(res, res), mode="bilinear")
+    return big.permute(0, 2, 3, 1).clamp(0, 255).byte().numpy()
+
+
+def random_full_size(device: str, dtype: str):
+    """Stable Diffusion 1.x at full size (UNet 860M, VAE, CLIP-L-sized text encoder) with random weights,
+    built in memory: real shapes and costs without downloading weights. Tokenizer/scheduler from ``tiny``."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from dsc.diffusion.device import pick_device, pick_dtype
+    from dsc.diffusion.models import SDComponents
+
+    tiny = load_components("tiny", device="cpu")
+    dev = pick_device(device)
+    dt = pick_dtype(dtype, dev)
+    tok = tiny.tokenizer
+    with torch.random.fork_rng(devices=[]), torch.device(dev):
+        torch.manual_seed(0)
+        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
+        vae = AutoencoderKL(block_out_channels=(128, 256, 512, 512), down_block_types=("DownEncoderBlock2D",) * 4,
+                            up_block_types=("UpDecoderBlock2D",) * 4, layers_per_block=2, latent_channels=4,
+                            sample_size=512)
+        text = CLIPTextModel(CLIPTextConfig(
+            vocab_size=len(tok), hidden_size=768, intermediate_size=3072, num_attention_heads=12,
+            num_hidden_layers=12, max_position_embeddings=77, hidden_act="quick_gelu",
+            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
+    for m in (unet, vae, text):
+        m.to(dev, dt).requires_grad_(False).eval()
+    if dev.type == "cuda":
+        unet.to(memory_format=torch.channels_last)
+    return SDComponents(vae=vae, unet=unet, text_encoder=text, tokenizer=tok, scheduler=tiny.scheduler,
+                        model_id="sd-random (full-size SD 1.x, random weights)", revision=None, device=dev,
+                        dtype=dt, is_tiny=True, source="memory", base_vocab_size=len(tok))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_loop(components, pixels: torch.Tensor, steps: int, batch: int, *, naive: bool, seed: int = 0) -> dict:
+    """Train one token for ``steps`` steps; return timings. ``naive`` re-encodes each batch every step."""
+    token = "<bench_naive>" if naive else "<bench_dsc>"
+    init = I.initial_vectors(components, "object", 1)
+    ids = T.add_token_vectors(components, token, init)
+    trainer = I.TokenTrainer(components, ids, init, lr=5e-3)
+    gen = torch.Generator().manual_seed(seed)
+    prompts = I.prompt_ids(components, token, ("a photo of a {}",))
+    _sync(components.device)
+    start = time.perf_counter()
+    encode = 0.0
+    if not naive:
+        mean, std = I.encode_latents(components, pixels, batch)
+        _sync(components.device)
+        encode = time.perf_counter() - start
+    losses = []
+    for _ in range(steps):
+        idx = torch.randint(0, pixels.shape[0], (batch,), generator=gen)
+        eps = torch.randn((batch, 4, pixels.shape[-2] // 8, pixels.shape[-1] // 8), generator=gen)
+        noise = torch.randn(eps.shape, generator=gen)
+        timesteps = torch.randint(0, trainer.num_train_timesteps, (batch,), generator=gen)
+        if naive:
+            with torch.no_grad():
+                x = pixels[idx].to(components.device, components.dtype)
+                dist = components.vae.encode(x).latent_dist
+                latents = (dist.mean.float() + dist.std.float() * eps.to(components.device)) * trainer.scaling
+        else:
+            i = idx.to(mean.device)
+            latents = (mean[i] + std[i] * eps.to(mean.device)) * trainer.scaling
+        loss = trainer.loss(latents, prompts.repeat(batch, 1), noise, timesteps)
+        trainer.backward(loss, 1)
+        trainer.update()
+        losses.append(float(loss.detach()))
+    _sync(components.device)
+    total = time.perf_counter() - start
+    trainer.close()
+    return {"seconds": round(total, 4), "encode_seconds": round(encode, 4),
+            "steps_per_s": round(steps / total, 3),
+            "steps_per_s_excluding_encode": round(steps / max(total - encode, 1e-9), 3),
+            "final_loss": round(float(np.mean(losses[-5:])), 5)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small run (under a minute on a CPU)")
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--model", default="tiny", help="tiny, sd-random (full-size, random weights; for GPUs) or any "
+                    "model dsc can load")
+    ap.add_argument("--resolution", type=int, default=None)
+    ap.add_argument("--images", type=int, default=16, help="source images of the class")
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default="auto")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
+    ap.add_argument("--repeats", type=int, default=None, help="alternating rounds; the best of each is kept")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    res = args.resolution or (128 if args.quick else 256)
+    steps = args.steps or (10 if args.quick else 30)
+    repeats = args.repeats or (1 if args.quick else 2)
+
+    if args.model == "sd-random":
+        components = random_full_size(args.device, args.dtype)
+    else:
+        components = load_components(args.model, device=args.device, dtype=args.dtype)
+    pixels = I.prepare_pixels(_images(args.images, res), res)
+    pixels = torch.cat([pixels, pixels.flip(-1)])  # dsc's default --flip: twice the images to encode once
+    run_loop(components, pixels[:4], 2, min(2, args.batch_size), naive=False)  # warm-up (kernels, allocator)
+    best: dict[str, dict] = {}
+    for _ in range(repeats):
+        for name, naive in (("naive", True), ("dsc", False)):
+            r = run_loop(components, pixels, steps, args.batch_size, naive=naive)
+            if name not in best or r["steps_per_s"] > best[name]["steps_per_s"]:
+                best[name] = r
+    ratio = best["dsc"]["steps_per_s"] / best["naive"]["steps_per_s"]
+    per_step = best["dsc"]["steps_per_s_excluding_encode"] / best["naive"]["steps_per_s"]
+    result = {"benchmark": "invert", "model": components.model_id, "device": str(components.device),
+              "dtype": str(components.dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
+              "resolution": res, "images_encoded_once": int(pixels.shape[0]), "batch_size": args.batch_size,
+              "steps": steps, "dsc": best["dsc"], "naive_reencode": best["naive"], "ratio": round(ratio, 3),
+              "ratio_per_step": round(per_step, 3)}
+    out.print(f"invert, {components.model_id} on {result['device']} ({result['dtype']}), {res} px, batch "
+              f"{args.batch_size}, {steps} steps, {pixels.shape[0]} images (with mirrors):")
+    out.print(f"  naive (VAE every step)  {best['naive']['steps_per_s']:8.2f} steps/s")
+    out.print(f"  dsc (latents cached)    {best['dsc']['steps_per_s']:8.2f} steps/s  "
+              f"(encode once {best['dsc']['encode_seconds']:.2f} s; "
+              f"{best['dsc']['steps_per_s_excluding_encode']:.2f} steps/s after it)")
+    out.print(f"  ratio dsc / naive       {ratio:8.2f}x for {steps} steps including the one-off encoding; "
+              f"{per_step:.2f}x per step (what a 1000-2000-step run approaches)")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
