@@ -159,11 +159,12 @@ def _embeddings(run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list
         raise InputError(f"{run_dir}/embeddings.h5 has no feature column", hint=f"it has {store.columns}")
     n = len(store)
     labels = store.labels if store.has("labels") else np.zeros(n, np.int64)
-    ood = labels < 0
+    split = store.split
+    # `dsc probe` stores sets "train", "val", "test", "holdout" (held-out classes), "ood:*" and "synthetic:*"
+    ood = (labels < 0) | (split == "holdout") | (split == "ood")
     for flag in ("is_ood", "holdout"):
         if store.has(flag):
             ood |= store.column(flag).astype(bool)
-    split = store.split
     rows = np.flatnonzero((split == "test") | ood) if (split == "test").any() else np.arange(n)
     feats = store.read(col, rows).astype(np.float64)
     return feats.reshape(len(rows), -1), labels[rows], ood[rows], store.classes

@@ -126,35 +126,41 @@ def fit_linear_probe(features: np.ndarray, labels: np.ndarray, num_classes: int,
     return predict_proba
 
 
-def _run_head(run_dir: Path):
-    """The classifier head of a run trained on real data: ``classifier.*`` tensors of a baseline run, or
-    the probe's linear layer of a pretrain run. Returns (nn.Linear, source description)."""
+def _run_head(run_dir: Path, num_classes: int | None = None):
+    """The classifier head of a run trained on real data: the probe's linear layer of a pretrain run
+    (RUN/probe/classifier.safetensors) or the ``classifier.*`` tensors of a baseline run's checkpoint.
+    Only the first ``num_classes`` outputs are kept (an extra-class OOD output is dropped).
+    Returns (nn.Linear, source description)."""
     import torch
+    from safetensors.torch import load_file
     from torch import nn
 
     from dsc.train.checkpoint import has_checkpoint, load_tensors
 
-    candidates = [(run_dir, "classifier."), (run_dir / "probe", "classifier."), (run_dir / "probe", "probe."),
-                  (run_dir / "probe", "linear."), (run_dir / "probe", "")]
-    for folder, prefix in candidates:
-        for which in ("best", "last"):
-            if not has_checkpoint(folder, which):
-                continue
-            tensors = load_tensors(folder, which)
-            weight = next((v for k, v in tensors.items() if k.startswith(prefix) and k.endswith("weight")
-                           and v.ndim == 2), None)
-            if weight is None:
-                continue
-            bias = next((v for k, v in tensors.items() if k.startswith(prefix) and k.endswith("bias")
-                         and v.ndim == 1 and len(v) == weight.shape[0]), None)
-            head = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-            with torch.no_grad():
-                head.weight.copy_(weight)
-                if bias is not None:
-                    head.bias.copy_(bias)
-            return head.eval(), f"{folder.name}/{which}"
-    raise InputError(f"{run_dir} has no classifier checkpoint",
-                     hint="use a `dsc baseline` run, or a `dsc pretrain` run after `dsc probe`")
+    found: list[tuple[dict, str]] = []
+    probe_head = run_dir / "probe" / "classifier.safetensors"        # written by `dsc probe`
+    if probe_head.is_file():
+        found.append((load_file(str(probe_head)), "probe/classifier"))
+    for which in ("best", "last"):                                     # `dsc baseline` checkpoints
+        if has_checkpoint(run_dir, which):
+            found.append((load_tensors(run_dir, which), f"checkpoint {which}"))
+            break
+    for tensors, desc in found:
+        weight = next((v for k, v in tensors.items() if k.startswith("classifier.") and k.endswith("weight")
+                       and v.ndim == 2), None)
+        if weight is None:
+            continue
+        bias = next((v for k, v in tensors.items() if k.startswith("classifier.") and k.endswith("bias")
+                     and v.ndim == 1 and len(v) == weight.shape[0]), None)
+        k = min(num_classes or weight.shape[0], weight.shape[0])
+        head = nn.Linear(weight.shape[1], k, bias=bias is not None)
+        with torch.no_grad():
+            head.weight.copy_(weight[:k])
+            if bias is not None:
+                head.bias.copy_(bias[:k])
+        return head.eval(), desc
+    raise InputError(f"{run_dir} has no classifier", hint="use a `dsc baseline` run, or a `dsc pretrain` run "
+                     "after `dsc probe`")
 
 
 def _check_real_only(run_dir: Path) -> None:
@@ -174,8 +180,8 @@ def run_classifier(run_dir: Path | str):
     from dsc.report.features import encoder_space
 
     run_dir = Path(run_dir)
-    head, _ = _run_head(run_dir)
-    space, _info = encoder_space(run_dir)
+    space, info = encoder_space(run_dir)
+    head, _ = _run_head(run_dir, len(info.get("classes") or []) or None)
     _check_real_only(run_dir)
 
     def predict(images: np.ndarray) -> np.ndarray:

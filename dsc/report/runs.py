@@ -39,6 +39,9 @@ class Run:
     @property
     def kind(self) -> str:
         """"pretrain" or "baseline" (from run.json's command, else from the metrics method)."""
+        name = self.info.get("command_name")
+        if name in ("pretrain", "baseline"):
+            return name
         cmd = str(self.info.get("command", "")).split()
         for word in cmd:
             if word in ("pretrain", "baseline"):

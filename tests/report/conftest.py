@@ -140,3 +140,36 @@ def write_stores(root: Path, *, near_copies: int = 2, ood_in_dist: int = 3) -> t
 @pytest.fixture
 def stores(tmp_path: Path) -> tuple[Path, Path]:
     return write_stores(tmp_path)
+
+
+def fake_synthetic(data_path: Path, out: Path, *, mode: str = "normal", per_image: int = 1, seed: int = 0) -> Path:
+    """A synthetic store made from DATA.h5's train images the way `dsc augment` lays it out: normal images
+    are the source images plus noise; OOD images are pixel-shuffled sources (is_ood, label -1)."""
+    import numpy as np
+
+    from dsc.store import StoreWriter, open_store
+
+    rng = np.random.default_rng(seed)
+    data = open_store(data_path, kind="data")
+    rows = data.indices("train")
+    rows = rows[data.labels[rows] >= 0]
+    src = np.repeat(rows, per_image)
+    images = data.images(src).astype(np.int16)
+    if mode == "normal":
+        images = np.clip(images + rng.integers(-20, 21, images.shape), 0, 255)
+    else:
+        flat = images.reshape(len(images), -1, 3)
+        images = flat[:, rng.permutation(flat.shape[1])].reshape(images.shape)
+    ood = mode != "normal"
+    with StoreWriter(out, kind="synthetic", attrs={"inputs": {"data_fingerprint": data.fingerprint},
+                                                   "settings": {"mode": mode}}) as w:
+        w.set_classes(list(data.classes))
+        w.create_column("images", data.image_shape, np.uint8)
+        for col, dt in (("labels", np.int64), ("is_ood", bool), ("source_label", np.int64),
+                        ("source_index", np.int64), ("variant", np.int64)):
+            w.create_column(col, (), dt)
+        w.append(images=images.astype(np.uint8), labels=np.full(len(src), -1) if ood else data.labels[src],
+                 is_ood=np.full(len(src), ood), source_label=data.labels[src], source_index=src,
+                 variant=np.tile(np.arange(per_image), len(rows)))
+        w.finalize()
+    return out

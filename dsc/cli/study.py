@@ -1,0 +1,77 @@
+"""``dsc study STUDY.toml``: run the whole study (CE and SupCon+probe x synthetic variants x seeds), then report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dsc.cli.common import Force, JsonFlag, print_json, split_csv
+
+
+def study(
+    file: Annotated[Path, typer.Argument(help="Study file (TOML), see docs/commands/study.md.", show_default=False)],
+    seeds: Annotated[str | None, typer.Option(help="Override the study's seeds, e.g. 0,1,2.",
+                                              show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Override the study's output folder.",
+                                                show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run, run nothing.")] = False,
+    keep_going: Annotated[bool, typer.Option("--keep-going", help="Continue with the other runs when one "
+                                             "fails (it is listed as incomplete in the report).")] = False,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="End with the report (default).")] = True,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown.",
+                                                  show_default=False)] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the report as HTML.",
+                                              show_default=False)] = None,
+    force: Force = False,
+    json_: JsonFlag = False,
+) -> None:
+    """Train and evaluate every configuration of the study over its seeds, skipping complete runs and
+    resuming interrupted ones, then print the report. --force redoes every run."""
+    from dsc.console import out
+    from dsc.outputs import check_output
+    from dsc.study import execute, load_study, plan, plan_rows
+
+    spec = plan(load_study(file, seeds=split_csv(seeds, int), output=output), force=force)
+    for path in (markdown, html):
+        if path is not None:
+            check_output(path, force=True)
+    if dry_run:
+        rows = plan_rows(spec)
+        if json_:
+            print_json({"runs": rows})
+            return
+        from rich.table import Table
+
+        table = Table(title=f"Study plan ({file})", title_justify="left")
+        for col in ("run", "action", "reason", "synthetic", "negatives"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["run"], r["action"], r["reason"], ", ".join(r["synthetic"]) or "–",
+                          ", ".join(r["negatives"]) or "–")
+        out.print(table)
+        return
+    failures = execute(spec, keep_going=keep_going)
+    if not report:
+        return
+    from dsc.report import make_report
+    from dsc.report.table import render
+
+    result = make_report([spec.spec.output], spec.report_settings)
+    if markdown is not None:
+        from dsc.report.export import write_markdown
+
+        write_markdown(markdown, result.sections, result.warnings)
+    if html is not None:
+        from dsc.report.export import write_html
+
+        write_html(html, result.sections, result.warnings)
+    if json_:
+        print_json(result.report | {"failed": [{"run": str(r.path), "error": e} for r, e in failures]})
+        return
+    render(result.sections, out)
+    if failures:
+        from dsc.console import err
+
+        err.print(f"[yellow]{len(failures)} run(s) failed:[/] " + ", ".join(r.name for r, _ in failures))

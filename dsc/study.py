@@ -1,0 +1,262 @@
+"""``dsc study STUDY.toml``: the whole study design in one command (docs/commands/study.md).
+
+CE baseline and SupCon + probe, each with no synthetic data, with normal synthetic data, and with normal +
+OOD synthetic data, over N seeds; runs that are already complete are skipped, interrupted ones resumed;
+the report ends it. Runs are written to ``<output>/<method>-<variant>-s<seed>/``.
+
+The study file has a ``[study]`` table (inputs, seeds, which methods and variants) and optional
+``[train]`` (settings shared by pretrain and baseline), ``[pretrain]``, ``[baseline]``, ``[probe]`` and
+``[report]`` tables with the same keys as those commands' settings sections. Study values override
+``dsc.toml`` and ``DSC_...`` environment values; each run's seed comes from ``seeds``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dsc.errors import ConfigError, DscError, InputError, MismatchError
+
+log = logging.getLogger(__name__)
+
+METHODS = ("ce", "supcon")
+VARIANTS = ("none", "normal", "normal+ood")
+SECTIONS = ("study", "train", "pretrain", "baseline", "probe", "report")
+
+
+class StudySpec(BaseModel):
+    """The ``[study]`` table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Path = Field(description="DATA.h5 made by `dsc subset`")
+    synthetic: list[Path] = Field(default_factory=list, description="normal synthetic stores (positives)")
+    ood: list[Path] = Field(default_factory=list, description="OOD synthetic stores (negatives)")
+    eval_ood: list[Path] = Field(default_factory=list,
+                                 description="evaluation-only OOD stores for `dsc probe --ood`")
+    output: Path = Field(default=Path("study"), description="folder of the run directories")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    methods: list[Literal["ce", "supcon"]] = Field(default_factory=lambda: list(METHODS), min_length=1)
+    variants: list[Literal["none", "normal", "normal+ood"]] = Field(default_factory=lambda: list(VARIANTS),
+                                                                    min_length=1)
+    ce_ood_loss: Literal["extra-class", "outlier-exposure"] = Field(
+        default="outlier-exposure", description="how the CE baseline uses OOD images when [baseline] sets none")
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError("seeds must be distinct")
+        return v
+
+
+@dataclass
+class PlannedRun:
+    """One training run of the study (plus its probe for SupCon)."""
+
+    method: str               # "ce" | "supcon"
+    variant: str              # "none" | "normal" | "normal+ood"
+    seed: int
+    path: Path
+    settings: Any             # BaselineSettings | PretrainSettings
+    synthetic: list[Path]
+    negatives: list[Path]
+    action: str = "run"       # run | resume | probe | skip
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def command(self) -> str:
+        return "baseline" if self.method == "ce" else "pretrain"
+
+
+@dataclass
+class Study:
+    """A parsed, validated study file."""
+
+    path: Path
+    spec: StudySpec
+    sections: dict[str, dict[str, Any]]
+    runs: list[PlannedRun] = field(default_factory=list)
+    probe_settings: Any = None
+    report_settings: Any = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with Path(path).open("rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"study file {path} does not exist", hint="see docs/commands/study.md for the format"
+                         ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"study file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(doc) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"study file {path} has unknown table(s) {', '.join(unknown)}",
+                          hint=f"allowed tables: {', '.join(SECTIONS)}")
+    if "study" not in doc:
+        raise ConfigError(f"study file {path} has no [study] table", hint="add [study] with at least data = ...")
+    return doc
+
+
+def _settings(section: str, values: dict[str, Any], origin: str) -> Any:
+    from dsc.settings import resolve_settings
+
+    try:
+        return resolve_settings({section: values}).section(section)
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc.message}", hint=exc.hint) from None
+
+
+def _dirname(method: str, variant: str, seed: int) -> str:
+    return f"{method}-{variant.replace('+', '-')}-s{seed}"
+
+
+def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | None = None) -> Study:
+    """Parse and validate a study file and plan its runs (every setting is checked before anything runs)."""
+    from dsc.settings import TrainSettings
+
+    doc = _read(Path(path))
+    try:
+        spec = StudySpec.model_validate(doc["study"])
+    except ValidationError as exc:
+        msg = "; ".join(f"study.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"study file {path}: {msg}", hint="fix the [study] table") from None
+    if seeds:
+        spec.seeds = list(dict.fromkeys(seeds))
+    if output is not None:
+        spec.output = output
+    if not spec.data.is_file():
+        raise InputError(f"study data {spec.data} does not exist", hint="make it with `dsc subset` first")
+    for p in [*spec.synthetic, *spec.ood, *spec.eval_ood]:
+        if not p.is_file():
+            raise InputError(f"study store {p} does not exist", hint="make it with `dsc augment` first")
+    needs = {"normal": bool(spec.synthetic), "normal+ood": bool(spec.synthetic and spec.ood)}
+    for variant in spec.variants:
+        if variant != "none" and not needs[variant]:
+            raise ConfigError(f"variant {variant!r} needs " + ("synthetic = [...]" if variant == "normal" else
+                                                               "synthetic = [...] and ood = [...]"),
+                              hint="list the stores in [study] or drop the variant")
+    train = doc.get("train", {})
+    bad = sorted(set(train) - set(TrainSettings.model_fields))
+    if bad:
+        raise ConfigError(f"[train] keys {', '.join(bad)} are not shared training settings",
+                          hint="move them to [pretrain] or [baseline]")
+    if "seed" in {*train, *doc.get("pretrain", {}), *doc.get("baseline", {})}:
+        raise ConfigError("set seeds with [study] seeds = [...], not a seed key", hint="remove the seed key")
+    study = Study(Path(path), spec, doc)
+    for method in spec.methods:
+        section = "baseline" if method == "ce" else "pretrain"
+        base = {**train, **doc.get(section, {})}
+        for variant in spec.variants:
+            values = dict(base)
+            negatives = list(spec.ood) if variant == "normal+ood" else []
+            if method == "ce":
+                values.setdefault("ood_loss", "none")
+                if negatives and values["ood_loss"] == "none":
+                    values["ood_loss"] = spec.ce_ood_loss
+                elif not negatives:
+                    values["ood_loss"] = "none"
+            for seed in spec.seeds:
+                settings = _settings(section, {**values, "seed": seed}, f"study file {path} [{section}]")
+                study.runs.append(PlannedRun(method, variant, seed, spec.output / _dirname(method, variant, seed),
+                                             settings, list(spec.synthetic) if variant != "none" else [],
+                                             negatives))
+    if "supcon" in spec.methods:
+        study.probe_settings = _settings("probe", doc.get("probe", {}), f"study file {path} [probe]")
+    study.report_settings = _settings("report", doc.get("report", {}), f"study file {path} [report]")
+    study.sources = {"*": f"study file {path}"}
+    return study
+
+
+def plan(study: Study, *, force: bool = False) -> Study:
+    """Decide per run: run, resume, probe only, or skip (complete with the same settings)."""
+    from dsc.report.runs import load_run
+    from dsc.train.checkpoint import has_checkpoint
+    from dsc.train.run_dir import settings_diff, settings_hash
+
+    for r in study.runs:
+        if force or not (r.path / "run.json").is_file():
+            r.action, r.reason = "run", "forced" if force and r.path.exists() else "new"
+            continue
+        existing = load_run(r.path)
+        info = existing.info
+        wanted = r.settings.model_dump(mode="json")
+        if info.get("settings_hash") and info.get("settings_hash") != settings_hash(wanted):
+            diff = settings_diff(info.get("settings", {}), wanted)
+            raise MismatchError(f"{r.path} was made with other settings ({'; '.join(diff[:6])})",
+                                hint="restore the study's settings, choose another output, or pass --force "
+                                "to redo the study's runs")
+        status = info.get("status")
+        if status == "complete":
+            if existing.complete:
+                r.action, r.reason = "skip", "complete"
+            elif r.method == "supcon":
+                r.action, r.reason = "probe", "trained, not probed"
+            else:
+                r.action, r.reason = "run", "no metrics.json"
+        elif has_checkpoint(r.path, "last"):
+            r.action, r.reason = "resume", f"status {status}"
+        else:
+            r.action, r.reason = "run", f"status {status}, no checkpoint"
+    return study
+
+
+def execute(study: Study, *, keep_going: bool = False) -> list[tuple[PlannedRun, str]]:
+    """Carry out the plan in order; returns (run, error) for runs that failed (only with keep_going)."""
+    from dsc.console import err
+
+    failures: list[tuple[PlannedRun, str]] = []
+    todo = [r for r in study.runs if r.action != "skip"]
+    for i, r in enumerate(todo, 1):
+        err.print(f"[bold]study[/] {i}/{len(todo)}: {r.name} ({r.action}: {r.reason})", highlight=False)
+        try:
+            if r.action in ("run", "resume"):
+                _train(study, r)
+            if r.method == "supcon":
+                _probe(study, r)
+        except DscError as exc:
+            if not keep_going:
+                raise
+            log.error("%s failed: %s", r.name, exc)
+            failures.append((r, str(exc)))
+    return failures
+
+
+def _train(study: Study, r: PlannedRun) -> None:
+    sources = {k: f"study file {study.path}" for k in r.settings.model_dump()}
+    kwargs = dict(synthetic=r.synthetic, negatives=r.negatives, sources=sources, force=r.action == "run",
+                  resume=r.action == "resume")
+    r.path.parent.mkdir(parents=True, exist_ok=True)
+    if r.method == "ce":
+        from dsc.train.baseline import baseline
+
+        baseline(study.spec.data, r.path, r.settings, **kwargs)
+    else:
+        from dsc.train.pretrain import pretrain
+
+        pretrain(study.spec.data, r.path, r.settings, **kwargs)
+
+
+def _probe(study: Study, r: PlannedRun) -> None:
+    from dsc.probe import probe
+
+    sources = {k: f"study file {study.path}" for k in study.probe_settings.model_dump()}
+    probe(r.path, study.probe_settings, ood=study.spec.eval_ood, sources=sources, force=True)
+
+
+def plan_rows(study: Study) -> list[dict[str, Any]]:
+    """The plan as JSON-able rows (for --dry-run)."""
+    return [{"run": str(r.path), "method": r.method, "variant": r.variant, "seed": r.seed, "action": r.action,
+             "reason": r.reason, "synthetic": [str(p) for p in r.synthetic],
+             "negatives": [str(p) for p in r.negatives]} for r in study.runs]

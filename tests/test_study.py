@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dsc.errors import ConfigError, InputError, MismatchError
+from dsc.study import execute, load_study, plan
+
+from .report.conftest import fake_synthetic, write_stores
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> dict[str, Path]:
+    data, _ = write_stores(tmp_path)
+    normal = fake_synthetic(data, tmp_path / "aug-normal.h5")
+    ood = fake_synthetic(data, tmp_path / "aug-ood.h5", mode="ood")
+    return {"data": data, "normal": normal, "ood": ood}
+
+
+def write_study(tmp_path: Path, inputs: dict[str, Path], extra: str = "", study_extra: str = "") -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(f"""
+[study]
+data = "{inputs['data']}"
+synthetic = ["{inputs['normal']}"]
+ood = ["{inputs['ood']}"]
+output = "{tmp_path / 'out'}"
+seeds = [0, 1]
+{study_extra}
+
+[train]
+backbone = "timm:test_resnet"
+image_size = 32
+epochs = 1
+batch_size = 16
+{extra}
+""")
+    return path
+
+
+def test_plan_covers_methods_variants_seeds(tmp_path, inputs):
+    study = plan(load_study(write_study(tmp_path, inputs, "[baseline]\ncorruptions = false\n")))
+    names = [r.name for r in study.runs]
+    assert len(names) == 12 and names[0] == "ce-none-s0" and "supcon-normal-ood-s1" in names
+    assert all(r.action == "run" for r in study.runs)
+    by = {r.name: r for r in study.runs}
+    assert by["ce-normal-ood-s0"].settings.ood_loss == "outlier-exposure"
+    assert by["ce-normal-ood-s0"].negatives == [inputs["ood"]]
+    assert by["ce-normal-s1"].settings.ood_loss == "none" and by["ce-normal-s1"].negatives == []
+    assert by["supcon-none-s1"].settings.seed == 1 and by["supcon-none-s1"].synthetic == []
+    assert by["ce-none-s0"].settings.corruptions is False and by["ce-none-s0"].settings.image_size == 32
+    only = load_study(write_study(tmp_path, inputs), seeds=[5])
+    assert {r.seed for r in only.runs} == {5}
+
+
+@pytest.mark.parametrize("extra, study_extra, error, match", [
+    ("temperature = 0.2", "", ConfigError, "not shared training settings"),
+    ("seed = 3", "", ConfigError, "seeds = "),
+    ("epochs = 0", "", ConfigError, "epochs"),
+    ("[wrong]\nx = 1", "", ConfigError, "unknown table"),
+    ("", "methods = ['rnn']", ConfigError, "study.methods"),
+    ("", "eval_ood = ['missing.h5']", InputError, "missing.h5"),
+])
+def test_bad_study_files(tmp_path, inputs, extra, study_extra, error, match):
+    with pytest.raises(error, match=match):
+        load_study(write_study(tmp_path, inputs, extra, study_extra))
+
+
+def test_variant_needs_its_stores(tmp_path, inputs):
+    path = tmp_path / "s.toml"
+    path.write_text(f'[study]\ndata = "{inputs["data"]}"\nvariants = ["none", "normal"]\n')
+    with pytest.raises(ConfigError, match="variant 'normal' needs synthetic"):
+        load_study(path)
+    with pytest.raises(InputError, match="does not exist"):
+        load_study(tmp_path / "nope.toml")
+
+
+def _fake_training(monkeypatch, calls: list):
+    """Replace pretrain/baseline/probe by writers of hand-made run files (the report reads them)."""
+    from .report.conftest import write_run
+
+    def train(kind):
+        def fn(data, output, settings, *, synthetic, negatives, sources, force, resume):
+            calls.append((kind, output.name, resume))
+            label = "normal+ood" if negatives else "normal" if synthetic else "none"
+            if kind == "baseline":
+                write_run(output.parent, output.name + ".tmp", method="ce", seed=settings.seed, label=label,
+                          top1=0.5 + 0.1 * bool(synthetic) + 0.01 * settings.seed)
+            else:
+                write_run(output.parent, output.name + ".tmp", method="supcon+probe", seed=settings.seed,
+                          label=label, top1=0.6 + 0.01 * settings.seed)
+                (output.parent / (output.name + ".tmp") / "probe" / "metrics.json").rename(
+                    output.parent / (output.name + ".tmp") / "pending.json")
+            if output.exists():
+                shutil.rmtree(output)
+            (output.parent / (output.name + ".tmp")).rename(output)
+            info = json.loads((output / "run.json").read_text())
+            from dsc.train.run_dir import settings_hash
+
+            info.update(command_name=kind, settings_hash=settings_hash(settings.model_dump(mode="json")),
+                        settings=settings.model_dump(mode="json"))
+            (output / "run.json").write_text(json.dumps(info))
+        return fn
+
+    def probe(run, settings, *, ood, sources, force):
+        calls.append(("probe", Path(run).name, force))
+        (Path(run) / "probe").mkdir(exist_ok=True)
+        shutil.copy(Path(run) / "pending.json", Path(run) / "probe" / "metrics.json")
+
+    monkeypatch.setattr("dsc.train.baseline.baseline", train("baseline"))
+    monkeypatch.setattr("dsc.train.pretrain.pretrain", train("pretrain"))
+    monkeypatch.setattr("dsc.probe.probe", probe)
+
+
+def test_study_runs_skips_and_reports(run_dsc, tmp_path, inputs, monkeypatch):
+    calls: list = []
+    _fake_training(monkeypatch, calls)
+    path = write_study(tmp_path, inputs)
+    res = run_dsc("study", path, "--json")
+    assert res.code == 0, res
+    assert len([c for c in calls if c[0] != "probe"]) == 12 and len([c for c in calls if c[0] == "probe"]) == 6
+    report = json.loads(res.out)
+    names = [c["name"] for c in report["configurations"]]
+    assert names == ["ce/none", "ce/normal", "ce/normal+ood", "supcon+probe/none", "supcon+probe/normal",
+                     "supcon+probe/normal+ood"]
+    assert all(c["n"] == 2 for c in report["configurations"])
+    normal = next(c for c in report["configurations"] if c["name"] == "ce/normal")
+    assert normal["deltas"]["top1"]["delta"] == pytest.approx(0.1)
+    # second time: everything is complete and skipped
+    calls.clear()
+    res = run_dsc("study", path, "--dry-run", "--json")
+    assert {r["action"] for r in json.loads(res.out)["runs"]} == {"skip"}
+    res = run_dsc("study", path)
+    assert res.code == 0 and calls == [] and "supcon+probe/normal+ood" in res.out
+
+
+def test_study_resumes_probes_and_refuses_changed_settings(tmp_path, inputs, monkeypatch):
+    calls: list = []
+    _fake_training(monkeypatch, calls)
+    path = write_study(tmp_path, inputs)
+    execute(plan(load_study(path)))
+    out = tmp_path / "out"
+    (out / "supcon-none-s0" / "probe" / "metrics.json").unlink()            # trained, not probed
+    info = json.loads((out / "ce-none-s1" / "run.json").read_text())
+    info["status"] = "interrupted"                                          # interrupted with a checkpoint
+    (out / "ce-none-s1" / "run.json").write_text(json.dumps(info))
+    (out / "ce-none-s1" / "checkpoints").mkdir()
+    (out / "ce-none-s1" / "checkpoints" / "last.json").write_text("{}")
+    study = plan(load_study(path))
+    actions = {r.name: r.action for r in study.runs}
+    assert actions["supcon-none-s0"] == "probe" and actions["ce-none-s1"] == "resume"
+    assert sum(a == "skip" for a in actions.values()) == 10
+    calls.clear()
+    execute(study)
+    assert ("baseline", "ce-none-s1", True) in calls and ("probe", "supcon-none-s0", True) in calls
+    assert not any(c[0] == "pretrain" for c in calls)
+    changed = write_study(tmp_path, inputs, "lr = 0.5")
+    with pytest.raises(MismatchError, match="other settings"):
+        plan(load_study(changed))
+    assert all(r.action == "run" for r in plan(load_study(changed), force=True).runs)
+
+
+@pytest.mark.slow
+def test_study_end_to_end_tiny(run_dsc, tmp_path):
+    """Real subset -> (fake synthetic stores) -> study with real pretrain/probe/baseline -> report."""
+    data = tmp_path / "data.h5"
+    res = run_dsc("subset", "--dataset", "toyparts", "--classes", "3", "--holdout-classes", "1",
+                  "--resolution", "32", "--output", data)
+    assert res.code == 0, res
+    normal = fake_synthetic(data, tmp_path / "n.h5")
+    ood = fake_synthetic(data, tmp_path / "o.h5", mode="ood")
+    study = tmp_path / "s.toml"
+    study.write_text(f"""
+[study]
+data = "{data}"
+synthetic = ["{normal}"]
+ood = ["{ood}"]
+output = "{tmp_path / 'out'}"
+seeds = [0]
+variants = ["none", "normal+ood"]
+
+[train]
+backbone = "timm:test_resnet"
+image_size = 32
+epochs = 1
+batch_size = 32
+
+[baseline]
+corruptions = false
+
+[probe]
+epochs = 5
+corruptions = false
+""")
+    res = run_dsc("study", study, "--json")
+    assert res.code == 0, res
+    report = json.loads(res.out)
+    assert [c["name"] for c in report["configurations"]] == [
+        "ce/none", "ce/normal+ood", "supcon+probe/none", "supcon+probe/normal+ood"]
+    assert report["incomplete"] == []
+    assert all(0 <= c["metrics"]["top1"]["mean"] <= 1 for c in report["configurations"])
