@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "memory_method": ("RSS high-water growth in a fresh subprocess, MALLOC_MMAP_THRESHOLD_=131072"
                                        if args.device == "cpu" else "torch.cuda.max_memory_allocated growth"),
                      "impls": {}}
+    _warn_if_busy()
     timings = time_fwd_bwd(impls, features, labels, repeats)
     for name in impls:
         seconds = timings[name]
@@ -201,6 +202,18 @@ def main(argv: list[str] | None = None) -> dict:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return results
+
+
+def _warn_if_busy() -> None:
+    """Multi-threaded CPU timings collapse when other processes hold the cores; say so."""
+    import os
+
+    if not hasattr(os, "getloadavg"):
+        return
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cores and torch.get_num_threads() > 1:
+        out.print(f"note: machine busy (load {load:.1f} on {cores} cores); multi-threaded timings suffer "
+                  "from contention, --threads 1 gives steadier ratios")
 
 
 def _ratio(a: int | None, b: int | None) -> float | None:
