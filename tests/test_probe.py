@@ -33,7 +33,7 @@ def world(tmp_path):
     return {"data": data, "syn": syn, "ood": ood, "run": run}
 
 
-FAST = ProbeSettings(epochs=8, severities=[1], corruptions=False)
+FAST = ProbeSettings(epochs=8, severities=[1], corruptions=False, device="cpu")  # exact fp32 features
 
 
 def test_cli_writes_metrics_with_every_field(world, run_dsc):
