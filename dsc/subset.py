@@ -64,6 +64,7 @@ class Plan:
     dataset_splits: bool = False
     carved_val: bool = False
     group_leaks: int = 0
+    holdout_shared_groups: int = 0
     scanned_classes: int = 0
     listed_classes: int = 0
     scanned_records: int = 0
@@ -345,6 +346,12 @@ def _assign_splits(plan: Plan, settings: SubsetSettings, seq: np.random.SeedSequ
                  sum(r.split == "val" for r in pool))
     leaks = leaking_groups([r.group for r in train_rows], [r.split for r in train_rows])
     plan.group_leaks = len(leaks)
+    trained = {r.group for r in train_rows if r.split in ("train", "val")}
+    shared = {r.group for r in plan.rows if r.label < 0} & trained
+    plan.holdout_shared_groups = len(shared)
+    if shared:
+        log.info("%d groups have held-out-class images (test) and training-class images in train/val, e.g. %s "
+                 "(other objects of one source photo)", len(shared), sorted(shared)[0])
     if leaks:
         log.warning("%d groups span several of the dataset's own splits (e.g. %s): near-duplicates may leak "
                     "from train into val/test", len(leaks), leaks[0])
@@ -584,6 +591,7 @@ def _summary(plan: Plan, written: list[Row], skips: list[dict[str, str]],
         "split_source": ("dataset" + (" (val carved from train by group)" if plan.carved_val else ""))
         if plan.dataset_splits else "stratified by class, grouped",
         "group_leaks": plan.group_leaks,
+        "holdout_shared_groups": plan.holdout_shared_groups,
         "masks": plan.with_masks,
         "resolution": settings.resolution,
     }

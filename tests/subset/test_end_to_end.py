@@ -11,11 +11,15 @@ from dsc.store import Store
 from tests.subset.conftest import make_tree
 
 
-def _no_leaks(st: Store) -> bool:
+def _no_leaks_rows(groups, splits) -> bool:
     seen = defaultdict(set)
-    for g, s in zip(st.column("group"), st.split, strict=True):
+    for g, s in zip(groups, splits, strict=True):
         seen[g].add(s)
     return all(len(v) == 1 for v in seen.values())
+
+
+def _no_leaks(st: Store) -> bool:
+    return _no_leaks_rows(st.column("group"), st.split)
 
 
 def test_toyparts_demo_line(run_dsc, tmp_path):
@@ -75,4 +79,14 @@ def test_folder_tree_with_masks_groups_and_a_corrupt_file(run_dsc, tmp_path):
     st = Store(tmp_path / "f.h5")
     assert len(st) == 41 and st.has_masks and _no_leaks(st)
     assert len(set(st.column("group"))) == 9
+    # held-out classes share source photos with training classes: reported, never a leak within classes
+    res = run_dsc("subset", "--dataset", "folder", "--root", root, "--option", "groups_csv=manifest.csv",
+                  "--option", "group_column=source_image", "--holdout-classes", "1", "--resolution", "16",
+                  "--workers", "1", "--output", tmp_path / "h.h5")
+    assert res.code == 0, res
+    held = Store(tmp_path / "h.h5")
+    summary = held.attrs["summary"]
+    assert summary["group_leaks"] == 0 and summary["holdout_shared_groups"] > 0
+    trained = ~held.holdout
+    assert _no_leaks_rows(held.column("group")[trained], held.split[trained])
     assert set(np.unique(st.read("masks", np.arange(len(st))))) <= {0, 255}
