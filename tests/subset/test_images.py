@@ -157,3 +157,19 @@ def test_crop_resize_inside_image_uses_box():
     im = Image.fromarray(np.arange(100, dtype=np.uint8).reshape(10, 10))
     out = np.asarray(crop_resize(im, (2, 3, 4, 5), 2, resample=Image.Resampling.NEAREST))
     np.testing.assert_array_equal(out, [[32, 33], [42, 43]])
+
+
+def test_mask_follows_the_image_exif_orientation(tmp_path):
+    img = np.full((20, 40, 3), 90, np.uint8)  # stored wide; displayed tall (orientation 6)
+    img[2:8, 2:8] = (255, 0, 0)
+    mask = np.zeros((20, 40), np.uint8)
+    mask[2:8, 2:8] = 255  # made on the stored pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(img).save(tmp_path / "i.jpg", exif=exif.tobytes(), quality=95)
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    res = process(Item(0, tmp_path / "i.jpg", tmp_path / "m.png"),
+                  Job(resolution=6, crop_to_object=True, dilation=0, with_masks=True, compress=None))
+    assert res.reason is None and res.meta["size"] == [20, 40] and res.meta["exif_transposed"]
+    assert res.mask.min() == 255  # the box is exactly the object
+    assert res.image[1:-1, 1:-1, 0].min() > 230 and res.image[..., 0].mean() > 200  # and it is red (JPEG-blurred rim)
