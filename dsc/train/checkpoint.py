@@ -178,6 +178,7 @@ def load_encoder(run_dir: Path | str, which: str = "best", device: str = "cpu") 
     if "name" not in bb:
         raise InputError(f"{run_dir}/run.json records no backbone", hint="is this a dsc pretrain/baseline run?")
     backbone = create_backbone(bb["name"], pretrained=False, checkpoint=None)
+    backbone.feature_dim = int(bb.get("feature_dim") or backbone.feature_dim)
     load_checkpoint(run_dir, which, {"encoder": backbone.module}, device="cpu")
     backbone.module.to(device).eval()
     return backbone, run_info
