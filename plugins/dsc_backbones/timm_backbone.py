@@ -49,6 +49,12 @@ class TimmBackbone(BackbonePlugin):
         except TypeError as exc:  # an option this architecture does not take
             raise ModelError(f"timm cannot build {model!r} with options {sorted(kwargs)}: {exc}",
                              hint="drop the options this model does not accept") from exc
+        except Exception as exc:  # a damaged or foreign weights file (safetensors, torch or timm errors)
+            if overlay is None:
+                raise
+            raise ModelError(f"cannot load the cached weights of {model!r} ({overlay['file']}): "
+                             f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                             hint="delete the damaged file and fetch it again online, or pass --checkpoint PATH") from exc
         if checkpoint is not None:
             load_weights(net, checkpoint)
             source = f"checkpoint:{checkpoint}"

@@ -48,7 +48,13 @@ class TorchvisionBackbone(BackbonePlugin):
         if pretrained and checkpoint is None:
             path = _cached_file(model, weights)
             # torchvision weights files carry the classifier too; load before removing it
-            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            try:
+                net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            except Exception as exc:  # a damaged or foreign file in the cache
+                raise ModelError(f"cannot load the cached weights of {model!r} ({path}): "
+                                 f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                                 hint="delete the damaged file and fetch it again online, or pass --checkpoint PATH",
+                                 ) from exc
             log.info("torchvision %s weights: %s", model, path)
         feature_dim = _strip_head(net)
         if checkpoint is not None:

@@ -68,6 +68,19 @@ def test_pretrained_from_a_local_hf_cache_entry(monkeypatch: pytest.MonkeyPatch,
             torch.testing.assert_close(value, reference.state_dict()[key])
 
 
+def test_damaged_cached_weights_are_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import huggingface_hub.constants
+
+    snap = tmp_path / "hub" / "models--timm--test_resnet.r160_in1k" / "snapshots" / "abc"
+    snap.mkdir(parents=True)
+    (snap.parent.parent / "refs").mkdir()
+    (snap.parent.parent / "refs" / "main").write_text("abc")
+    (snap / "model.safetensors").write_bytes(b"not a safetensors file")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelError, match="cannot load the cached weights"):
+        create_backbone("test_resnet", pretrained=True)
+
+
 def test_checkpoint_wins_over_pretrained(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
