@@ -524,9 +524,8 @@ def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
             plugin_options=plugin.options.model_dump(mode="json"), timings=dict(timings),
             summary=_fit_summary(summary),
             class_info=[{"name": c.name, "super_classes": list(c.super_classes), "tags": list(c.tags),
-                         "description": c.description} for c in plan.classes],
-            holdout_class_info=[{"name": c.name, "super_classes": list(c.super_classes), "tags": list(c.tags)}
-                                for c in plan.holdout],
+                         "description": c.description, "holdout": c in plan.holdout}
+                        for c in plan.classes + plan.holdout],
             resolution=r, crop_to_object=settings.crop_to_object, seed=settings.seed,
         )
         fingerprint = writer.fingerprint()

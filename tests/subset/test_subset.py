@@ -263,3 +263,12 @@ def test_sigterm_is_handled_like_ctrl_c(tree, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         build_subset(_settings(tree), tree / "o.h5")
     assert not list(tree.glob("o.h5*")) and signal.getsignal(signal.SIGTERM) is before
+
+
+def test_class_info_lists_training_then_holdout_classes(tree):
+    build_subset(_settings(tree, classes=2, holdout_classes=1, seed=2), tree / "o.h5")
+    st = Store(tree / "o.h5")
+    info = st.attrs["class_info"]
+    assert [c["name"] for c in info] == st.classes + st.holdout_classes
+    assert [c["holdout"] for c in info] == [False, False, True]
+    assert all(c["super_classes"] for c in info)
