@@ -298,14 +298,14 @@ class AugmentJob:
 
         from dsc.diffusion.generate import Request, generate
 
-        sources = self._sources([p.source_index for p in batch], cache)
-        requests, prompts = [], []
-        for p in batch:
-            cond, uncond, text = self.cond.for_image(p)
-            requests.append(Request(sources[p.source_index], cond, uncond, p.strength,
-                                    torch.Generator().manual_seed(p.seed)))
-            prompts.append(text)
         try:
+            sources = self._sources([p.source_index for p in batch], cache)
+            requests, prompts = [], []
+            for p in batch:
+                cond, uncond, text = self.cond.for_image(p)
+                requests.append(Request(sources[p.source_index], cond, uncond, p.strength,
+                                        torch.Generator().manual_seed(p.seed)))
+                prompts.append(text)
             images = generate(self.components.vae, self.components.unet, self.scheduler, requests,
                               steps=self.s.steps, guidance=self.s.guidance, inpaint=self.inpaint)
         except (RuntimeError, MemoryError) as exc:
@@ -349,11 +349,48 @@ COLUMNS: list[tuple[str, Any]] = [
 ]
 
 
-def _summary(writer: Any, class_names: list[str]) -> dict[str, dict[str, Any]]:
-    src = writer.samples["source_label"][()]
-    ood = writer.samples["is_ood"][()]
-    strength = writer.samples["strength"][()]
-    sidx = writer.samples["source_index"][()]
+def shard_dir(output: Path) -> Path:
+    """Where finished batches wait until the store is assembled: ``AUG.h5.shards/``."""
+    return output.with_name(output.name + ".shards")
+
+
+def _save_shard(folder: Path, start: int, columns: dict[str, np.ndarray], seconds: float) -> None:
+    """One finished batch, written under a temporary name and renamed: complete or absent, even on kill -9."""
+    import os
+
+    end = start + len(columns["images"])
+    tmp = folder / f".rows-{start:08d}-{end:08d}.tmp.npz"
+    with tmp.open("wb") as fh:
+        np.savez(fh, seconds=np.float64(seconds), **columns)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, folder / f"rows-{start:08d}-{end:08d}.npz")
+
+
+def _shards(folder: Path) -> list[tuple[int, int, Path]]:
+    out = []
+    for path in folder.glob("rows-*.npz"):
+        _, a, b = path.stem.split("-")
+        out.append((int(a), int(b), path))
+    return sorted(out)
+
+
+def _columns(job: AugmentJob, batch: list[Planned], images: np.ndarray, prompts: list[str]) -> dict[str, Any]:
+    s, n, ood = job.s, len(batch), job.s.mode == "ood"
+    return dict(
+        images=images, labels=np.array([-1 if ood else p.source_label for p in batch], dtype=np.int64),
+        is_ood=np.full(n, ood), source_label=np.array([p.source_label for p in batch], dtype=np.int64),
+        source_index=np.array([p.source_index for p in batch], dtype=np.int64),
+        variant=np.array([p.variant for p in batch], dtype=np.int32),
+        other_label=np.array([p.other_label for p in batch], dtype=np.int64),
+        split=np.array([s.split] * n), strategy=np.array([s.strategy] * n), prompt=np.array(prompts),
+        strength=np.array([p.strength for p in batch], dtype=np.float32),
+        guidance=np.full(n, s.guidance, dtype=np.float32), steps=np.full(n, s.steps, dtype=np.int32),
+        scheduler=np.array([job.scheduler_label] * n), seed=np.array([p.seed for p in batch], dtype=np.int64))
+
+
+def _summary(columns: dict[str, np.ndarray], class_names: list[str]) -> dict[str, dict[str, Any]]:
+    src, ood, strength, sidx = (columns[k] for k in ("source_label", "is_ood", "strength", "source_index"))
     out: dict[str, dict[str, Any]] = {}
     for label in sorted(set(src.tolist())):
         sel = src == label
@@ -362,86 +399,128 @@ def _summary(writer: Any, class_names: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _assemble(job: AugmentJob, folder: Path, output: Path, force: bool, timings: dict[str, float]) -> dict:
+    """Merge the shards, in row order, into the store (``.partial`` then renamed); return the summary."""
+    from dsc.store import StoreWriter
+
+    shards = _shards(folder)
+    expected = 0
+    for a, b, path in shards:
+        if a != expected:
+            raise MismatchError(f"{folder} has overlapping or missing batches near row {expected} ({path.name})",
+                                hint="pass --force to start over")
+        expected = b
+    if expected != len(job.plan):
+        raise MismatchError(f"{folder} covers {expected} of {len(job.plan)} images", hint="rerun with --resume")
+    res = job.s.resolution
+    keep: dict[str, list[np.ndarray]] = {k: [] for k in ("source_label", "is_ood", "strength", "source_index")}
+    seconds = 0.0
+    with StoreWriter(output, kind="synthetic", attrs=job.root_attrs(), force=force or output.exists()) as writer:
+        writer.set_classes(job.class_names)
+        writer.create_column("images", (res, res, 3), np.uint8, chunk_rows=1)
+        for name, dtype in COLUMNS:
+            writer.create_column(name, (), dtype)
+        for _, _, path in shards:
+            with np.load(path) as z:
+                cols = {k: z[k] for k in z.files if k != "seconds"}
+                seconds += float(z["seconds"])
+            for name in ("split", "strategy", "prompt", "scheduler"):
+                cols[name] = [str(x) for x in cols[name]]
+            writer.append(**cols)
+            for k in keep:
+                keep[k].append(np.asarray(cols[k]))
+        summary = _summary({k: np.concatenate(v) for k, v in keep.items()}, job.class_names)
+        timings = {**timings, "generate_all_sessions": round(seconds, 4),
+                   "images_per_second_all_sessions": round(len(job.plan) / seconds, 4) if seconds else 0.0}
+        writer.set_attrs(timings=timings, summary=summary)
+        writer.finalize()
+    return summary
+
+
 def run_augment(data: Path, output: Path, settings: AugmentSettings, sources: dict[str, str] | None = None, *,
                 force: bool = False, resume: bool = False, show_progress: bool = True,
                 on_batch: Callable[[int, int], None] | None = None) -> AugmentResult:
     """Generate every planned image into ``output`` (a synthetic store); resumable.
 
-    ``on_batch(done, total)`` is called after each batch is safely on disk (tests use it to simulate a crash).
+    Each finished batch is saved atomically in ``AUG.h5.shards/`` (complete or absent, whatever kills the
+    process); ``resume=True`` generates only the rows no shard holds; at the end the shards are merged in row
+    order into the store (written as ``.partial``, then renamed) and removed. ``on_batch(done, total)`` is
+    called after each batch is on disk (tests use it to simulate a crash).
     """
+    import json
+
     from dsc.console import progress
-    from dsc.store import StoreWriter
+    from dsc.outputs import atomic_write_json, remove
 
     output = Path(output)
+    folder = shard_dir(output)
     check_output(output, force=force, resume=resume)
-    if partial_path(output).exists() and not (resume or force):
-        raise OutputExistsError(f"an interrupted run left {partial_path(output)}",
+    if folder.exists() and not (resume or force):
+        raise OutputExistsError(f"an interrupted run left {folder}",
                                 hint="pass --resume to continue it or --force to start over")
+    if resume and output.exists() and not folder.exists():
+        raise OutputExistsError(f"{output} is already complete", hint="nothing to resume; pass --force to recreate it")
     job = AugmentJob(data, settings, sources)
     s = job.s
     start_time = time.perf_counter()
+    if force and not resume:
+        remove(folder)
+    plan_file = folder / "plan.json"
+    resumed = plan_file.exists()
+    if resumed and json.loads(plan_file.read_text()).get("plan_hash") != job.plan_hash():
+        raise MismatchError(f"{folder} was started with other settings or another DATA.h5",
+                            hint="resume with the same settings, or pass --force to start over")
     job.load()
-    res = s.resolution
-    writer = StoreWriter(output, kind="synthetic", force=force, resume=resume)
-    writer.resume = True  # keep the partial file on any error or interrupt: --resume continues it
-    try:
-        if writer.resumed:
-            old = writer.h5.attrs.get("plan_hash")
-            if old is not None and old != job.plan_hash():
-                raise MismatchError(f"{writer.partial} was started with other settings or another DATA.h5",
-                                    hint="resume with the same settings, or pass --force to start over")
-        writer.set_attrs(**job.root_attrs())
-        writer.set_classes(job.class_names)
-        writer.create_column("images", (res, res, 3), np.uint8, chunk_rows=1)
-        for name, dtype in COLUMNS:
-            writer.create_column(name, (), dtype)
-        done = len(writer)
-        total = len(job.plan)
-        if done > total:
-            raise MismatchError(f"{writer.partial} holds more rows than planned", hint="pass --force")
-        if done:
-            log.info("resuming %s: %d of %d images already written", writer.partial, done, total)
-        ood = s.mode == "ood"
-        cache: dict[int, Any] = {}
-        with progress(unit="img", transient=not show_progress) as bar:
-            task = bar.add_task("augment", total=total, completed=done, status="", visible=show_progress)
-            for start in range(done - done % s.batch_size, total, s.batch_size):  # absolute batch slots
-                batch = job.plan[max(start, done):start + s.batch_size]
+    folder.mkdir(parents=True, exist_ok=True)
+    if not resumed:
+        atomic_write_json(plan_file, {"plan_hash": job.plan_hash(), "output": str(output), "images": len(job.plan)})
+    total = len(job.plan)
+    covered = np.zeros(total, dtype=bool)
+    for a, b, _ in _shards(folder):
+        covered[a:min(b, total)] = True
+    done = int(covered.sum())
+    if done:
+        log.info("resuming: %d of %d images already generated in %s", done, total, folder)
+    cache: dict[int, Any] = {}
+    with progress(unit="img", transient=not show_progress) as bar:
+        task = bar.add_task("augment", total=total, completed=done, status="", visible=show_progress)
+        for slot in range(0, total, s.batch_size):  # absolute batch slots: the same batches on every run
+            rows = [r for r in range(slot, min(slot + s.batch_size, total)) if not covered[r]]
+            if not rows:
+                continue
+            for start, stop in _runs(rows):
+                batch = job.plan[start:stop]
+                t0 = time.perf_counter()
                 with job.timings.stage("generate"):
                     images, prompts, cache = job.generate(batch, cache)
-                n = len(batch)
                 with job.timings.stage("write"):
-                    writer.append(
-                        images=images,
-                        labels=np.array([-1 if ood else p.source_label for p in batch], dtype=np.int64),
-                        is_ood=np.full(n, ood), source_label=np.array([p.source_label for p in batch]),
-                        source_index=np.array([p.source_index for p in batch]),
-                        variant=np.array([p.variant for p in batch], dtype=np.int32),
-                        other_label=np.array([p.other_label for p in batch]),
-                        split=[s.split] * n, strategy=[s.strategy] * n, prompt=prompts,
-                        strength=np.array([p.strength for p in batch], dtype=np.float32),
-                        guidance=np.full(n, s.guidance, dtype=np.float32),
-                        steps=np.full(n, s.steps, dtype=np.int32), scheduler=[job.scheduler_label] * n,
-                        seed=np.array([p.seed for p in batch], dtype=np.int64))
+                    _save_shard(folder, start, _columns(job, batch, images, prompts), time.perf_counter() - t0)
                 del images
-                bar.advance(task, n)
+                covered[start:stop] = True
+                bar.advance(task, stop - start)
                 if on_batch is not None:
-                    on_batch(len(writer), total)
-        n_generated = len(writer) - done
-        summary = _summary(writer, job.class_names)
-        seconds = time.perf_counter() - start_time
-        gen = job.timings.get("generate", 0.0)
-        rate = n_generated / gen if gen else 0.0
-        job.timings["total"] = round(seconds, 4)
-        job.timings["images_per_second"] = round(rate, 4)
-        writer.set_attrs(timings=dict(job.timings), summary=summary)
-        writer.finalize()
-    except BaseException:
-        writer.close()
-        raise
+                    on_batch(int(covered.sum()), total)
+    n_generated = total - done
+    gen = job.timings.get("generate", 0.0)
+    rate = n_generated / gen if gen else 0.0
+    job.timings["images_per_second"] = round(rate, 4)
+    with job.timings.stage("assemble"):
+        summary = _assemble(job, folder, output, force, dict(job.timings))
+    remove(folder)
     job.store.close()
-    return AugmentResult(output, total, n_generated, writer.resumed, seconds, rate, summary,
-                         s.model_dump(mode="json"))
+    seconds = time.perf_counter() - start_time
+    return AugmentResult(output, total, n_generated, resumed, seconds, rate, summary, s.model_dump(mode="json"))
+
+
+def _runs(rows: list[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of row numbers as (start, stop) pairs."""
+    out: list[tuple[int, int]] = []
+    for r in rows:
+        if out and out[-1][1] == r:
+            out[-1] = (out[-1][0], r + 1)
+        else:
+            out.append((r, r + 1))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ preview

@@ -78,7 +78,7 @@ def tokens_dir(tmp_path_factory, tiny_components) -> Path:
     return write_tokens(tmp_path_factory.mktemp("tokens") / "TOKENS", tiny_components, CLASSES)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="package")
 def _one_thread():
     """Tiny models run fastest on one thread (two threads spin badly on a shared 2-core machine)."""
     import torch
