@@ -27,6 +27,9 @@ _LAZY = {
     "resolve_settings": "dsc.settings",
     "build_subset": "dsc.subset",
     "SupConLoss": "dsc.losses",
+    "gather_for_contrast": "dsc.losses",
+    "create_backbone": "dsc.backbones",
+    "list_backbones": "dsc.backbones",
 }
 
 __all__ = ["__version__", *_LAZY]
