@@ -519,7 +519,7 @@ def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
         summary["images_per_s"] = round(len(items) / max(timings["decode_write"], 1e-9), 1)
         prov = provenance(settings.model_dump(mode="json"), sources=sources or {}, timings=dict(timings))
         writer.set_attrs(
-            created=prov["created"], command=command or command_line(), versions=prov["versions"], host=prov["host"],
+            created=prov["created"], command=command or command_line(), versions=prov["versions"], extra={"host": prov["host"]},
             settings=prov["settings"], sources=prov["sources"], plugin=plugin_attr,
             plugin_options=plugin.options.model_dump(mode="json"), timings=dict(timings),
             summary=_fit_summary(summary),
