@@ -94,3 +94,4 @@ def test_subset_help_is_torch_free():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "--holdout-classes" in proc.stdout and "--crop-to-object" in proc.stdout
+    assert "[default: 224]" in proc.stdout and "[default: error]" in proc.stdout
