@@ -1,0 +1,142 @@
+"""images/s of `dsc augment` against DA-Fusion's generation pattern, same tiny model, same run.
+
+DA-Fusion's pattern: one stock ``StableDiffusionImg2ImgPipeline`` call per synthetic image, the prompt and
+the source image encoded again on every call. dsc: the batched, resumable job (``dsc.augment.run_augment``:
+prompts encoded once per class, each source image VAE-encoded once, several images per UNet call), including
+writing the store. Both use the tiny random-weight model, the same resolution, steps, strength and guidance.
+
+Also: the peak resident memory of dsc's job at N and at 4N images (it must not grow with N).
+
+    python benchmarks/bench_augment.py [--quick] [--json FILE] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _data(path: Path, n_sources: int, res: int) -> Path:
+    from dsc.store import StoreWriter
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 255, (n_sources, 8, 8, 3)).astype(np.uint8)
+    images = small.repeat(res // 8, axis=1).repeat(res // 8, axis=2)
+    with StoreWriter(path, kind="data", force=True) as w:
+        w.set_classes(["gear", "bolt"])
+        w.create_column("images", (res, res, 3), np.uint8, chunk_rows=1)
+        w.create_column("labels", (), np.int64)
+        w.create_column("split", (), str)
+        w.append(images=images, labels=np.arange(n_sources) % 2, split=["train"] * n_sources)
+        w.finalize()
+    return path
+
+
+def _peak_mb() -> float:
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 if sys.platform != "darwin" else kb / 1024 / 1024
+
+
+def bench_dsc(data: Path, out: Path, args: argparse.Namespace) -> tuple[float, int]:
+    from dsc.augment import run_augment
+    from dsc.settings import AugmentSettings
+
+    s = AugmentSettings(model="tiny", strategy="real-guidance", resolution=args.resolution, steps=args.steps,
+                        strength=[args.strength], guidance=7.5, per_image=args.per_image,
+                        batch_size=args.batch_size, device="cpu")
+    t0 = time.perf_counter()
+    result = run_augment(data, out, s, force=True, show_progress=False)
+    from dsc.store import Store
+
+    load = Store(out).attrs["timings"].get("load_model", 0.0)
+    seconds = time.perf_counter() - t0 - load  # model loading is excluded on both sides
+    return seconds, result.n_images
+
+
+def bench_dafusion_pattern(data: Path, args: argparse.Namespace, n_images: int) -> float:
+    import torch
+    from PIL import Image
+
+    from dsc.diffusion.models import load_components
+    from dsc.store import Store
+
+    c = load_components("tiny", device="cpu")
+    pipe = c.pipeline("StableDiffusionImg2ImgPipeline")
+    store = Store(data)
+    images = store.images(slice(None))
+    names = store.classes
+    labels = store.labels
+    t0 = time.perf_counter()
+    k = 0
+    for i in range(len(images)):
+        for v in range(args.per_image):
+            if k == n_images:
+                break
+            pipe(prompt=f"a photo of a {names[labels[i]]}", image=Image.fromarray(images[i]),
+                 strength=args.strength, guidance_scale=7.5, num_inference_steps=args.steps,
+                 generator=torch.Generator().manual_seed(k)).images[0].save(Path(tempfile.gettempdir()) /
+                                                                             "dsc-bench-dafusion.png")
+            k += 1
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (under a minute)")
+    ap.add_argument("--json", type=Path, help="write the results to this JSON file")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (same for both)")
+    ap.add_argument("--resolution", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--strength", type=float, default=0.5)
+    ap.add_argument("--per-image", type=int, default=4)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--sources", type=int, default=None, help="real images (N = sources x per-image)")
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    torch.set_num_threads(args.threads)
+    n_sources = args.sources or (4 if args.quick else 12)
+    with tempfile.TemporaryDirectory() as tmp:
+        import os
+
+        os.environ.setdefault("DSC_CACHE_DIR", str(Path(tmp) / "cache"))
+        from dsc.diffusion.tiny import tiny_model_path
+
+        tiny_model_path()  # built once, outside the timings
+        data = _data(Path(tmp) / "data.h5", n_sources, args.resolution)
+        bench_dsc(data, Path(tmp) / "warm.h5", argparse.Namespace(**{**vars(args), "per_image": 1}))  # warm-up
+        dsc_s, n = bench_dsc(data, Path(tmp) / "aug.h5", args)
+        peak_n = _peak_mb()
+        base_s = bench_dafusion_pattern(data, args, n)
+        data4 = _data(Path(tmp) / "data4.h5", 4 * n_sources, args.resolution)
+        dsc4_s, n4 = bench_dsc(data4, Path(tmp) / "aug4.h5", args)
+        peak_4n = _peak_mb()
+    res = {
+        "device": "cpu", "threads": args.threads, "resolution": args.resolution, "steps": args.steps,
+        "strength": args.strength, "per_image": args.per_image, "batch_size": args.batch_size, "images": n,
+        "dsc_images_per_second": n / dsc_s, "dafusion_pattern_images_per_second": n / base_s,
+        "speedup": base_s / dsc_s, "dsc_images_per_second_4n": n4 / dsc4_s,
+        "peak_rss_mb_after_n": round(peak_n, 1), "peak_rss_mb_after_4n": round(peak_4n, 1),
+        "peak_growth_mb": round(peak_4n - peak_n, 1),
+    }
+    print(f"dsc augment (batched)      : {res['dsc_images_per_second']:.2f} images/s ({n} images)")
+    print(f"DA-Fusion pattern (1/call) : {res['dafusion_pattern_images_per_second']:.2f} images/s ({n} images)")
+    print(f"speed-up                   : {res['speedup']:.2f}x  (target >= 3x)")
+    print(f"dsc at 4N = {n4} images    : {res['dsc_images_per_second_4n']:.2f} images/s")
+    print(f"peak RSS after N / 4N      : {peak_n:.0f} MB / {peak_4n:.0f} MB (growth {peak_4n - peak_n:.1f} MB)")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
