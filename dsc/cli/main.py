@@ -97,7 +97,11 @@ def main(argv: list[str] | None = None) -> None:
 
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="dsc", standalone_mode=False)
+        rv = command.main(args=argv, prog_name="dsc", standalone_mode=False)
+        if isinstance(rv, int) and rv:  # click returns 130 for an interrupt it caught
+            if rv == 130:
+                err.print("[red]Interrupted.[/] Outputs were left untouched; rerun with --resume where supported.")
+            sys.exit(rv)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
