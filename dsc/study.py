@@ -13,11 +13,11 @@ The study file has a ``[study]`` table (inputs, seeds, which methods and variant
 from __future__ import annotations
 
 import logging
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dsc.errors import ConfigError, DscError, InputError, MismatchError
@@ -152,7 +152,7 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
     if bad:
         raise ConfigError(f"[train] keys {', '.join(bad)} are not shared training settings",
                           hint="move them to [pretrain] or [baseline]")
-    if "seed" in {*train, *doc.get("pretrain", {}), *doc.get("baseline", {})}:
+    if "seed" in {*train, *doc.get("pretrain", {}), *doc.get("baseline", {}), *doc.get("probe", {})}:
         raise ConfigError("set seeds with [study] seeds = [...], not a seed key", hint="remove the seed key")
     study = Study(Path(path), spec, doc)
     for method in spec.methods:
@@ -252,7 +252,8 @@ def _probe(study: Study, r: PlannedRun) -> None:
     from dsc.probe import probe
 
     sources = {k: f"study file {study.path}" for k in study.probe_settings.model_dump()}
-    probe(r.path, study.probe_settings, ood=study.spec.eval_ood, sources=sources, force=True)
+    settings = study.probe_settings.model_copy(update={"seed": r.seed})   # the probe follows the run's seed
+    probe(r.path, settings, ood=study.spec.eval_ood, sources=sources, force=True)
 
 
 def plan_rows(study: Study) -> list[dict[str, Any]]:

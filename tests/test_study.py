@@ -107,6 +107,7 @@ def _fake_training(monkeypatch, calls: list):
 
     def probe(run, settings, *, ood, sources, force):
         calls.append(("probe", Path(run).name, force))
+        assert Path(run).name.endswith(f"-s{settings.seed}")      # the probe follows the run's seed
         (Path(run) / "probe").mkdir(exist_ok=True)
         shutil.copy(Path(run) / "pending.json", Path(run) / "probe" / "metrics.json")
 

@@ -259,8 +259,11 @@ def assess(data_path: Path, synthetic_paths: list[Path], *, settings: Any, encod
                                for c in range(len(classes))] or [np.empty(0, np.int64)]).astype(np.int64)
     real_feats = space.extract(data, real_idx, "real features")
     real_labels = labels_all[real_idx]
-    mu, sd = real_feats.mean(0), real_feats.std(0) + 1e-8
-    z = lambda f: (f - mu) / sd  # noqa: E731  standardise with real statistics
+    # centre on the real mean and divide by one scale (the real features' RMS spread), so that every
+    # feature space gives comparable numbers; per-dimension scaling would blow up near-constant (dead) units
+    mu = real_feats.mean(0)
+    scale = float(np.sqrt(((real_feats - mu) ** 2).sum(1).mean() / max(real_feats.shape[1], 1))) or 1.0
+    z = lambda f: (f - mu) / scale  # noqa: E731
     real_z = z(real_feats)
 
     classify_desc: str
@@ -364,7 +367,7 @@ def quality_sections(q: dict[str, Any]) -> list[Section]:
                 Cell(str(c["n_ood_total"])),
                 Cell(pct(still), "bad" if still is not None and still > 0.5 else None)])
         ov = store.get("overall", {})
-        s.notes.append(f"features: {q['feature_space']} (standardised with real statistics); classifier: "
+        s.notes.append(f"features: {q['feature_space']} (centred and scaled with real statistics); classifier: "
                        f"{q['classifier']}" + (f", val top-1 {pct(q['classifier_val_top1'])} %"
                                                if q.get("classifier_val_top1") is not None else ""))
         s.notes.append(f"overall (normal vs real): FD {_num(ov.get('fd'), '{:.1f}')}, KID {_num(ov.get('kid'), '{:.3f}')}, "

@@ -41,6 +41,19 @@ def seconds(s: float) -> str:
     return f"{s / 3600:.1f}h"
 
 
+def stage_times(t: dict[str, float]) -> str:
+    """"train 52s + probe 1.3s + eval 6.0s": the main stages (all stages are in --json)."""
+    parts = []
+    train = t.get("pretrain", t.get("train"))
+    if train is not None:
+        parts.append(f"train {seconds(train)}")
+    if "probe" in t:
+        parts.append(f"probe {seconds(t['probe'])}")
+    if "evaluate" in t:
+        parts.append(f"eval {seconds(t['evaluate'])}")
+    return " + ".join(parts) or "–"
+
+
 def mean_std(summary: dict[str, Any] | None) -> str:
     if not summary or summary.get("mean") is None:
         return "–"
@@ -100,8 +113,7 @@ def main_section(report: dict[str, Any]) -> Section:
             v = c.get("relative_corruption_error")
             row.append(Cell("1.00 (ref)" if c["name"] == base else ("–" if v is None else f"{v:.2f}"),
                             None if v is None or c["name"] == base else ("good" if v < 1 else "bad")))
-        t = c.get("timings") or {}
-        row.append(Cell(", ".join(f"{k} {seconds(v)}" for k, v in t.items()) or "–", "dim"))
+        row.append(Cell(stage_times(c.get("timings") or {}), "dim"))
         section.rows.append(row)
     notes = []
     if show_delta:
@@ -148,5 +160,13 @@ def to_rich(section: Section) -> Table:
 def render(sections: list[Section], console: Console, warnings: list[str] | None = None) -> None:
     for w in warnings or []:
         console.print(Text(f"Warning: {w}", style="yellow"))
+    from rich.measure import Measurement
+
     for s in sections:
-        console.print(to_rich(s))
+        table = to_rich(s)
+        target = console
+        if not console.is_terminal:   # piped or redirected: do not squeeze the table into 80 columns
+            width = Measurement.get(console, console.options.update_width(250), table).maximum
+            if width > console.width:
+                target = Console(file=console.file, width=width, no_color=console.no_color)
+        target.print(table)
