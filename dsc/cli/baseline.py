@@ -7,10 +7,37 @@ from typing import Annotated
 import typer
 
 from dsc.cli.common import Force, JsonFlag, Resume, resolve
-from dsc.cli.pretrain import (P_DATA, P_OPT, P_RUN, Amp, Augmentation, Backbone, Balanced, BatchSize,
-                              ChannelsLast, Checkpoint, Data, Epochs, ImageSize, KnnK, Lr, Momentum, Negatives,
-                              NegFraction, Optimizer, Output, Pretrained, Seed, SynPolicy, SynProb, Synthetic,
-                              Warmup, WeightDecay, Workers, run_summary)
+from dsc.cli.pretrain import (
+    P_DATA,
+    P_OPT,
+    P_RUN,
+    Amp,
+    Augmentation,
+    Backbone,
+    Balanced,
+    BatchSize,
+    ChannelsLast,
+    Checkpoint,
+    Data,
+    Epochs,
+    ImageSize,
+    KnnK,
+    Lr,
+    Momentum,
+    Negatives,
+    NegFraction,
+    Optimizer,
+    Output,
+    Pretrained,
+    Seed,
+    SynPolicy,
+    SynProb,
+    Synthetic,
+    Warmup,
+    WeightDecay,
+    Workers,
+    run_summary,
+)
 
 
 def baseline(

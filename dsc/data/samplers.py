@@ -55,7 +55,7 @@ class BatchPlan:
         if not self.n_neg:
             return chunks
         neg = self._negatives(self.n_neg * len(chunks), g).split(self.n_neg)
-        return [torch.cat([p, n]) for p, n in zip(chunks, neg)]
+        return [torch.cat([p, n]) for p, n in zip(chunks, neg, strict=True)]
 
 
 class VariantIndex:

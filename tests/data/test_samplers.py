@@ -22,7 +22,7 @@ def test_same_generator_same_batches_and_balanced_sampling():
     labels = torch.tensor([0] * 90 + [1] * 10)
     a = BatchPlan(labels, 0, 10).epoch(torch.Generator().manual_seed(1))
     b = BatchPlan(labels, 0, 10).epoch(torch.Generator().manual_seed(1))
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     g = torch.Generator().manual_seed(0)
     drawn = torch.cat([torch.cat(BatchPlan(labels, 0, 10, balanced=True).epoch(g)) for _ in range(20)])
     share = float((labels[drawn] == 1).float().mean())

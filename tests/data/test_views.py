@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from dsc.data.views import ViewMaker, crop_params, crop_flip, to_float
+from dsc.data.views import ViewMaker, crop_flip, crop_params, to_float
 
 
 def _batch(n: int = 6, size: int = 16) -> torch.Tensor:

@@ -26,7 +26,7 @@ def make_data(path: Path, per_class: tuple[int, int, int] = (8, 3, 3), size: int
     rng = np.random.default_rng(seed)
     images, labels, split = [], [], []
     for c in range(len(CLASSES)):
-        for sp, n in zip(("train", "val", "test"), per_class):
+        for sp, n in zip(("train", "val", "test"), per_class, strict=True):
             for _ in range(n):
                 images.append(_image(rng, c, size))
                 labels.append(c)

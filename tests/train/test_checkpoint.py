@@ -34,7 +34,7 @@ def test_roundtrip_model_optimizer_rng_weights_only(tmp_path):
     opt2 = torch.optim.SGD(params2, lr=0.5, momentum=0.9)
     info = load_checkpoint(tmp_path, "last", other, optimizer=opt2)
     assert info["epoch"] == 3 and info["step"] == 7
-    for a, b in zip(params, params2):
+    for a, b in zip(params, params2, strict=True):
         assert torch.equal(a, b)
     assert opt2.param_groups[0]["lr"] == 0.1
     assert torch.equal(opt2.state_dict()["state"][0]["momentum_buffer"], opt.state_dict()["state"][0]["momentum_buffer"])
