@@ -51,7 +51,8 @@ NegFraction = Annotated[float | None, typer.Option(help="Share of each batch dra
                                                    rich_help_panel=P_DATA, show_default=False)]
 Augmentation = Annotated[str | None, typer.Option(help="supcon (SupContrast recipe), light (crop+flip) or none.",
                                                   rich_help_panel=P_DATA, show_default=False)]
-Workers = Annotated[int | None, typer.Option(help="Reserved (data is in memory; no loader workers).",
+Workers = Annotated[int | None, typer.Option(help="0: prepare batches inline; >= 1: prepare the next batch in a "
+                                             "background thread while the current one trains.",
                                              rich_help_panel=P_RUN, show_default=False)]
 Amp = Annotated[str | None, typer.Option(help="Mixed precision on GPU: auto, off, fp16, bf16 (off on CPU).",
                                          rich_help_panel=P_RUN, show_default=False)]

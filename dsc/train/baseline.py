@@ -10,7 +10,6 @@ uniform distribution. The best epoch by val top-1 is evaluated once on test into
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,8 +61,8 @@ class BaselineTask(Task):
     def parts(self) -> dict[str, nn.Module]:
         return {"encoder": self.net.encoder, "classifier": self.net.classifier}
 
-    def loss(self, model: nn.Module, rows: torch.Tensor, ctx: Context) -> tuple[torch.Tensor, int, float]:
-        t0 = time.perf_counter()
+    def prepare(self, rows: torch.Tensor, ctx: Context) -> dict[str, torch.Tensor]:
+        """One view per row (a synthetic variant with probability p under ``view``), on the device."""
         data, pool = self.data, self.data.pool
         images = pool.images[rows]
         if data.variants is not None:
@@ -73,24 +72,25 @@ class BaselineTask(Task):
             if bool(replace.any()):
                 images = images.clone()
                 images[replace] = data.synthetic.images[syn_rows[replace]]
-        x = ctx.views(ctx.to_device(images), ctx.aug_gen)
-        labels = pool.labels[rows].to(ctx.env.device)
-        is_ood = pool.is_ood[rows].to(ctx.env.device)
-        wait = time.perf_counter() - t0
+        dev = ctx.env.device
+        return {"x": ctx.views(ctx.to_device(images), ctx.aug_gen), "labels": pool.labels[rows].to(dev),
+                "is_ood": pool.is_ood[rows].to(dev)}
+
+    def compute(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Context) -> torch.Tensor:
         with torch.autocast(ctx.env.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
-            logits = model(x)
+            logits = model(batch["x"])
         logits = logits.float()
-        s = self.settings
+        labels, is_ood, s = batch["labels"], batch["is_ood"], self.settings
         if s.ood_loss == "extra-class":
             target = torch.where(is_ood, torch.full_like(labels, self.k), labels)
-            return F.cross_entropy(logits, target, label_smoothing=s.label_smoothing), len(rows), wait
+            return F.cross_entropy(logits, target, label_smoothing=s.label_smoothing)
         ind = ~is_ood
         loss = F.cross_entropy(logits[ind], labels[ind], label_smoothing=s.label_smoothing) if bool(ind.any()) \
             else logits.sum() * 0
         if s.ood_loss == "outlier-exposure" and bool(is_ood.any()):
             # cross-entropy to the uniform distribution over the K classes
             loss = loss + s.ood_weight * (-F.log_softmax(logits[is_ood], dim=1).mean(dim=1)).mean()
-        return loss, len(rows), wait
+        return loss
 
     @torch.no_grad()
     def logits(self, images: torch.Tensor, ctx: Context, batch_size: int = 256) -> torch.Tensor:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,9 +114,13 @@ class Task:
     def parts(self) -> dict[str, nn.Module]:
         raise NotImplementedError
 
-    def loss(self, model: nn.Module, rows: torch.Tensor, ctx: Context) -> tuple[torch.Tensor, int, float]:
-        """Loss of this process's rows (pool indices): (loss to backprop, images used, seconds spent
-        preparing the batch)."""
+    def prepare(self, rows: torch.Tensor, ctx: Context) -> dict[str, torch.Tensor]:
+        """Model inputs and targets for this process's rows (pool indices), on the device. Called in order
+        (possibly in a prefetch thread); it is the only user of ``ctx.aug_gen`` during an epoch."""
+        raise NotImplementedError
+
+    def compute(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Context) -> torch.Tensor:
+        """The loss of a prepared batch."""
         raise NotImplementedError
 
     def validate(self, ctx: Context) -> float:
@@ -297,13 +302,11 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                 per_epoch = sum(len(b) // env.world * env.world for b in batches)
                 done = bar.tasks[0].completed
                 bar.update(task_id, total=done + per_epoch * (settings.epochs - epoch + 1))
-                for batch in batches:
-                    batch = batch[: len(batch) // env.world * env.world]
-                    rows = D.local_slice(batch, env)
+                for size, prepared, wait in _prepared(task, batches, ctx):
                     lr = lr_at(step, total_steps, warmup_steps, settings.lr)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
-                    loss, used, wait = _step(task, model, rows, ctx, optimizer, scaler)
+                    loss = _step(task, model, prepared, ctx, optimizer, scaler)
                     value = float(loss.detach())
                     if not math.isfinite(value):
                         raise DivergedError(
@@ -313,9 +316,9 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                     data_time += wait
                     loss_sum += value
                     n_steps += 1
-                    n_images += len(batch)
+                    n_images += size
                     step += 1
-                    bar.update(task_id, advance=len(batch), status=f"epoch {epoch}/{settings.epochs} "
+                    bar.update(task_id, advance=size, status=f"epoch {epoch}/{settings.epochs} "
                                                                    f"loss {value:.4f}")
                 train_time = time.perf_counter() - t0
                 val = task.validate(ctx)
@@ -366,10 +369,33 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
     return result
 
 
-def _step(task: Task, model: nn.Module, rows: torch.Tensor, ctx: Context, optimizer: torch.optim.Optimizer,
-          scaler: Any) -> tuple[torch.Tensor, int, float]:
+def _prepared(task: Task, batches: list[torch.Tensor], ctx: Context) -> Iterator[tuple[int, dict, float]]:
+    """(global batch size, prepared local batch, seconds waited for it) per step. With ``--workers`` > 0 the
+    next batch is prepared in a background thread while the current one trains (same order, same result)."""
+    env = ctx.env
+    rows = [D.local_slice(b[: len(b) // env.world * env.world], env) for b in batches]
+    sizes = [len(b) // env.world * env.world for b in batches]
+    if ctx.settings.workers == 0 or len(rows) < 2:
+        for size, r in zip(sizes, rows, strict=True):
+            t0 = time.perf_counter()
+            prepared = task.prepare(r, ctx)
+            yield size, prepared, time.perf_counter() - t0
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dsc-batch") as pool:
+        future = pool.submit(task.prepare, rows[0], ctx)
+        for i, size in enumerate(sizes):
+            t0 = time.perf_counter()
+            prepared = future.result()
+            wait = time.perf_counter() - t0
+            if i + 1 < len(rows):
+                future = pool.submit(task.prepare, rows[i + 1], ctx)
+            yield size, prepared, wait
+
+
+def _step(task: Task, model: nn.Module, prepared: dict, ctx: Context, optimizer: torch.optim.Optimizer,
+          scaler: Any) -> torch.Tensor:
     optimizer.zero_grad(set_to_none=True)
-    loss, used, wait = task.loss(model, rows, ctx)
+    loss = task.compute(model, prepared, ctx)
     if scaler is not None:
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -377,4 +403,4 @@ def _step(task: Task, model: nn.Module, rows: torch.Tensor, ctx: Context, optimi
     else:
         loss.backward()
         optimizer.step()
-    return loss, used, wait
+    return loss

@@ -8,7 +8,6 @@ synthetic variants. OOD rows (``is_ood``) come from ``--negatives`` stores only.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,33 +59,32 @@ class PretrainTask(Task):
     def parts(self) -> dict[str, nn.Module]:
         return {"encoder": self.net.encoder, "head": self.net.head}
 
-    def loss(self, model: nn.Module, rows: torch.Tensor, ctx: Context) -> tuple[torch.Tensor, int, float]:
-        t0 = time.perf_counter()
+    def prepare(self, rows: torch.Tensor, ctx: Context) -> dict[str, torch.Tensor]:
+        """Two views of each row (the second from a synthetic variant under ``view``), on the device."""
         pool, data = self.data.pool, self.data
         first = pool.images[rows]
         second = first
         if data.variants is not None:
-            real = rows < data.n_real
             replace, syn_rows = data.variants.pick(pool.source_index[rows], self.settings.synthetic_probability,
                                                    ctx.aug_gen)
-            replace &= real
+            replace &= rows < data.n_real
             if bool(replace.any()):
                 second = first.clone()
                 second[replace] = data.synthetic.images[syn_rows[replace]]
-        images = ctx.to_device(torch.cat([first, second]))
-        x = ctx.views(images, ctx.aug_gen)
-        labels = pool.labels[rows].to(ctx.env.device)
-        is_ood = pool.is_ood[rows].to(ctx.env.device)
-        source = pool.source_label[rows].to(ctx.env.device)
-        wait = time.perf_counter() - t0
+        dev = ctx.env.device
+        return {"x": ctx.views(ctx.to_device(torch.cat([first, second])), ctx.aug_gen),
+                "labels": pool.labels[rows].to(dev), "is_ood": pool.is_ood[rows].to(dev),
+                "source": pool.source_label[rows].to(dev)}
+
+    def compute(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Context) -> torch.Tensor:
         with torch.autocast(ctx.env.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
-            z = model(x)
-        n = rows.shape[0]
+            z = model(batch["x"])
+        n = z.shape[0] // 2
         feats = torch.stack([z[:n], z[n:]], dim=1)  # [n, 2, D]
+        labels, is_ood, source = batch["labels"], batch["is_ood"], batch["source"]
         # under DDP: this process's anchors against every process's views (gradients flow back to all)
         contrast = gather_for_contrast(feats, labels, is_ood, source)
-        loss = self.criterion(feats, labels=labels, is_ood=is_ood, source_labels=source, contrast=contrast)
-        return loss, n, wait
+        return self.criterion(feats, labels=labels, is_ood=is_ood, source_labels=source, contrast=contrast)
 
     def validate(self, ctx: Context) -> float:
         data, enc = self.data, self.net.encoder

@@ -48,7 +48,8 @@ def test_pretrain_end_to_end(stores, tmp_path, case):
 def test_same_seed_identical_and_resume_is_exact(stores, tmp_path):
     s = _settings(epochs=2, batch_size=12)
     full = pretrain(stores["data"], tmp_path / "a", s, negatives=[stores["ood"]])
-    again = pretrain(stores["data"], tmp_path / "b", s, negatives=[stores["ood"]])
+    # a prefetch thread (--workers 1) prepares the same batches in the same order
+    again = pretrain(stores["data"], tmp_path / "b", s.model_copy(update={"workers": 1}), negatives=[stores["ood"]])
     assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
     part = pretrain(stores["data"], tmp_path / "c", s, negatives=[stores["ood"]], stop_after=1)
     assert part.status == "stopped" and json.loads((tmp_path / "c" / "run.json").read_text())["status"] == "interrupted"
@@ -62,14 +63,14 @@ def test_same_seed_identical_and_resume_is_exact(stores, tmp_path):
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(stores, tmp_path, monkeypatch):
     calls = {"n": 0}
-    original = PretrainTask.loss
+    original = PretrainTask.compute
 
-    def flaky(self, model, rows, ctx):
-        loss, n, wait = original(self, model, rows, ctx)
+    def flaky(self, model, batch, ctx):
+        loss = original(self, model, batch, ctx)
         calls["n"] += 1
-        return (loss * float("nan") if calls["n"] > 2 else loss), n, wait
+        return loss * float("nan") if calls["n"] > 2 else loss
 
-    monkeypatch.setattr(PretrainTask, "loss", flaky)
+    monkeypatch.setattr(PretrainTask, "compute", flaky)
     with pytest.raises(DivergedError, match="epoch 2"):
         pretrain(stores["data"], tmp_path / "run", _settings(epochs=3, batch_size=12))
     info = json.loads((tmp_path / "run" / "run.json").read_text())
