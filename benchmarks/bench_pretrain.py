@@ -7,7 +7,8 @@ when the folder is missing). Both loops train the same backbone + SupContrast he
 optimizer, batch size, epochs and train images; they differ only in input handling:
 
 - dsc: images read from HDF5 into memory once (timed separately as "load"), two views per image made on
-  whole batches (uint8 tensors, per-sample random parameters), no decoding per epoch;
+  whole batches (uint8 tensors, per-sample random parameters), no decoding per epoch; the next batch is
+  prepared in a background thread (`--workers 1`; `--dsc-workers 0` to build it inline);
 - SupContrast-style: PIL decode of the image files every epoch, per-sample torchvision transforms
   (RandomResizedCrop(64, scale 0.2-1), flip, ColorJitter p 0.8, grayscale p 0.2, ToTensor, Normalize) via
   TwoCropTransform, DataLoader(num_workers=2, shuffle=True).
@@ -49,7 +50,7 @@ def run_dsc(data: Path, model: str, args: argparse.Namespace, out_dir: Path) -> 
     from dsc.train.pretrain import pretrain
 
     settings = PretrainSettings(backbone=f"timm:{model}", image_size=args.size, batch_size=args.batch_size,
-                                epochs=args.epochs, lr=0.05, seed=0)
+                                epochs=args.epochs, lr=0.05, seed=0, workers=args.dsc_workers)
     result = pretrain(data, out_dir / f"dsc_{model}", settings, force=True)
     rows = result.metrics
     ips = sum(r["images_per_s"] for r in rows) / len(rows)
@@ -135,6 +136,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--per-class", type=int, default=None, help="cap images per class (default: all; quick: 40)")
+    ap.add_argument("--dsc-workers", type=int, default=1, help="dsc --workers (1: prefetch thread)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     if not ROOT.is_dir():
