@@ -78,7 +78,7 @@ def bench_dafusion_pattern(data: Path, args: argparse.Namespace, n_images: int) 
     t0 = time.perf_counter()
     k = 0
     for i in range(len(images)):
-        for v in range(args.per_image):
+        for _v in range(args.per_image):
             if k == n_images:
                 break
             pipe(prompt=f"a photo of a {names[labels[i]]}", image=Image.fromarray(images[i]),

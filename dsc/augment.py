@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from dsc.errors import ConfigError, InputError, MismatchError, OutputExistsError, ResourceError
-from dsc.outputs import check_output, partial_path
+from dsc.outputs import check_output
 from dsc.provenance import Timings, json_hash, provenance
 from dsc.settings import AugmentSettings
 

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from dsc.diffusion.generate import (Request, denoise, encode_prompts, encode_source, generate, start_index,
-                                    to_uint8)
+from dsc.diffusion.generate import (
+    Request,
+    denoise,
+    encode_prompts,
+    encode_source,
+    generate,
+    start_index,
+    to_uint8,
+)
 from dsc.diffusion.schedulers import make_scheduler
 from dsc.errors import ConfigError
 

@@ -1,0 +1,57 @@
+"""The built-in augmenter plugins: registered, light to import, prompts as stock diffusers builds them."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from dsc.registry import get_plugin
+from tests.augment.conftest import CLASSES, write_tokens
+
+
+def test_registered_and_light():
+    for name in ("dafusion", "real-guidance"):
+        cls = get_plugin("augmenter", name)
+        assert cls.name == name and cls.summary
+    assert get_plugin("augmenter", "dafusion").needs_tokens
+    mods = [m for m in ("dsc_augmenters.dafusion", "dsc_augmenters.real_guidance") if m in sys.modules]
+    assert mods  # imported above, without pulling diffusers in at import time of the module itself
+    import dsc_augmenters.dafusion as d
+
+    assert "torch" not in d.__dict__ and "diffusers" not in d.__dict__
+
+
+def test_real_guidance_prompt_is_the_class_name():
+    plugin = get_plugin("augmenter", "real-guidance")()
+    assert plugin.prompt("a photo of a {token}", "brake_caliper") == "a photo of a brake caliper"
+    assert plugin.prepare(None, CLASSES, None) == {}
+
+
+def test_dafusion_embeds_every_token_vector_as_stock_diffusers(tmp_path):
+    from dsc.diffusion.models import load_components
+
+    c = load_components("tiny", device="cpu")  # a fresh model: tokens are installed into it
+    tokens = write_tokens(tmp_path / "T", c, CLASSES, num_vectors=3)
+    plugin = get_plugin("augmenter", "dafusion")()
+    prov = plugin.prepare(c, CLASSES, tokens)
+    assert prov["tokens"]["brake_caliper"] == "<brake_caliper>" and len(prov["tokens_manifest"]["sha256"]) == 64
+    prompt = plugin.prompt("a photo of a {token}", "brake_caliper")
+    assert prompt == "a photo of a <brake_caliper>"
+    ours = plugin.encode(c, [prompt])
+    # stock: a fresh pipeline that loads the same files with load_textual_inversion
+    fresh = load_components("tiny", device="cpu")
+    pipe = fresh.pipeline("StableDiffusionPipeline")
+    pipe.load_textual_inversion(str(tokens / "<brake_caliper>.safetensors"))
+    ref, _ = pipe.encode_prompt(prompt, "cpu", 1, False)
+    torch.testing.assert_close(ours, ref)
+    bare = plugin.encode(c, ["a photo of a"])
+    assert not torch.allclose(ours, bare)
+
+
+def test_dafusion_needs_tokens():
+    from dsc.errors import InputError
+
+    with pytest.raises(InputError, match="--tokens"):
+        get_plugin("augmenter", "dafusion")().prepare(None, CLASSES, None)
