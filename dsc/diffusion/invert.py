@@ -438,6 +438,12 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
                          hint="pass --classes to leave them out, or add train images")
 
     partial = partial_path(output)
+    if resume and not partial.exists() and (output / T.MANIFEST).is_file():
+        finished = T.load_manifest(output)
+        if finished.complete and all(j.name in finished.classes and finished.file(j.name).is_file()
+                                     for j in jobs_all):
+            log.info("%s already holds tokens for every requested class; nothing to do", output)
+            return finished
     resumed = _open_partial(output, partial, resume=resume, force=force)
     settings_json = settings.model_dump(mode="json")
     with timings.stage("load_model"):

@@ -172,10 +172,16 @@ def test_resume_skips_finished_classes_and_matches_uninterrupted(tmp_path: Path,
         _, x = T.read_token_file(resumed.file(name))
         _, y = T.read_token_file(full.file(name))
         assert torch.allclose(x, y, atol=1e-6), name
-    # resuming a finished output adds nothing and retrains nothing
+    # resuming a finished output retrains nothing and leaves it untouched; asking for a new class adds it
     calls.clear()
+    stamp = (tmp_path / "tok" / T.MANIFEST).stat().st_mtime_ns
     I.run_invert(data, tmp_path / "tok", settings, resume=True)
-    assert calls == []
+    assert calls == [] and (tmp_path / "tok" / T.MANIFEST).stat().st_mtime_ns == stamp
+    I.run_invert(data, tmp_path / "ab", settings, classes=["a", "b"])
+    calls.clear()
+    more = I.run_invert(data, tmp_path / "ab", settings, resume=True)
+    assert calls == ["c"] and set(more.classes) == {"a", "b", "c"} and more.complete
+    assert not (tmp_path / "ab.partial").exists()
 
 
 def test_bad_input(run_dsc, tmp_path: Path, tiny_path: Path) -> None:
