@@ -10,7 +10,8 @@ noise/timestep draws). dsc's time includes its one-off encoding of all images (a
 ratio is an honest end-to-end one for the given number of steps; per-step figures are printed too. With the
 tiny random model the UNet is tiny relative to the VAE encoder, so the ratio depends on the resolution: at
 512 px with real SD 1.x weights the encoder is a large share of a training step as well. On a shared CPU use
-``--threads 1`` (several spinning OpenMP threads on a busy 2-core machine are many times slower).
+``--threads 1`` (several spinning OpenMP threads on a busy 2-core machine are many times slower); ``--quick``
+does so unless ``--threads`` is given.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def main() -> None:
     ap.add_argument("--model", default="tiny", help="tiny, sd-random (full-size, random weights; for GPUs) or any "
                     "model dsc can load")
     ap.add_argument("--resolution", type=int, default=None)
-    ap.add_argument("--images", type=int, default=16, help="source images of the class")
+    ap.add_argument("--images", type=int, default=8, help="source images of the class (x2 with mirrors)")
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--device", default="auto")
@@ -131,11 +132,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     ap.add_argument("--repeats", type=int, default=None, help="alternating rounds; the best of each is kept")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads or args.quick:  # --quick: one thread unless told, predictable on a busy shared CPU
+        torch.set_num_threads(args.threads or 1)
     res = args.resolution or (128 if args.quick else 256)
-    steps = args.steps or (10 if args.quick else 30)
-    repeats = args.repeats or (1 if args.quick else 2)
+    steps = args.steps or (30 if args.quick else 60)
+    repeats = args.repeats or 2
 
     if args.model == "sd-random":
         components = random_full_size(args.device, args.dtype)
