@@ -34,7 +34,7 @@ _WORDS = ("a", "photo", "of", "the", "an", "in", "on", "with", "and", "rendering
           "motor", "part", "car", "gear", "bolt", "bracket", "nut", "object")
 
 
-def cache_dir() -> Path:
+def default_cache_dir() -> Path:
     """dsc's cache directory: ``$DSC_CACHE_DIR``, else ``~/.cache/dsc``."""
     env = os.environ.get("DSC_CACHE_DIR")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "dsc"
@@ -132,12 +132,12 @@ def _build(folder: Path, inpainting: bool) -> None:
         encoding="utf-8")
 
 
-def tiny_model_path(cache_dir_: Path | None = None, *, inpainting: bool = False) -> Path:
+def tiny_model_path(cache_dir: Path | str | None = None, *, inpainting: bool = False) -> Path:
     """The folder of the tiny model, built on first use (deterministically, atomically) in dsc's cache.
 
     ``inpainting=True`` gives the 9-input-channel variant that ``StableDiffusionInpaintPipeline`` expects.
     """
-    root = Path(cache_dir_) if cache_dir_ is not None else cache_dir()
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     name = f"tiny-sd{'-inpaint' if inpainting else ''}-v{TINY_VERSION}"
     folder = root / "models" / name
     if (folder / "model_index.json").is_file():
