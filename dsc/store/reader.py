@@ -1,10 +1,19 @@
 """Reading stores. ``Store`` validates on construction and opens the HDF5 file lazily, once per process,
-so it can be handed to DataLoader workers (it pickles without its handle)."""
+so it can be handed to DataLoader workers (it pickles without its handle).
+
+Stores are untrusted input (see docs/security.md). Opening one does a bounded amount of work: it reads the
+root attributes (each at most ``MAX_ATTR_BYTES``; only the keys in ``JSON_ATTRS`` are parsed, with
+``json.loads``, as data), the shapes and dtypes of ``/samples/*`` (standard columns must have their
+documented dtype and shape) and checks that the declared row count is backed by data. Damaged files give a
+``StoreError``, on open or on the first read of a damaged part, never another exception.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -15,11 +24,103 @@ import numpy as np
 from dsc.errors import InputError, MismatchError, StoreError
 from dsc.store.schema import FORMAT, JSON_ATTRS, KINDS, SCHEMA_VERSION, SPLITS
 
+#: Limits that bound the work and memory of opening a store (far above anything dsc writes).
+MAX_ROWS = 2**31
+MAX_SIDE = 16384                 # image/mask height and width
+MAX_ROW_BYTES = 2**30            # one row of any column
+MAX_CLASSES = 1_000_000
+MAX_ATTRS = 512
+MAX_ATTR_BYTES = 4 * 2**20       # one root attribute
 
-def _decode(values: np.ndarray) -> np.ndarray:
+INT_COLUMNS = ("labels", "source_label", "source_index", "other_label", "holdout_label", "row", "variant",
+               "steps", "seed")
+BOOL_COLUMNS = ("holdout", "is_ood")
+FLOAT_COLUMNS = ("strength", "guidance")
+STR_COLUMNS = ("split", "group", "source", "meta", "strategy", "prompt", "scheduler", "set")
+#: JSON attributes holding a list (the other ``JSON_ATTRS`` hold an object).
+JSON_LIST_ATTRS = ("class_info",)
+
+DAMAGED_HINT = "the file is truncated or corrupt; recreate it with the command that made it"
+
+
+def _decode(values: np.ndarray, where: str = "store") -> np.ndarray:
     if values.dtype.kind in ("O", "S"):
-        return np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values], dtype=object)
+        try:
+            return np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values],
+                            dtype=object)
+        except UnicodeDecodeError:
+            raise StoreError(f"{where} holds text that is not UTF-8", hint=DAMAGED_HINT) from None
     return values
+
+
+def _is_str_dtype(dtype: np.dtype) -> bool:
+    return h5py.check_string_dtype(dtype) is not None or dtype.kind in ("S", "U")
+
+
+def _check_column(path: Path, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Dtype and shape rules of the standard columns; a ``StoreError`` naming what is wrong."""
+    where = f"{path}: /samples/{name}"
+    kind = dtype.kind
+    if len(shape) == 0:
+        raise StoreError(f"{where} is a scalar, not a column", hint=DAMAGED_HINT)
+    row_bytes = int(np.prod(shape[1:], dtype=np.float64) * max(dtype.itemsize, 1)) if len(shape) > 1 else 0
+    if row_bytes > MAX_ROW_BYTES:
+        raise StoreError(f"{where} declares rows of {row_bytes} bytes ({list(shape[1:])}), too large",
+                         hint=DAMAGED_HINT)
+    if name == "images":
+        if len(shape) != 4 or shape[-1] != 3:
+            raise StoreError(f"{where} has shape {list(shape)}, expected [N, H, W, 3]", hint=DAMAGED_HINT)
+        if dtype != np.uint8:
+            raise StoreError(f"{where} has dtype {dtype}, expected uint8", hint=DAMAGED_HINT)
+    elif name == "masks":
+        if len(shape) != 3 or (dtype != np.uint8 and kind != "b"):
+            raise StoreError(f"{where} has shape {list(shape)} and dtype {dtype}, expected uint8 [N, H, W]",
+                             hint=DAMAGED_HINT)
+    elif name == "digest":
+        if len(shape) != 1 or kind != "S" or dtype.itemsize != 16:
+            raise StoreError(f"{where} has shape {list(shape)} and dtype {dtype}, expected 16-byte digests",
+                             hint=DAMAGED_HINT)
+    elif name == "features":
+        if len(shape) != 2 or kind != "f":
+            raise StoreError(f"{where} has shape {list(shape)} and dtype {dtype}, expected float [N, D]",
+                             hint=DAMAGED_HINT)
+    elif name in INT_COLUMNS + BOOL_COLUMNS + FLOAT_COLUMNS + STR_COLUMNS:
+        expected = ("integers" if name in INT_COLUMNS else "booleans" if name in BOOL_COLUMNS else
+                    "floats" if name in FLOAT_COLUMNS else "strings")
+        ok = (kind in "iu" if name in INT_COLUMNS else kind in "biu" if name in BOOL_COLUMNS else
+              kind in "fiu" if name in FLOAT_COLUMNS else _is_str_dtype(dtype))
+        if len(shape) != 1 or not ok:
+            raise StoreError(f"{where} has shape {list(shape)} and dtype {dtype}, expected one of {expected} "
+                             "per row", hint=DAMAGED_HINT)
+    if name in ("images", "masks") and max(shape[1:3]) > MAX_SIDE:
+        raise StoreError(f"{where} declares {shape[1]}x{shape[2]} images, larger than {MAX_SIDE}",
+                         hint=DAMAGED_HINT)
+
+
+def _check_storage(path: Path, where: str, ds: h5py.Dataset) -> None:
+    """Refuse data stored outside the file: external raw files, or virtual sources outside its folder."""
+    if ds.external:
+        raise StoreError(f"{path}: {where} keeps its data in external files, which dsc does not read",
+                         hint="stores must be self-contained")
+    if ds.is_virtual:
+        folder = path.resolve().parent
+        for src in ds.virtual_sources():
+            if src.file_name == ".":
+                continue
+            target = (folder / src.file_name).resolve()
+            if folder not in target.parents:
+                raise StoreError(f"{path}: {where} reads {src.file_name}, outside the store's folder",
+                                 hint="virtual datasets may only use files next to the store")
+
+
+def _backed_rows(ds: h5py.Dataset) -> int:
+    """How many rows of ``ds`` have storage on disk (chunked: allocated chunks; contiguous: bytes)."""
+    if ds.is_virtual:
+        return int(ds.shape[0])
+    if ds.chunks is not None:
+        return int(ds.id.get_num_chunks()) * int(ds.chunks[0])
+    row = max(int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize, 1)
+    return int(ds.id.get_storage_size()) // row
 
 
 class Store:
@@ -32,60 +133,152 @@ class Store:
         if self.path.is_dir():
             raise InputError(f"{self.path} is a directory, not a dsc store (.h5 file)")
         try:
-            with h5py.File(self.path, "r") as h5:
-                raw = dict(h5.attrs)
-                self._columns = {k: (tuple(v.shape), v.dtype) for k, v in h5["samples"].items()} if (
-                    "samples" in h5) else {}
-                self._has_classes = "classes" in h5 and "names" in h5["classes"]
+            h5 = h5py.File(self.path, "r")
         except OSError as exc:
             raise StoreError(f"{self.path} is not a readable HDF5 file ({exc})",
                              hint="the file is truncated or of another format; recreate it") from None
-        self.attrs = self._parse_attrs(raw)
-        if self.attrs.get("format") != FORMAT:
-            raise StoreError(f"{self.path} is an HDF5 file but not a dsc store",
-                             hint="create stores with `dsc subset`, `dsc augment` or `dsc probe`")
-        version = self.attrs.get("schema_version")
-        if not isinstance(version, (int, np.integer)) or version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} uses store schema {version}, newer than this dsc supports "
-                             f"({SCHEMA_VERSION})", hint="upgrade dsc: pip install -U dsc")
-        if self.attrs.get("kind") not in KINDS:
-            raise StoreError(f"{self.path} has unknown store kind {self.attrs.get('kind')!r}")
-        if not self.attrs.get("complete", True):
-            raise StoreError(f"{self.path} is incomplete", hint="rerun the command that made it with --resume")
-        if kind is not None and self.kind != kind:
-            raise MismatchError(f"{self.path} is a {self.kind} store, expected a {kind} store")
-        n = {shape[0] for shape, _ in self._columns.values()}
-        if len(n) > 1:
-            raise StoreError(f"{self.path} is corrupt: its columns have different lengths",
-                             hint="recreate it")
-        for name, (shape, _dtype) in self._columns.items():
-            if name == "images" and (len(shape) != 4 or shape[-1] != 3):
-                raise StoreError(f"{self.path}: /samples/images has shape {shape}, expected [N, H, W, 3]")
+        try:
+            with h5:
+                self._validate(h5, kind)
+        except (StoreError, MismatchError):
+            raise
+        except (OSError, KeyError, TypeError, ValueError, RuntimeError, AttributeError, OverflowError) as exc:
+            raise StoreError(f"{self.path} is damaged ({type(exc).__name__}: {exc})", hint=DAMAGED_HINT) from None
         self._h5: h5py.File | None = None
         self._pid: int | None = None
 
-    @staticmethod
-    def _parse_attrs(raw: dict[str, Any]) -> dict[str, Any]:
+    def _validate(self, h5: h5py.File, kind: str | None) -> None:
+        """Everything checked on open (bounded work: metadata only, no column data is read)."""
+        self.attrs = self._parse_attrs(self._read_attrs(h5))
+        fmt = self.attrs.get("format")
+        if not isinstance(fmt, str) or fmt != FORMAT:
+            raise StoreError(f"{self.path} is an HDF5 file but not a dsc store",
+                             hint="create stores with `dsc subset`, `dsc augment` or `dsc probe`")
+        version = self.attrs.get("schema_version")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise StoreError(f"{self.path} has an invalid schema_version {version!r}", hint=DAMAGED_HINT)
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} uses store schema {version}, newer than this dsc supports "
+                             f"({SCHEMA_VERSION})", hint="upgrade dsc: pip install -U dsc")
+        store_kind = self.attrs.get("kind")
+        if not isinstance(store_kind, str) or store_kind not in KINDS:
+            raise StoreError(f"{self.path} has unknown store kind {store_kind!r}")
+        complete = self.attrs.get("complete", True)
+        if not isinstance(complete, (bool, int)) or not complete:
+            raise StoreError(f"{self.path} is incomplete", hint="rerun the command that made it with --resume")
+        if kind is not None and self.kind != kind:
+            raise MismatchError(f"{self.path} is a {self.kind} store, expected a {kind} store")
+
+        for group in ("samples", "classes"):
+            if isinstance(h5.get(group, getlink=True), h5py.ExternalLink):
+                raise StoreError(f"{self.path}: /{group} links to another file", hint="stores must be self-contained")
+        samples = h5.get("samples")
+        if not isinstance(samples, h5py.Group):
+            raise StoreError(f"{self.path} has no /samples group", hint=DAMAGED_HINT)
+        self._columns = {}
+        for name in samples:
+            if isinstance(samples.get(name, getlink=True), h5py.ExternalLink):
+                raise StoreError(f"{self.path}: /samples/{name} links to another file",
+                                 hint="stores must be self-contained")
+            ds = samples.get(name)
+            if not isinstance(ds, h5py.Dataset):
+                raise StoreError(f"{self.path}: /samples/{name} is not a dataset", hint=DAMAGED_HINT)
+            shape, dtype = tuple(int(x) for x in ds.shape or ()), ds.dtype
+            _check_column(self.path, name, shape, dtype)
+            _check_storage(self.path, f"/samples/{name}", ds)
+            self._columns[name] = (shape, dtype)
+        if "digest" not in self._columns:
+            raise StoreError(f"{self.path} has no /samples/digest column", hint=DAMAGED_HINT)
+        n = {shape[0] for shape, _ in self._columns.values()}
+        if len(n) > 1:
+            raise StoreError(f"{self.path} is corrupt: its columns have different lengths", hint="recreate it")
+        rows = n.pop()
+        if rows > MAX_ROWS:
+            raise StoreError(f"{self.path} declares {rows} rows, more than dsc reads ({MAX_ROWS})",
+                             hint=DAMAGED_HINT)
+        backed = _backed_rows(samples["digest"])
+        if backed < rows:
+            raise StoreError(f"{self.path} declares {rows} rows but holds data for {backed}",
+                             hint=DAMAGED_HINT)
+        if "images" in self._columns and "masks" in self._columns and \
+                self._columns["masks"][0][1:] != self._columns["images"][0][1:3]:
+            raise StoreError(f"{self.path}: masks {list(self._columns['masks'][0][1:])} and images "
+                             f"{list(self._columns['images'][0][1:3])} differ in size", hint=DAMAGED_HINT)
+
+        classes = h5.get("classes")
+        self._has_classes = isinstance(classes, h5py.Group) and "names" in classes
+        if self._has_classes:
+            for name in classes:
+                if isinstance(classes.get(name, getlink=True), h5py.ExternalLink):
+                    raise StoreError(f"{self.path}: /classes/{name} links to another file",
+                                     hint="stores must be self-contained")
+                ds = classes.get(name)
+                if not isinstance(ds, h5py.Dataset) or len(ds.shape or ()) != 1 or ds.shape[0] > MAX_CLASSES:
+                    raise StoreError(f"{self.path}: /classes/{name} is not a list of at most {MAX_CLASSES} "
+                                     "values", hint=DAMAGED_HINT)
+                _check_storage(self.path, f"/classes/{name}", ds)
+            if not _is_str_dtype(classes["names"].dtype) or _backed_rows(classes["names"]) < \
+                    classes["names"].shape[0]:
+                raise StoreError(f"{self.path}: /classes/names is not a list of class names", hint=DAMAGED_HINT)
+
+    def _read_attrs(self, h5: h5py.File) -> dict[str, Any]:
+        names = list(h5.attrs)
+        if len(names) > MAX_ATTRS:
+            raise StoreError(f"{self.path} has {len(names)} root attributes, more than {MAX_ATTRS}",
+                             hint=DAMAGED_HINT)
+        raw = {}
+        for name in names:
+            try:
+                size = h5.attrs.get_id(name).get_storage_size()
+            except RuntimeError:  # an empty (null dataspace) attribute
+                size = 0
+            value = h5.attrs[name] if size <= MAX_ATTR_BYTES else None
+            if isinstance(value, (str, bytes, np.ndarray)):  # variable-length text is not in the storage size
+                size = max(size, value.nbytes if isinstance(value, np.ndarray) else len(value))
+            if size > MAX_ATTR_BYTES:
+                raise StoreError(f"{self.path}: attribute {name!r} is {size} bytes, more than {MAX_ATTR_BYTES}",
+                                 hint=DAMAGED_HINT)
+            raw[name] = value
+        return raw
+
+    def _parse_attrs(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Root attributes as Python values; ``JSON_ATTRS`` parsed with ``json.loads`` (data only)."""
         out: dict[str, Any] = {}
         for key, value in raw.items():
             if isinstance(value, bytes):
                 value = value.decode("utf-8", "replace")
             if isinstance(value, np.generic):
                 value = value.item()
-            if key in JSON_ATTRS and isinstance(value, str):
-                try:
-                    value = json.loads(value)
-                except json.JSONDecodeError:
-                    raise StoreError(f"attribute {key!r} is not valid JSON", hint="recreate the store") from None
+            if key in JSON_ATTRS:
+                if isinstance(value, str):
+                    try:
+                        value = json.loads(value)
+                    except (json.JSONDecodeError, RecursionError):
+                        raise StoreError(f"{self.path}: attribute {key!r} is not valid JSON",
+                                         hint="recreate the store") from None
+                want = list if key in JSON_LIST_ATTRS else dict
+                if not isinstance(value, want):
+                    raise StoreError(f"{self.path}: attribute {key!r} should hold a JSON "
+                                     f"{'array' if want is list else 'object'}, not {type(value).__name__}",
+                                     hint=DAMAGED_HINT)
             out[key] = value
         return out
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """HDF5 read errors (damaged chunks, truncated data) as a one-line ``StoreError``."""
+        try:
+            yield
+        except (OSError, RuntimeError) as exc:
+            raise StoreError(f"{self.path} is damaged: cannot read {what} ({exc})", hint=DAMAGED_HINT) from None
 
     # ------------------------------------------------------------------------------------- handles
     @property
     def h5(self) -> h5py.File:
         """The open file, opened on first use in each process."""
         if self._h5 is None or self._pid != os.getpid():
-            self._h5 = h5py.File(self.path, "r")
+            with self._reading("the file"):
+                self._h5 = h5py.File(self.path, "r")
             self._pid = os.getpid()
         return self._h5
 
@@ -132,11 +325,17 @@ class Store:
     def classes(self) -> list[str]:
         if not self._has_classes:
             return []
-        return [str(x) for x in _decode(self.h5["classes"]["names"][()])]
+        with self._reading("/classes/names"):
+            names = self.h5["classes"]["names"][()]
+        return [str(x) for x in _decode(names, f"{self.path}: /classes/names")]
 
     def class_array(self, name: str) -> np.ndarray | None:
-        grp = self.h5["classes"]
-        return _decode(grp[name][()]) if name in grp else None
+        grp = self.h5.get("classes")
+        if not isinstance(grp, h5py.Group) or name not in grp:
+            return None
+        with self._reading(f"/classes/{name}"):
+            values = grp[name][()]
+        return _decode(values, f"{self.path}: /classes/{name}")
 
     @property
     def image_shape(self) -> tuple[int, ...] | None:
@@ -154,7 +353,9 @@ class Store:
         """A whole column as an array (strings decoded to ``str``). Do not use for images."""
         if name not in self._columns:
             raise StoreError(f"{self.path} has no column {name!r}", hint=f"it has {', '.join(self.columns)}")
-        return _decode(self.h5["samples"][name][()])
+        with self._reading(f"/samples/{name}"):
+            values = self.h5["samples"][name][()]
+        return values if name == "digest" else _decode(values, f"{self.path}: /samples/{name}")
 
     @cached_property
     def labels(self) -> np.ndarray:
@@ -178,9 +379,8 @@ class Store:
     @cached_property
     def holdout_classes(self) -> list[str]:
         """Names of the held-out classes (``/classes/holdout_names``), in the order of ``holdout_label``."""
-        if not self._has_classes or "holdout_names" not in self.h5["classes"]:
-            return []
-        return [str(x) for x in _decode(self.h5["classes"]["holdout_names"][()])]
+        values = self.class_array("holdout_names") if self._has_classes else None
+        return [] if values is None else [str(x) for x in values]
 
     def indices(self, split: str | None = None, *, holdout: bool | None = False) -> np.ndarray:
         """Row indices in store order, optionally of one split.
@@ -195,6 +395,10 @@ class Store:
 
     def read(self, name: str, indices: np.ndarray | list[int] | slice) -> np.ndarray:
         """Rows of a column. Indices may be unsorted or repeated; reads are done in sorted order."""
+        with self._reading(f"/samples/{name}"):
+            return self._read(name, indices)
+
+    def _read(self, name: str, indices: np.ndarray | list[int] | slice) -> np.ndarray:
         ds = self.h5["samples"][name]
         if isinstance(indices, slice):
             return ds[indices]
@@ -220,9 +424,9 @@ class Store:
 
     def load_images(self, indices: np.ndarray | None = None) -> np.ndarray:
         """Read images into memory in contiguous blocks (fast path for training on small stores)."""
-        ds = self.h5["samples"]["images"]
         if indices is None:
-            return ds[()]
+            with self._reading("/samples/images"):
+                return self.h5["samples"]["images"][()]
         return self.read("images", indices)
 
     def summary(self) -> dict[str, Any]:
