@@ -52,7 +52,7 @@ def bench_dsc(data: Path, out: Path, args: argparse.Namespace) -> tuple[float, i
 
     s = AugmentSettings(model="tiny", strategy="real-guidance", resolution=args.resolution, steps=args.steps,
                         strength=[args.strength], guidance=7.5, per_image=args.per_image,
-                        batch_size=args.batch_size, device="cpu")
+                        batch_size=args.batch_size, device=args.device)
     t0 = time.perf_counter()
     result = run_augment(data, out, s, force=True, show_progress=False)
     from dsc.store import Store
@@ -69,7 +69,7 @@ def bench_dafusion_pattern(data: Path, args: argparse.Namespace, n_images: int) 
     from dsc.diffusion.models import load_components
     from dsc.store import Store
 
-    c = load_components("tiny", device="cpu")
+    c = load_components("tiny", device=args.device)
     pipe = c.pipeline("StableDiffusionImg2ImgPipeline")
     store = Store(data)
     images = store.images(slice(None))
@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes (under a minute)")
     ap.add_argument("--json", type=Path, help="write the results to this JSON file")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (same for both)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     ap.add_argument("--resolution", type=int, default=64)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--strength", type=float, default=0.5)
@@ -122,7 +123,7 @@ def main() -> None:
         dsc4_s, n4 = bench_dsc(data4, Path(tmp) / "aug4.h5", args)
         peak_4n = _peak_mb()
     res = {
-        "device": "cpu", "threads": args.threads, "resolution": args.resolution, "steps": args.steps,
+        "device": args.device, "threads": args.threads, "resolution": args.resolution, "steps": args.steps,
         "strength": args.strength, "per_image": args.per_image, "batch_size": args.batch_size, "images": n,
         "dsc_images_per_second": n / dsc_s, "dafusion_pattern_images_per_second": n / base_s,
         "speedup": base_s / dsc_s, "dsc_images_per_second_4n": n4 / dsc4_s,
