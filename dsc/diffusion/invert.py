@@ -46,9 +46,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Settings that must be equal for ``--resume`` to continue a partial output.
-RESUME_KEYS = ("model", "revision", "num_vectors", "initializer", "steps", "lr", "scale_lr", "batch_size",
-               "gradient_accumulation", "lr_warmup", "resolution", "examples_per_class", "crop_to_object",
-               "templates", "flip", "seed")
+#: (``batch_size`` x ``gradient_accumulation`` must stay equal; their split may change, e.g. after running out of
+#: GPU memory, and is recorded per class.)
+RESUME_KEYS = ("model", "revision", "num_vectors", "initializer", "steps", "lr", "scale_lr", "effective_batch",
+               "lr_warmup", "resolution", "examples_per_class", "crop_to_object", "templates", "flip", "seed")
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -364,7 +365,8 @@ def validation_grid(components: SDComponents, token: str, real: np.ndarray, path
 
 # ------------------------------------------------------------------------------------------- the job
 def _settings_for_resume(settings: dict[str, Any]) -> dict[str, Any]:
-    return {k: settings.get(k) for k in RESUME_KEYS}
+    eff = (settings.get("batch_size") or 0) * (settings.get("gradient_accumulation") or 0)
+    return {k: eff if k == "effective_batch" else settings.get(k) for k in RESUME_KEYS}
 
 
 def _plan(store: Store, classes: list[str] | None) -> list[str]:
@@ -502,9 +504,10 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
                         components, job, mean, std, settings,
                         on_step=lambda loss: bar.update(task, advance=1, status=f"loss {loss:.4f}"))
             except torch.OutOfMemoryError:
-                raise ResourceError("out of GPU memory while learning tokens",
-                                    hint="rerun with a smaller --batch-size (raise --gradient-accumulation to "
-                                         "keep the effective batch) or a lower --resolution") from None
+                raise ResourceError(
+                    f"out of GPU memory while learning the token of {job.name}",
+                    hint="rerun with --resume and a smaller --batch-size, raising --gradient-accumulation so that "
+                         "batch x accumulation stays the same (finished classes are kept)") from None
             file = job.token.strip("<>") + ".safetensors"
             sha = T.save_token_file(partial / file, job.token, vectors)
             grid = None
@@ -517,7 +520,8 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
                 token=job.token, file=file, sha256=sha, num_vectors=int(vectors.shape[0]), dim=int(vectors.shape[1]),
                 initializer=initializer_text(settings.initializer, job.name), steps=settings.steps, loss=losses,
                 seconds=seconds, validation_grid=grid, examples=[int(r) for r in job.rows],
-                steps_per_second=round(settings.steps / max(seconds, 1e-9), 3))
+                steps_per_second=round(settings.steps / max(seconds, 1e-9), 3), batch_size=settings.batch_size,
+                gradient_accumulation=settings.gradient_accumulation)
             manifest.timings = {**manifest.timings, **timings}
             manifest.write()
             log.info("%s: %s learned, loss %.4f -> %.4f (%.1f s)", job.name, job.token,

@@ -114,6 +114,8 @@ class ClassToken:
     loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
     steps_per_second: float = 0.0
+    batch_size: int = 0
+    gradient_accumulation: int = 0
     validation_grid: str | None = None
     #: rows of DATA.h5 the token was learned from (train split)
     examples: list[int] = field(default_factory=list)

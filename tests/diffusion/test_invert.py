@@ -164,6 +164,8 @@ def test_resume_skips_finished_classes_and_matches_uninterrupted(tmp_path: Path,
         I.run_invert(data, tmp_path / "tok", settings)
     with pytest.raises(MismatchError, match="steps"):
         I.run_invert(data, tmp_path / "tok", _settings(tiny_path, steps=4), resume=True)
+    with pytest.raises(MismatchError, match="effective_batch"):
+        I.run_invert(data, tmp_path / "tok", _settings(tiny_path, batch_size=1), resume=True)
     calls.clear()
     monkeypatch.setattr(I, "train_class", lambda c, job, *a, **k: (calls.append(job.name), real_train(c, job, *a, **k))[1])
     resumed = I.run_invert(data, tmp_path / "tok", settings, resume=True)
@@ -197,3 +199,22 @@ def test_bad_input(run_dsc, tmp_path: Path, tiny_path: Path) -> None:
     assert res.code == 1 and "does not exist" in res.err
     res = run_dsc("invert", data, "--model", tiny_path, "--output", tmp_path / "t5", "--num-vectors", 0)
     assert res.code == 1 and "num_vectors" in res.err
+
+
+def test_out_of_memory_suggests_smaller_batch(tmp_path: Path, tiny_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dsc.errors import ResourceError
+
+    real_train = I.train_class
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(I, "train_class", oom)
+    with pytest.raises(ResourceError, match="--resume and a smaller --batch-size"):
+        I.run_invert(make_data(tmp_path / "d.h5"), tmp_path / "tok", _settings(tiny_path))
+    assert not (tmp_path / "tok").exists()
+    # the same effective batch split differently is accepted on resume
+    monkeypatch.setattr(I, "train_class", real_train)
+    man = I.run_invert(tmp_path / "d.h5", tmp_path / "tok", _settings(tiny_path, batch_size=1,
+                                                                        gradient_accumulation=2), resume=True)
+    assert man.complete and man.classes["gear"].batch_size == 1 and man.classes["gear"].gradient_accumulation == 2
