@@ -72,3 +72,66 @@ def test_quality_refuses_store_from_other_data(run_dsc, stores, tmp_path):
         h5.attrs["fingerprint"] = "0123456789abcdef"
     res = run_dsc("report", "--synthetic", stores[1], "--data", data2)
     assert res.code == 1 and "fingerprint" in res.err
+
+
+def _tiny_run(root, classes=3, probe=False):
+    """A run directory with a timm:test_resnet encoder and a linear classifier (random weights)."""
+    import torch
+
+    from dsc.backbones import create_backbone
+    from dsc.train.checkpoint import save_checkpoint
+
+    run = root / ("probed" if probe else "base")
+    run.mkdir()
+    bb = create_backbone("timm:test_resnet")
+    gen = torch.Generator().manual_seed(0)
+    head = torch.nn.Linear(bb.feature_dim, classes + 1)            # + an extra-class output to be dropped
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(head.weight.shape, generator=gen))
+    parts = {"encoder": bb.module} if probe else {"encoder": bb.module, "classifier": head}
+    save_checkpoint(run, "best", parts, {"epoch": 1})
+    if probe:
+        from safetensors.torch import save_file
+
+        (run / "probe").mkdir()
+        save_file({f"classifier.{k}": v.contiguous() for k, v in head.state_dict().items()},
+                  str(run / "probe" / "classifier.safetensors"))
+    (run / "run.json").write_text(json.dumps({
+        "command_name": "pretrain" if probe else "baseline", "backbone": {"name": "timm:test_resnet"},
+        "settings": {"image_size": 32}, "classes": ["gear", "bolt", "nut"]}))
+    return run, bb, head
+
+
+@pytest.mark.parametrize("probe", [False, True])
+def test_confidence_filter_scores_source_class(tmp_path, stores, probe):
+    import torch
+
+    from dsc.evaluate.features import extract_features, normalisation
+    from dsc.report.quality import confidence_filter
+    from dsc.store import open_store
+
+    run, bb, head = _tiny_run(tmp_path, probe=probe)
+    aug = open_store(stores[1])
+    rows = np.arange(8)
+    images, labels = aug.images(rows), aug.column("source_label")[rows]
+    scores = confidence_filter(run, images, labels)
+    mean, std = normalisation(bb.data_config)
+    feats = extract_features(bb.module.eval(), aug, rows, image_size=32, mean=mean, std=std)
+    with torch.no_grad():
+        probs = torch.softmax(feats @ head.weight[:3].T + head.bias[:3], dim=1).numpy()
+    assert scores.shape == (8,)
+    np.testing.assert_allclose(scores, probs[np.arange(8), labels], rtol=1e-4, atol=1e-6)
+    with pytest.raises(Exception, match="uint8"):
+        confidence_filter(run, images.astype(np.float32), labels)
+    with pytest.raises(Exception, match="source labels"):
+        confidence_filter(run, images, labels + 5)
+
+
+def test_quality_with_encoder_and_classifier_runs(run_dsc, tmp_path, stores):
+    run, _, _ = _tiny_run(tmp_path)
+    res = run_dsc("report", "--synthetic", stores[1], "--data", stores[0], "--encoder", run, "--classifier", run,
+                  "--json")
+    assert res.code == 0, res
+    q = json.loads(res.out)["quality"]
+    assert "encoder of base" in q["feature_space"] and "classifier of run base" in q["classifier"]
+    assert q["stores"][0]["classes"]["gear"]["normal"]["near_copies"] == 2
