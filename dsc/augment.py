@@ -450,7 +450,7 @@ def run_augment(data: Path, output: Path, settings: AugmentSettings, sources: di
     import json
 
     from dsc.console import progress
-    from dsc.outputs import atomic_write_json, remove
+    from dsc.outputs import atomic_write_json, output_lock, remove
 
     output = Path(output)
     folder = shard_dir(output)
@@ -463,50 +463,51 @@ def run_augment(data: Path, output: Path, settings: AugmentSettings, sources: di
     job = AugmentJob(data, settings, sources)
     s = job.s
     start_time = time.perf_counter()
-    if force and not resume:
+    with output_lock(folder):  # one writer per output: a second process on the same AUG.h5 is refused
+        if force and not resume:
+            remove(folder)
+        plan_file = folder / "plan.json"
+        resumed = plan_file.exists()
+        if resumed and json.loads(plan_file.read_text()).get("plan_hash") != job.plan_hash():
+            raise MismatchError(f"{folder} was started with other settings or another DATA.h5",
+                                hint="resume with the same settings, or pass --force to start over")
+        job.load()
+        folder.mkdir(parents=True, exist_ok=True)
+        if not resumed:
+            atomic_write_json(plan_file, {"plan_hash": job.plan_hash(), "output": str(output), "images": len(job.plan)})
+        total = len(job.plan)
+        covered = np.zeros(total, dtype=bool)
+        for a, b, _ in _shards(folder):
+            covered[a:min(b, total)] = True
+        done = int(covered.sum())
+        if done:
+            log.info("resuming: %d of %d images already generated in %s", done, total, folder)
+        cache: dict[int, Any] = {}
+        with progress(unit="img", transient=not show_progress) as bar:
+            task = bar.add_task("augment", total=total, completed=done, status="", visible=show_progress)
+            for slot in range(0, total, s.batch_size):  # absolute batch slots: the same batches on every run
+                rows = [r for r in range(slot, min(slot + s.batch_size, total)) if not covered[r]]
+                if not rows:
+                    continue
+                for start, stop in _runs(rows):
+                    batch = job.plan[start:stop]
+                    t0 = time.perf_counter()
+                    with job.timings.stage("generate"):
+                        images, prompts, cache = job.generate(batch, cache)
+                    with job.timings.stage("write"):
+                        _save_shard(folder, start, _columns(job, batch, images, prompts), time.perf_counter() - t0)
+                    del images
+                    covered[start:stop] = True
+                    bar.advance(task, stop - start)
+                    if on_batch is not None:
+                        on_batch(int(covered.sum()), total)
+        n_generated = total - done
+        gen = job.timings.get("generate", 0.0)
+        rate = n_generated / gen if gen else 0.0
+        job.timings["images_per_second"] = round(rate, 4)
+        with job.timings.stage("assemble"):
+            summary = _assemble(job, folder, output, force, dict(job.timings))
         remove(folder)
-    plan_file = folder / "plan.json"
-    resumed = plan_file.exists()
-    if resumed and json.loads(plan_file.read_text()).get("plan_hash") != job.plan_hash():
-        raise MismatchError(f"{folder} was started with other settings or another DATA.h5",
-                            hint="resume with the same settings, or pass --force to start over")
-    job.load()
-    folder.mkdir(parents=True, exist_ok=True)
-    if not resumed:
-        atomic_write_json(plan_file, {"plan_hash": job.plan_hash(), "output": str(output), "images": len(job.plan)})
-    total = len(job.plan)
-    covered = np.zeros(total, dtype=bool)
-    for a, b, _ in _shards(folder):
-        covered[a:min(b, total)] = True
-    done = int(covered.sum())
-    if done:
-        log.info("resuming: %d of %d images already generated in %s", done, total, folder)
-    cache: dict[int, Any] = {}
-    with progress(unit="img", transient=not show_progress) as bar:
-        task = bar.add_task("augment", total=total, completed=done, status="", visible=show_progress)
-        for slot in range(0, total, s.batch_size):  # absolute batch slots: the same batches on every run
-            rows = [r for r in range(slot, min(slot + s.batch_size, total)) if not covered[r]]
-            if not rows:
-                continue
-            for start, stop in _runs(rows):
-                batch = job.plan[start:stop]
-                t0 = time.perf_counter()
-                with job.timings.stage("generate"):
-                    images, prompts, cache = job.generate(batch, cache)
-                with job.timings.stage("write"):
-                    _save_shard(folder, start, _columns(job, batch, images, prompts), time.perf_counter() - t0)
-                del images
-                covered[start:stop] = True
-                bar.advance(task, stop - start)
-                if on_batch is not None:
-                    on_batch(int(covered.sum()), total)
-    n_generated = total - done
-    gen = job.timings.get("generate", 0.0)
-    rate = n_generated / gen if gen else 0.0
-    job.timings["images_per_second"] = round(rate, 4)
-    with job.timings.stage("assemble"):
-        summary = _assemble(job, folder, output, force, dict(job.timings))
-    remove(folder)
     job.store.close()
     seconds = time.perf_counter() - start_time
     return AugmentResult(output, total, n_generated, resumed, seconds, rate, summary, s.model_dump(mode="json"))

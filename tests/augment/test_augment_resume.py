@@ -102,3 +102,13 @@ def test_resume_after_kill_9(data_h5, full_run, tmp_path, dsc_cache):
     assert not out.exists()
     run_augment(data_h5, out, _settings(), resume=True, show_progress=False)
     _same(full_run, out)
+
+
+def test_a_second_writer_of_the_same_output_is_refused(data_h5, tmp_path):
+    from dsc.augment import shard_dir
+    from dsc.outputs import OutputLockedError, output_lock
+
+    out = tmp_path / "locked.h5"
+    with output_lock(shard_dir(out)), pytest.raises(OutputLockedError):  # another process is generating it
+        run_augment(data_h5, out, _settings(), show_progress=False)
+    assert not out.exists()
