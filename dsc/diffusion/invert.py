@@ -526,6 +526,7 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
             manifest.write()
             log.info("%s: %s learned, loss %.4f -> %.4f (%.1f s)", job.name, job.token,
                      float(np.mean(losses[:5])), float(np.mean(losses[-5:])), seconds)
+    store.close()
     manifest.complete = True
     manifest.timings = {**manifest.timings, **timings, "total": round(time.perf_counter() - started, 3)}
     manifest.write()
