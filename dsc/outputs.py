@@ -29,11 +29,16 @@ def partial_path(path: Path) -> Path:
 
 
 def check_output(path: Path, *, force: bool = False, resume: bool = False) -> None:
-    """Validate an output path before any work starts."""
+    """Validate an output path before any work starts.
+
+    Also refuses at once an output that another live process is writing (its ``<output>.lock``), so a
+    second command fails before loading models; ``--force`` does not override that.
+    """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"output directory {parent} does not exist", hint=f"create it: mkdir -p {parent}")
+    check_not_locked(path)
     if path.exists() and not (force or resume):
         raise OutputExistsError(
             f"{path} already exists", hint="pass --force to overwrite it" + (
@@ -122,8 +127,28 @@ DEFAULT_STALE_SECONDS = 600.0
 UNREADABLE_GRACE_SECONDS = 5.0
 
 
+#: Lock files held by this process (``check_output`` inside one's own lock must not refuse).
+_HELD: set[str] = set()
+
+
 class OutputLockedError(OutputExistsError):
     """Another process is writing the same output (``--force`` does not override a live lock)."""
+
+
+def _locked_error(output: Path, lock: Path, info: dict[str, Any] | None) -> OutputLockedError:
+    holder = _describe(info) if info else "a process that is starting"
+    return OutputLockedError(f"{output} is being written by another dsc process ({holder})",
+                             hint=f"wait for it to finish or stop it; if it is gone, delete {lock}")
+
+
+def check_not_locked(path: Path) -> None:
+    """Raise ``OutputLockedError`` if another live process holds ``<path>.lock`` (takes nothing)."""
+    lock = OutputLock(path)
+    if os.path.abspath(lock.path) in _HELD:
+        return
+    seen = lock._read()
+    if seen is not None and lock._stale_reason(seen[1], seen[2]) is None:
+        raise _locked_error(lock.output, lock.path, seen[1])
 
 
 def lock_path(path: Path) -> Path:
@@ -253,6 +278,7 @@ class OutputLock:
                 raise
             self.held = True
             self._pid = os.getpid()
+            _HELD.add(os.path.abspath(self.path))
             self._start_heartbeat()
             return self
         raise OutputLockedError(f"cannot take the lock {self.path} (it keeps changing)",
@@ -272,10 +298,7 @@ class OutputLock:
             raw, info, age = seen
         reason = self._stale_reason(info, age)
         if reason is None:
-            holder = _describe(info) if info else "a process that is starting"
-            raise OutputLockedError(
-                f"{self.output} is being written by another dsc process ({holder})",
-                hint=f"wait for it to finish or stop it; if it is gone, delete {self.path}")
+            raise _locked_error(self.output, self.path, info)
         # Move the stale file aside under a unique name: of several processes only one succeeds.
         aside = self.path.with_name(f"{self.path.name}.stale-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
@@ -317,6 +340,7 @@ class OutputLock:
             return
         self.held = False
         self._stop.set()
+        _HELD.discard(os.path.abspath(self.path))
         if self._owned():
             self.path.unlink(missing_ok=True)
 

@@ -23,6 +23,7 @@ from dsc.outputs import (
     OutputLockedError,
     atomic_write_json,
     atomic_write_text,
+    check_output,
     is_disk_full,
     lock_path,
     output_lock,
@@ -104,6 +105,28 @@ def test_cli_refuses_a_locked_output_in_one_line(tmp_path, holder, run_dsc):
     assert len(lines) == 1 and "being written by another dsc process" in lines[0], res.err
     assert f"pid {proc.pid}" in res.err and "Traceback" not in res.err
     assert not out.exists() and not partial_path(out).exists()
+
+
+def test_check_output_refuses_a_directory_another_process_is_writing(tmp_path, holder):
+    run = tmp_path / "RUN"
+    run.mkdir()
+    proc = holder(run)
+    with pytest.raises(OutputLockedError, match=f"RUN is being written by another dsc process \\(pid {proc.pid} "):
+        check_output(run, force=True)
+    with pytest.raises(OutputLockedError):
+        check_output(run, resume=True)
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    check_output(run, force=True)
+
+
+def test_check_output_passes_inside_own_lock_and_ignores_stale_locks(tmp_path):
+    out = tmp_path / "RUN"
+    with output_lock(out):
+        check_output(out)  # the holder itself checks its output
+    lock_path(out).write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname(), "token": "x"}))
+    check_output(out)  # stale: the next acquire takes it over
+    assert lock_path(out).exists()
 
 
 def test_stale_lock_of_a_dead_process_is_taken_over_with_a_warning(tmp_path, caplog):
