@@ -239,9 +239,28 @@ class AugmentJob:
             raise InputError(f"{self.data_path} has no {self.s.split} images of the chosen classes",
                              hint="check --split and --classes")
         self.plan = plan_images(self.rows, labels, self.s, self.class_ids)
+        self._check_early()
         self.components: Any = None
         self.plugin_info: dict[str, Any] = {}
         self.timings = Timings()
+
+    def _check_early(self) -> None:
+        """Fail before the (slow) model load: unknown strategy or scheduler, missing tokens or token files."""
+        from dsc.diffusion.schedulers import scheduler_names
+        from dsc.registry import get_plugin
+
+        if self.s.scheduler not in scheduler_names():
+            raise ConfigError(f"unknown scheduler {self.s.scheduler!r}",
+                              hint=f"use one of {', '.join(scheduler_names())}")
+        plugin_cls = get_plugin("augmenter", self.s.strategy)
+        if plugin_cls.needs_tokens:
+            if self.s.tokens is None:
+                raise InputError(f"strategy {self.s.strategy} needs learned class tokens",
+                                 hint="pass --tokens TOKENS/ (made by `dsc invert`), or use --strategy "
+                                      "real-guidance")
+            from dsc.diffusion.tokens import load_manifest
+
+            load_manifest(self.s.tokens).require([self.class_names[c] for c in self.class_ids])
 
     # ------------------------------------------------------------------------------------- model
     def load(self) -> None:
