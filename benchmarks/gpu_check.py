@@ -147,7 +147,9 @@ def build_sd(device: Any, tiny: bool) -> dict[str, Any]:
                               model_max_length=MAX_LENGTH)
     text_cfg = dict(TINY_CLIP if tiny else CLIP_L)
     text_cfg["vocab_size"] = max(text_cfg["vocab_size"], len(tokenizer))
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.device(device):
+    cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_ids), torch.device(device):
         torch.manual_seed(0)
         unet = UNet2DConditionModel(**(TINY_UNET if tiny else SD15_UNET))
         vae = AutoencoderKL(**(TINY_VAE if tiny else SD_VAE))
@@ -156,6 +158,8 @@ def build_sd(device: Any, tiny: bool) -> dict[str, Any]:
             pad_token_id=tokenizer.pad_token_id))
     for m in (unet, vae, text):
         m.requires_grad_(False).eval()
+    if device.type == "cuda":  # as `dsc augment` runs it (dsc.diffusion.models); shared by both paths
+        unet.to(memory_format=torch.channels_last)
     scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                               num_train_timesteps=1000, skip_prk_steps=True, set_alpha_to_one=False, steps_offset=1)
     return {"unet": unet, "vae": vae, "text_encoder": text, "tokenizer": tokenizer, "scheduler": scheduler}
@@ -421,7 +425,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.budget = 65.0 if args.quick else 420.0
     if args.dry_run:  # the quick configuration's code paths, tiny sizes, on the CPU
         args.quick, args.budget = True, 1e9
-        args.resolution, args.steps, args.batches, args.baseline_images = 64, 4, [1, 2], 2
+        args.resolution, args.steps, args.batches, args.baseline_images = 32, 2, [1, 2], 2
         args.dtypes = ["float32", "bfloat16"]
         args.backbone, args.image_size, args.batch_size = "timm:test_resnet", 32, 16
         args.train_images, args.val_images, args.epochs = 48, 16, 1

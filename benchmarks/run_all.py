@@ -209,7 +209,8 @@ def print_table(results: dict[str, Any], markdown: bool) -> None:
                     highlight=False)
 
 
-def run_scripts(names: list[str], full: bool, timeout: float) -> dict[str, Any]:
+def run_scripts(names: list[str], full: bool, timeout: float, folder: Path = HERE) -> dict[str, Any]:
+    """Run ``folder/bench_<name>.py --json F [--quick]`` for each name; results with normalised rows."""
     from rich.console import Console
 
     console = Console()
@@ -226,7 +227,7 @@ def run_scripts(names: list[str], full: bool, timeout: float) -> dict[str, Any]:
         pass
     with tempfile.TemporaryDirectory(prefix="dsc-bench-") as tmp:
         for name in names:
-            script = HERE / f"bench_{name}.py"
+            script = folder / f"bench_{name}.py"
             out = Path(tmp) / f"{name}.json"
             cmd = [sys.executable, str(script), "--json", str(out)] + ([] if full else ["--quick"])
             console.rule(f"[bold]{name}[/]  ({' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd[1:]))})")
