@@ -124,3 +124,24 @@ def test_preview_writes_a_grid_and_no_store(run_dsc, data_h5, tmp_path):
     im = Image.open(tmp_path / "grid.png")
     assert im.size == (3 * RES, 2 * RES)
     assert not list(tmp_path.glob("*.h5*"))
+
+
+def test_prompts_encoded_once_per_class_and_sources_once_per_image(data_h5, tmp_path, monkeypatch):
+    from dsc_augmenters.real_guidance import RealGuidanceAugmenter
+
+    import dsc.diffusion.generate as gen
+    from dsc.augment import run_augment
+    from dsc.settings import AugmentSettings
+
+    prompts, sources, unet_batches = [], [], []
+    encode, encode_source, denoise = RealGuidanceAugmenter.encode, gen.encode_source, gen.denoise
+    monkeypatch.setattr(RealGuidanceAugmenter, "encode",
+                        lambda self, c, p: prompts.extend(p) or encode(self, c, p))
+    monkeypatch.setattr(gen, "encode_source", lambda vae, px, *a, **k: sources.append(1) or encode_source(vae, px, *a, **k))
+    monkeypatch.setattr(gen, "denoise", lambda vae, unet, sch, reqs, **k: unet_batches.append(len(reqs)) or
+                        denoise(vae, unet, sch, reqs, **k))
+    s = AugmentSettings(model="tiny", strategy="real-guidance", resolution=RES, steps=4, per_image=3, batch_size=4)
+    result = run_augment(data_h5, tmp_path / "a.h5", s, show_progress=False)
+    assert result.n_images == 18  # 6 train images x 3 (batches of 4 cut across source images)
+    assert sorted(prompts) == sorted(["", "a photo of a gear", "a photo of a bolt", "a photo of a brake caliper"])
+    assert len(sources) == 6 and unet_batches == [4, 4, 4, 4, 2]
