@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if State.debug:
             raise
+        from dsc.outputs import is_disk_full
+
+        if is_disk_full(exc):
+            err.print("[bold red]Error:[/] disk full; free space and rerun with --resume", highlight=False)
+            sys.exit(1)
         msg = _oom_message(exc) or f"unexpected {type(exc).__name__}: {exc}"
         err.print(f"[bold red]Error:[/] {escape(msg)} (rerun with --debug for the traceback)", highlight=False)
         sys.exit(1)

@@ -71,7 +71,7 @@ def read_json_metadata(path: Path, root: Path) -> FolderMetadata:
     """``{"classes": {name: {super_classes, tags, description}}, "groups": {path: group}, "splits": {...}}``."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InputError(f"metadata file {path} cannot be read: {exc}",
                          hint="fix the JSON or remove the file") from None
     if not isinstance(data, dict):

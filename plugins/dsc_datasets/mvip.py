@@ -66,7 +66,7 @@ def _read_meta(path: Path) -> ClassInfo:
     name = path.parent.name
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InputError(f"cannot read {path}: {exc}", hint="fix or remove the class's meta.json") from None
     if not isinstance(data, dict):
         raise InputError(f"{path} must hold a JSON object", hint='e.g. {"super_class": ["CarComponent"]}')
