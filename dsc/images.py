@@ -168,6 +168,14 @@ def crop_resize(im: Image.Image, box: tuple[float, float, float, float], size: i
     cx0, cy0, cx1, cy1 = max(ix0, 0), max(iy0, 0), min(ix1, width), min(iy1, height)
     if cx1 <= cx0 or cy1 <= cy0:  # box entirely outside: cannot happen for object or full boxes
         raise ImageProblem("bad mask", f"crop box {box} lies outside the {width}x{height} image")
+    side = max(x1 - x0, y1 - y0)
+    if side > 4 * size:  # scale the visible part down first: a thin image never allocates a huge padded square
+        scale = 2 * size / side
+        im = im.crop((cx0, cy0, cx1, cy1))
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), resample)
+        x0, y0, x1, y1 = ((x0 - cx0) * scale, (y0 - cy0) * scale, (x1 - cx0) * scale, (y1 - cy0) * scale)
+        ix0, iy0, ix1, iy1 = math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)
+        cx0, cy0, cx1, cy1 = max(ix0, 0), max(iy0, 0), min(ix1, im.width), min(iy1, im.height)
     arr = np.asarray(im.crop((cx0, cy0, cx1, cy1)))
     pads = [(cy0 - iy0, iy1 - cy1), (cx0 - ix0, ix1 - cx1)] + [(0, 0)] * (arr.ndim - 2)
     arr = np.pad(arr, pads, mode="edge") if pad == "edge" else np.pad(arr, pads, mode="constant")

@@ -236,9 +236,6 @@ def test_mutated_images_become_skip_reasons(tmp_path, fmt, suffix):
     assert any(r is not None for r in reasons)
 
 
-@pytest.mark.xfail(strict=True, reason="dsc.images.crop_resize pads to a square before resizing: a 4x4000 image "
-                                      "allocates 4000x4000x3 (a mutated 20x16408 TIFF took 34 s and 800 MB); "
-                                      "reported to the subset owner")
 def test_extreme_aspect_ratio_does_not_allocate_the_padded_square(tmp_path):
     import tracemalloc
 
