@@ -145,3 +145,18 @@ def test_prompts_encoded_once_per_class_and_sources_once_per_image(data_h5, tmp_
     assert result.n_images == 18  # 6 train images x 3 (batches of 4 cut across source images)
     assert sorted(prompts) == sorted(["", "a photo of a gear", "a photo of a bolt", "a photo of a brake caliper"])
     assert len(sources) == 6 and unet_batches == [4, 4, 4, 4, 2]
+
+
+def test_inpainting_model_edits_only_the_mask(run_dsc, data_h5, tmp_path):
+    res = run_dsc("augment", data_h5, "--strategy", "real-guidance", *FAST, "--model", "tiny-inpaint",
+                  "--mask", "object", "--mask-dilation", "0", "-o", tmp_path / "i9.h5")
+    assert res.code == 0, res
+    data, aug = Store(data_h5), Store(tmp_path / "i9.h5")
+    assert aug.attrs["inputs"]["model"]["inpainting_unet"]
+    src, out = data.images(aug.column("source_index")), aug.images(slice(None))
+    inside = np.zeros((RES, RES), dtype=bool)
+    inside[12:20, 12:20] = True
+    np.testing.assert_array_equal(out[:, ~inside], src[:, ~inside])
+    res = run_dsc("augment", data_h5, "--strategy", "real-guidance", *FAST, "--model", "tiny-inpaint",
+                  "-o", tmp_path / "i9none.h5")
+    assert res.code == 1 and "inpainting UNet" in res.err
