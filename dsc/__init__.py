@@ -27,6 +27,8 @@ _LAZY = {
     "resolve_settings": "dsc.settings",
     "build_subset": "dsc.subset",
     "SupConLoss": "dsc.losses",
+    "run_augment": "dsc.augment",
+    "AugmentResult": "dsc.augment",
     "gather_for_contrast": "dsc.losses",
     "create_backbone": "dsc.backbones",
     "list_backbones": "dsc.backbones",
