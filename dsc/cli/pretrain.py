@@ -57,7 +57,7 @@ Workers = Annotated[int | None, typer.Option(help="0: prepare batches inline; >=
 Amp = Annotated[str | None, typer.Option(help="Mixed precision on GPU: auto, off, fp16, bf16 (off on CPU).",
                                          rich_help_panel=P_RUN, show_default=False)]
 ChannelsLast = Annotated[bool | None, typer.Option("--channels-last/--no-channels-last",
-                                                   help="channels_last memory format on GPU.",
+                                                   help="channels_last (NHWC) model and inputs.",
                                                    rich_help_panel=P_RUN, show_default=False)]
 KnnK = Annotated[int | None, typer.Option(help="k of the kNN accuracy on val.", rich_help_panel=P_RUN,
                                           show_default=False)]
