@@ -6,7 +6,9 @@ Each command runs as the real CLI (``python -m dsc ...``) in a fresh subprocess;
 (``ru_maxrss`` of that child from ``os.wait4``, children of the child included) is read once at N and once at
 4N input images, on tiny synthetic data:
 
-- ``subset``: the built-in toyparts dataset at 64 px, N images chosen by objects per class;
+- ``subset``: a folder tree of N PNG photos (4 classes, 96 px) made into a 64 px DATA.h5 (the ``folder``
+  dataset: records are file paths, decoded in chunks). (The built-in toyparts dataset renders its images
+  while listing, so there memory grows by about 65 kB per image by that plugin's design.)
 - ``augment``: ``dsc augment --model tiny`` (random-weight tiny Stable Diffusion, 64 px) on a DATA.h5 of N
   source images, 2 variants each; images are written batch by batch, so memory must stay flat;
 - ``pretrain``: ``dsc pretrain`` with timm's ``test_resnet`` at 32 px, one epoch. Training keeps the images of
@@ -56,6 +58,19 @@ def make_store(path: Path, n_train: int, n_val: int, res: int, classes: int = 4,
     return path
 
 
+def make_folder(root: Path, n: int, res: int, classes: int = 4, seed: int = 0) -> Path:
+    """``root/<class>/<i>.png``: n smooth random photos spread over ``classes`` folders."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        folder = root / f"class{i % classes}"
+        folder.mkdir(parents=True, exist_ok=True)
+        small = rng.integers(0, 255, (8, 8, 3)).astype(np.uint8)
+        Image.fromarray(small.repeat(res // 8, axis=0).repeat(res // 8, axis=1)).save(folder / f"{i:05d}.png")
+    return root
+
+
 def run_measured(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
     """Run ``cmd`` in a fresh process; its peak RSS (MB), wall seconds and exit code."""
     start = time.perf_counter()
@@ -78,11 +93,10 @@ def case_commands(case: str, tmp: Path, n: int, quick: bool) -> tuple[list[str],
     """(command, images, MB of the in-memory data array the command keeps by design) for ``n`` images."""
     tag = f"{case}_{n}"
     if case == "subset":
-        per_class_objects = max(1, n // (4 * 3))  # 4 classes x objects x 3 views
-        cmd = _dsc("subset", "--dataset", "toyparts", "--option", "num_classes=4", "--option",
-                   f"objects_per_class={per_class_objects}", "--resolution", "64", "--seed", "0",
-                   "--mask-dilation", "8", "-o", str(tmp / f"{tag}.h5"), "--force")
-        return cmd, 4 * 3 * per_class_objects, 0.0
+        root = make_folder(tmp / f"{tag}_photos", n, 96)
+        cmd = _dsc("subset", "--dataset", "folder", "--root", str(root), "--resolution", "64", "--seed", "0",
+                   "-o", str(tmp / f"{tag}.h5"), "--force")
+        return cmd, n, 0.0
     if case == "augment":
         data = make_store(tmp / f"{tag}_data.h5", n, 0, 64, classes=2)
         cmd = _dsc("augment", str(data), "-o", str(tmp / f"{tag}_aug.h5"), "--model", "tiny", "--strategy",
