@@ -417,12 +417,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--skip", default="", help="comma-separated steps to skip: generate,pretrain,multi_gpu")
     ap.add_argument("--multi-timeout", type=int, default=240)
     ap.add_argument("--budget", type=float, default=None,
-                    help="seconds: steps not started by then are skipped (default: quick 65, full 420)")
+                    help="seconds: steps not started by then are skipped (default: quick 45, full 420)")
     args = ap.parse_args(argv)
     if args.out is None:
         args.out = Path(os.environ["OUT"]) if os.environ.get("OUT") else Path("gpu-check-out")
     if args.budget is None:
-        args.budget = 65.0 if args.quick else 420.0
+        args.budget = 45.0 if args.quick else 420.0
     if args.dry_run:  # the quick configuration's code paths, tiny sizes, on the CPU
         args.quick, args.budget = True, 1e9
         args.resolution, args.steps, args.batches, args.baseline_images = 32, 2, [1, 2], 2

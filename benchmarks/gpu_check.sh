@@ -36,31 +36,46 @@ skip() {  # a clean skip: a note, a JSON file, exit 0
 dry=0
 for a in "$@"; do [[ "$a" == "--dry-run" ]] && dry=1; done
 
-if ! "$PY" -c "import torch" 2>/dev/null; then skip "no PyTorch for $PY"; fi
-if [[ $dry == 0 ]] && ! "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-    skip "no CUDA device (use --dry-run to exercise the code paths on the CPU)"
-fi
-"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'gpus',
-torch.cuda.device_count(), *(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())))" || true
+# one interpreter start for torch and the device (each `import torch` costs seconds)
+set +e
+"$PY" - "$dry" <<'EOF'
+import sys
+try:
+    import torch
+except ImportError:
+    sys.exit(3)
+n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", n,
+      *(torch.cuda.get_device_name(i) for i in range(n)))
+sys.exit(0 if n or sys.argv[1] == "1" else 4)
+EOF
+rc=$?
+set -e
+[[ $rc == 3 ]] && skip "no PyTorch for $PY"
+[[ $rc == 4 ]] && skip "no CUDA device (use --dry-run to exercise the code paths on the CPU)"
+[[ $rc != 0 ]] && { say "checking torch failed ($rc)"; exit 1; }
 
 # 1. packages missing here come from .whl/ (only then: wheels are built for the GPU machine's Python)
-need="import diffusers, transformers, timm, accelerate, h5py, safetensors, pydantic_settings, typer, rich"
-if ! "$PY" -c "$need" 2>/dev/null; then
+need='import importlib.util as u, sys
+missing = [m for m in ("diffusers", "transformers", "timm", "accelerate", "h5py", "safetensors",
+                       "pydantic", "pydantic_settings", "typer", "rich", "PIL") if u.find_spec(m) is None]
+print(" ".join(missing)); sys.exit(1 if missing else 0)'
+if ! missing=$("$PY" -c "$need"); then
     if compgen -G ".whl/*.whl" > /dev/null; then
-        say "installing $(ls .whl/*.whl | wc -l) carried wheels into $SITE"
+        say "missing here: $missing; installing $(ls .whl/*.whl | wc -l) carried wheels into $SITE"
         "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl
         export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
     fi
-    if ! "$PY" -c "$need"; then
-        say "missing Python packages and no usable .whl/ folder: run benchmarks/gpu_wheels.sh where pip works"
-        printf '{"schema": "dsc-gpu-check/1", "status": "failed", "errors": ["missing packages"]}\n' \
+    if ! missing=$("$PY" -c "$need"); then
+        say "missing Python packages ($missing) and no usable .whl/: run benchmarks/gpu_wheels.sh where pip works"
+        printf '{"schema": "dsc-gpu-check/1", "status": "failed", "errors": ["missing packages: %s"]}\n' "$missing" \
             > "$OUTDIR/gpu_check.json"
         exit 1
     fi
 fi
 
 # 2. dsc from this working tree: its entry points (plugins) through a small .dist-info on PYTHONPATH
-if ! "$PY" -c "import importlib.metadata as m, dsc; m.version('dsc')" 2>/dev/null; then
+if ! "$PY" -c "import importlib.metadata as m; m.version('dsc')" 2>/dev/null; then
     mkdir -p "$SITE"
     "$PY" - "$REPO" "$SITE" <<'EOF'
 import sys, tomllib
@@ -81,7 +96,7 @@ groups["console_scripts"] = project.get("scripts", {})
 EOF
     export PYTHONPATH="$SITE:$REPO:$REPO/plugins${PYTHONPATH:+:$PYTHONPATH}"
 fi
-"$PY" -c "import dsc, dsc.registry as r; print('dsc', dsc.__version__, 'from', dsc.__file__)"
+"$PY" -c "import dsc; print('dsc', dsc.__version__, 'from', dsc.__file__)"
 
 # 3. the check itself; its exit code is the script's (0 ok, 1 a check failed)
 say "running benchmarks/gpu_check.py $* (results in $OUTDIR)"
