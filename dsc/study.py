@@ -66,6 +66,7 @@ class PlannedRun:
     settings: Any             # BaselineSettings | PretrainSettings
     synthetic: list[Path]
     negatives: list[Path]
+    data: Path = Path()
     action: str = "run"       # run | resume | probe | skip
     reason: str = ""
 
@@ -171,7 +172,7 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
                 settings = _settings(section, {**values, "seed": seed}, f"study file {path} [{section}]")
                 study.runs.append(PlannedRun(method, variant, seed, spec.output / _dirname(method, variant, seed),
                                              settings, list(spec.synthetic) if variant != "none" else [],
-                                             negatives))
+                                             negatives, spec.data))
     if "supcon" in spec.methods:
         study.probe_settings = _settings("probe", doc.get("probe", {}), f"study file {path} [probe]")
     study.report_settings = _settings("report", doc.get("report", {}), f"study file {path} [report]")
@@ -185,6 +186,7 @@ def plan(study: Study, *, force: bool = False) -> Study:
     from dsc.train.checkpoint import has_checkpoint
     from dsc.train.run_dir import settings_diff, settings_hash
 
+    fingerprints: dict[Path, str] = {}
     for r in study.runs:
         if force or not (r.path / "run.json").is_file():
             r.action, r.reason = "run", "forced" if force and r.path.exists() else "new"
@@ -197,6 +199,11 @@ def plan(study: Study, *, force: bool = False) -> Study:
             raise MismatchError(f"{r.path} was made with other settings ({'; '.join(diff[:6])})",
                                 hint="restore the study's settings, choose another output, or pass --force "
                                 "to redo the study's runs")
+        stale = _changed_inputs(info.get("inputs") or {}, r, fingerprints)
+        if stale:
+            raise MismatchError(f"{r.path} was made from other inputs ({'; '.join(stale)})",
+                                hint="pass --force to redo the study's runs on the current stores, or choose "
+                                "another output")
         status = info.get("status")
         if status == "complete":
             if existing.complete:
@@ -210,6 +217,27 @@ def plan(study: Study, *, force: bool = False) -> Study:
         else:
             r.action, r.reason = "run", f"status {status}, no checkpoint"
     return study
+
+
+def _changed_inputs(recorded: dict[str, Any], r: PlannedRun, cache: dict[Path, str]) -> list[str]:
+    """Inputs whose fingerprint differs from what the existing run recorded (data, synthetic, negatives)."""
+    from dsc.store import open_store
+
+    def fp(path: Path) -> str:
+        if path not in cache:
+            cache[path] = open_store(path).fingerprint
+        return cache[path]
+
+    out = []
+    data = recorded.get("data")
+    if isinstance(data, dict) and data.get("fingerprint") and data["fingerprint"] != fp(r.data):
+        out.append(f"data: {data['fingerprint']} -> {fp(r.data)}")
+    for key, paths in (("synthetic", r.synthetic), ("negatives", r.negatives)):
+        old = sorted(x.get("fingerprint", "") for x in recorded.get(key) or [] if isinstance(x, dict))
+        new = sorted(fp(p) for p in paths)
+        if key in recorded and old != new:
+            out.append(f"{key}: {', '.join(old) or 'none'} -> {', '.join(new) or 'none'}")
+    return out
 
 
 def execute(study: Study, *, keep_going: bool = False) -> list[tuple[PlannedRun, str]]:

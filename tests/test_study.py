@@ -98,10 +98,14 @@ def _fake_training(monkeypatch, calls: list):
                 shutil.rmtree(output)
             (output.parent / (output.name + ".tmp")).rename(output)
             info = json.loads((output / "run.json").read_text())
+            from dsc.store import open_store
             from dsc.train.run_dir import settings_hash
 
+            rec = lambda p: {"path": str(p), "fingerprint": open_store(p).fingerprint}  # noqa: E731
             info.update(command_name=kind, settings_hash=settings_hash(settings.model_dump(mode="json")),
-                        settings=settings.model_dump(mode="json"))
+                        settings=settings.model_dump(mode="json"),
+                        inputs={"data": rec(data), "synthetic": [rec(p) for p in synthetic],
+                                "negatives": [rec(p) for p in negatives]})
             (output / "run.json").write_text(json.dumps(info))
         return fn
 
@@ -162,6 +166,11 @@ def test_study_resumes_probes_and_refuses_changed_settings(tmp_path, inputs, mon
     with pytest.raises(MismatchError, match="other settings"):
         plan(load_study(changed))
     assert all(r.action == "run" for r in plan(load_study(changed), force=True).runs)
+    fake_synthetic(inputs["data"], inputs["normal"], seed=1)          # the normal store was regenerated
+    path = write_study(tmp_path, inputs)                                   # the original settings again
+    with pytest.raises(MismatchError, match="other inputs") as exc:
+        plan(load_study(path))
+    assert "synthetic" in str(exc.value)
 
 
 @pytest.mark.slow

@@ -161,7 +161,7 @@ def fake_synthetic(data_path: Path, out: Path, *, mode: str = "normal", per_imag
         flat = images.reshape(len(images), -1, 3)
         images = flat[:, rng.permutation(flat.shape[1])].reshape(images.shape)
     ood = mode != "normal"
-    with StoreWriter(out, kind="synthetic", attrs={"inputs": {"data_fingerprint": data.fingerprint},
+    with StoreWriter(out, kind="synthetic", force=True, attrs={"inputs": {"data_fingerprint": data.fingerprint},
                                                    "settings": {"mode": mode}}) as w:
         w.set_classes(list(data.classes))
         w.create_column("images", data.image_shape, np.uint8)
