@@ -203,9 +203,10 @@ def print_table(results: dict[str, Any], markdown: bool) -> None:
                          else "left")
     for r in rows:
         table.add_row(*r)
-    Console().print(table)
+    console = Console() if sys.stdout.isatty() else Console(width=180)  # logs: no wrapped figures
+    console.print(table)
     walls = ", ".join(f"{n} {r['wall_s']:.0f} s" for n, r in results["benchmarks"].items())
-    Console().print(f"wall time: {walls}; total {sum(r['wall_s'] for r in results['benchmarks'].values()):.0f} s",
+    console.print(f"wall time: {walls}; total {sum(r['wall_s'] for r in results['benchmarks'].values()):.0f} s",
                     highlight=False)
 
 
