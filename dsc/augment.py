@@ -466,34 +466,60 @@ def run_augment(data: Path, output: Path, settings: AugmentSettings, sources: di
     order into the store (written as ``.partial``, then renamed) and removed. ``on_batch(done, total)`` is
     called after each batch is on disk (tests use it to simulate a crash).
     """
+    from dsc import distributed as D
+
+    with D.session():
+        return _run_augment(data, output, settings, sources, force=force, resume=resume,
+                            show_progress=show_progress, on_batch=on_batch)
+
+
+def _run_augment(data: Path, output: Path, settings: AugmentSettings, sources: dict[str, str] | None, *,
+                 force: bool, resume: bool, show_progress: bool,
+                 on_batch: Callable[[int, int], None] | None) -> AugmentResult:
+    """``run_augment`` inside a (possibly multi-process) session: under ``accelerate launch``/``torchrun`` each
+    process generates the batch slots ``k`` with ``k % world == rank`` into the shared shards folder; the main
+    process holds the lock, writes the plan and merges the shards after a barrier (the same store as one
+    process makes, since every image has its own seeded generator)."""
     import json
 
+    from dsc import distributed as D
     from dsc.console import progress
-    from dsc.outputs import atomic_write_json, output_lock, remove
+    from dsc.outputs import OutputLock, atomic_write_json, remove
 
     output = Path(output)
     folder = shard_dir(output)
-    check_output(output, force=force, resume=resume)
-    if folder.exists() and not (resume or force):
-        raise OutputExistsError(f"an interrupted run left {folder}",
-                                hint="pass --resume to continue it or --force to start over")
-    if resume and output.exists() and not folder.exists():
-        raise OutputExistsError(f"{output} is already complete", hint="nothing to resume; pass --force to recreate it")
-    job = AugmentJob(data, settings, sources)
+    with D.together("checking the inputs"):
+        check_output(output, force=force, resume=resume)
+        if folder.exists() and not (resume or force):
+            raise OutputExistsError(f"an interrupted run left {folder}",
+                                    hint="pass --resume to continue it or --force to start over")
+        if resume and output.exists() and not folder.exists():
+            raise OutputExistsError(f"{output} is already complete",
+                                    hint="nothing to resume; pass --force to recreate it")
+        job = AugmentJob(data, settings, sources)
     s = job.s
     start_time = time.perf_counter()
-    with output_lock(folder):  # one writer per output: a second process on the same AUG.h5 is refused
-        if force and not resume:
-            remove(folder)
-        plan_file = folder / "plan.json"
-        resumed = plan_file.exists()
-        if resumed and json.loads(plan_file.read_text()).get("plan_hash") != job.plan_hash():
-            raise MismatchError(f"{folder} was started with other settings or another DATA.h5",
-                                hint="resume with the same settings, or pass --force to start over")
-        job.load()
-        folder.mkdir(parents=True, exist_ok=True)
-        if not resumed:
-            atomic_write_json(plan_file, {"plan_hash": job.plan_hash(), "output": str(output), "images": len(job.plan)})
+    lock = OutputLock(folder)  # one writer per output: a second command on the same AUG.h5 is refused
+    plan_file = folder / "plan.json"
+    resumed = False
+    try:
+        with D.together("preparing the output"):
+            if D.is_main():
+                lock.acquire()
+                if force and not resume:
+                    remove(folder)
+                resumed = plan_file.exists()
+                if resumed and json.loads(plan_file.read_text()).get("plan_hash") != job.plan_hash():
+                    raise MismatchError(f"{folder} was started with other settings or another DATA.h5",
+                                        hint="resume with the same settings, or pass --force to start over")
+        resumed = bool(D.broadcast_object(resumed))
+        with D.together("loading the model"):
+            job.load()
+            if D.is_main():
+                folder.mkdir(parents=True, exist_ok=True)
+                if not resumed:
+                    atomic_write_json(plan_file, {"plan_hash": job.plan_hash(), "output": str(output),
+                                                  "images": len(job.plan)})
         total = len(job.plan)
         covered = np.zeros(total, dtype=bool)
         for a, b, _ in _shards(folder):
@@ -501,11 +527,17 @@ def run_augment(data: Path, output: Path, settings: AugmentSettings, sources: di
         done = int(covered.sum())
         if done:
             log.info("resuming: %d of %d images already generated in %s", done, total, folder)
+        world, rank = D.world_size(), D.rank()
+        slots = [slot for k, slot in enumerate(range(0, total, s.batch_size)) if k % world == rank]
+        mine = sum(min(slot + s.batch_size, total) - slot for slot in slots)
         cache: dict[int, Any] = {}
-        with progress(unit="img", transient=not show_progress) as bar:
-            task = bar.add_task("augment", total=total, completed=done, status="", visible=show_progress)
-            for slot in range(0, total, s.batch_size):  # absolute batch slots: the same batches on every run
-                rows = [r for r in range(slot, min(slot + s.batch_size, total)) if not covered[r]]
+        generated_here = 0
+        with D.together("generating"), progress(unit="img", transient=not show_progress) as bar:
+            task = bar.add_task("augment", total=mine, completed=0, status="", visible=show_progress and D.is_main())
+            for slot in slots:  # absolute batch slots: the same batches on every run and in every process
+                stop_slot = min(slot + s.batch_size, total)
+                rows = [r for r in range(slot, stop_slot) if not covered[r]]
+                bar.advance(task, stop_slot - slot - len(rows))
                 if not rows:
                     continue
                 for start, stop in _runs(rows):
@@ -517,16 +549,24 @@ def run_augment(data: Path, output: Path, settings: AugmentSettings, sources: di
                         _save_shard(folder, start, _columns(job, batch, images, prompts), time.perf_counter() - t0)
                     del images
                     covered[start:stop] = True
+                    generated_here += stop - start
                     bar.advance(task, stop - start)
                     if on_batch is not None:
                         on_batch(int(covered.sum()), total)
         n_generated = total - done
         gen = job.timings.get("generate", 0.0)
-        rate = n_generated / gen if gen else 0.0
+        rate = generated_here / gen if gen else 0.0
+        rate = sum(D.gather_objects(rate))  # images/s of all processes together
         job.timings["images_per_second"] = round(rate, 4)
-        with job.timings.stage("assemble"):
-            summary = _assemble(job, folder, output, force, dict(job.timings))
-        remove(folder)
+        summary: dict[str, Any] = {}
+        with D.together("assembling the store"):
+            if D.is_main():
+                with job.timings.stage("assemble"):
+                    summary = _assemble(job, folder, output, force, dict(job.timings))
+                remove(folder)
+        summary = D.broadcast_object(summary)
+    finally:
+        lock.release()
     job.store.close()
     seconds = time.perf_counter() - start_time
     return AugmentResult(output, total, n_generated, resumed, seconds, rate, summary, s.model_dump(mode="json"))
