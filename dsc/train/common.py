@@ -195,11 +195,16 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
           extra_info: dict[str, Any] | None = None) -> Result:
     """Run (or resume) a training command end to end; ``stop_after`` ends early after that many epochs
     of this call (used by tests to simulate an interruption)."""
+    from dsc.outputs import OutputLock
+
     timings = Timings()
     env = D.setup()
     if not env.main:
         logging.getLogger().setLevel(logging.WARNING)  # one process reports
+    lock = OutputLock(output)  # RUN.lock: a second command writing the same RUN/ is refused (main process)
     try:
+        if env.main:
+            lock.acquire()
         with timings.stage("load"):
             inputs = open_inputs(data_path, synthetic, negatives)
             if negatives and not use_negatives:
@@ -220,6 +225,7 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
             return _fit(task_factory, command, settings, sources, env, run, data, record, resuming, timings,
                         stop_after, extra_info or {})
     finally:
+        lock.release()
         D.teardown(env)
 
 
