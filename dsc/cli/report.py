@@ -94,11 +94,13 @@ def report(
         sections += result.sections
         warnings += result.warnings
     if synthetic:
+        from dsc.report import attach_findings
         from dsc.report.quality import assess, quality_sections
 
         quality = assess(data, list(synthetic), settings=settings, encoder=encoder, classifier=classifier)
         full["quality"] = quality
         sections += quality_sections(quality)
+        sections = attach_findings(full, result.groups if result else [], sections, settings)
     written = []
     if samples is not None:
         from dsc.report.pictures import samples_grid

@@ -15,8 +15,8 @@ from dsc.report.group import Group, group_runs
 from dsc.report.runs import Run, discover, load_run
 from dsc.report.table import Section
 
-__all__ = ["Group", "ReportResult", "Run", "Section", "build_report", "discover", "group_runs", "load_run",
-           "make_report"]
+__all__ = ["Group", "ReportResult", "Run", "Section", "attach_findings", "build_report", "discover", "group_runs",
+           "load_run", "make_report"]
 
 
 @dataclass
@@ -56,4 +56,23 @@ def make_report(paths: list[Path], settings: Any, *, per_class: bool | None = No
     inc = incomplete_section(report)
     if inc is not None:
         sections.append(inc)
+    sections = attach_findings(report, groups, sections, settings)
     return ReportResult(report, sections, groups, runs, report["warnings"])
+
+
+def attach_findings(report: dict[str, Any], groups: list[Group], sections: list[Section], settings: Any
+                    ) -> list[Section]:
+    """(Re)compute the answers to the three questions into ``report["findings"]`` and place their section
+    after the comparison table (call again after adding ``report["quality"]``)."""
+    from dsc.report.findings import findings, findings_section
+
+    if "alpha" not in report:   # a quality-only report
+        report.update(alpha=settings.alpha, ood_score=settings.ood_score, configurations=[], baseline=None)
+    rows = findings(report, groups, resamples=settings.bootstrap, seed=settings.seed)
+    report["findings"] = rows
+    sections = [s for s in sections if not s.title.startswith("Findings")]
+    sec = findings_section(rows)
+    if sec is not None:
+        at = 1 if sections and sections[0].title == "Comparison" else 0
+        sections.insert(at, sec)
+    return sections

@@ -141,3 +141,17 @@ def test_robustness_and_ood_columns(run_dsc, tmp_path):
     assert report["best"]["ood_fpr95"] == ["ce/normal"]
     out = run_dsc("report", root, "--no-curves").out
     assert "OOD AUROC" in out and "rel. CE" in out and "0.81" in out
+
+
+def test_findings_answer_the_questions(run_dsc, study):
+    sst = pytest.importorskip("scipy.stats")
+    res = run_dsc("report", study, "--json", "--no-curves")
+    rows = {r["question"]: r["answer"] for r in json.loads(res.out)["findings"]}
+    neg = rows["2. OOD negatives help SupCon+probe? (normal+OOD vs normal, top-1)"]
+    p = sst.ttest_rel([OOD[s] for s in BASE], [NORMAL[s] for s in BASE]).pvalue
+    delta = sum(OOD[s] - NORMAL[s] for s in BASE) / 4                      # -0.0425
+    assert neg.startswith(f"{100 * delta:+.1f} pp") and f"p={p:.3f} *" in neg
+    best = rows["3. generalises and holds up better than the baseline?"]
+    assert best.startswith("best top-1: supcon+probe/normal (66.3 %), +5.0 pp (p=0.006 **")
+    out = run_dsc("report", study, "--no-curves").out
+    assert "Findings: the three questions" in out
