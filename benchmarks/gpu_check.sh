@@ -75,7 +75,7 @@ if ! missing=$("$PY" -c "$need"); then
 fi
 
 # 2. dsc from this working tree: its entry points (plugins) through a small .dist-info on PYTHONPATH
-if ! "$PY" -c "import importlib.metadata as m; m.version('dsc')" 2>/dev/null; then
+if ! "$PY" -c "import importlib.metadata as m, dsc; m.version('dsc')" 2>/dev/null; then
     mkdir -p "$SITE"
     "$PY" - "$REPO" "$SITE" <<'EOF'
 import sys, tomllib
