@@ -50,7 +50,8 @@ def run_dsc(data: Path, model: str, args: argparse.Namespace, out_dir: Path) -> 
     from dsc.train.pretrain import pretrain
 
     settings = PretrainSettings(backbone=f"timm:{model}", image_size=args.size, batch_size=args.batch_size,
-                                epochs=args.epochs, lr=0.05, seed=0, workers=args.dsc_workers)
+                                epochs=args.epochs, lr=0.05, seed=0, workers=args.dsc_workers,
+                                channels_last=not args.no_channels_last)
     result = pretrain(data, out_dir / f"dsc_{model}", settings, force=True)
     rows = result.metrics
     ips = sum(r["images_per_s"] for r in rows) / len(rows)
@@ -137,6 +138,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--per-class", type=int, default=None, help="cap images per class (default: all; quick: 40)")
     ap.add_argument("--dsc-workers", type=int, default=1, help="dsc --workers (1: prefetch thread)")
+    ap.add_argument("--no-channels-last", action="store_true", help="dsc --no-channels-last")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     if not ROOT.is_dir():

@@ -77,6 +77,18 @@ def make_synthetic(path: Path, data: Path, *, ood: bool, per_image: int = 2, see
     return path
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP spin-waiting across busy processes makes
+    multi-threaded steps of tiny models several times slower. Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def stores(tmp_path: Path) -> dict[str, Path]:
     data = make_data(tmp_path / "data.h5", per_class=(6, 2, 2))
