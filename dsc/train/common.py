@@ -363,7 +363,7 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
     timings["train"] = round(time.perf_counter() - t_start, 3)
     result = Result(run.path, epoch, best_epoch, None if best_val == -math.inf else best_val, metrics,
                     status, dict(timings), env.main)
-    if status == "complete":
+    if status == "complete" and type(task).finish is not Task.finish:
         t_eval = time.perf_counter()
         task.finish(ctx, run, result)
         result.timings["evaluate"] = round(time.perf_counter() - t_eval, 3)
