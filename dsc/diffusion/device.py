@@ -24,8 +24,10 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
         return device
     name = (device or "auto").lower()
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
+        if torch.cuda.is_available():  # one GPU per process under accelerate launch / torchrun
+            from dsc.distributed import distributed, local_rank
+
+            return torch.device("cuda", local_rank()) if distributed() else torch.device("cuda")
         mps = getattr(torch.backends, "mps", None)
         if mps is not None and mps.is_available():
             return torch.device("mps")

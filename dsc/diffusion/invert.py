@@ -408,14 +408,25 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
     """``dsc invert``: learn a token for each class of ``data`` (or of ``classes``) into ``output``/.
 
     Returns the final manifest. ``components`` may be passed to reuse a loaded model (it must be the model
-    named in ``settings``); tokens are installed into it.
-    """
-    import torch
+    named in ``settings``); tokens are installed into it (in several processes: this process's classes).
 
-    from dsc.console import progress
-    from dsc.diffusion.models import load_components
-    from dsc.outputs import commit, partial_path
-    from dsc.provenance import Timings, provenance
+    Under ``accelerate launch``/``torchrun`` the classes still to learn are split over the processes (class
+    ``i`` to rank ``i % world``; each token is independent of the others); the main process holds
+    ``TOKENS.lock``, prepares ``TOKENS.partial/``, merges the other processes' entries into the manifest and
+    commits. Token files are the same as one process writes.
+    """
+    from dsc import distributed as D
+
+    with D.session():
+        return _run_invert(data, output, settings, classes=classes, resume=resume, force=force,
+                           components=components, show_progress=show_progress, settings_sources=settings_sources)
+
+
+def _run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: list[str] | None,
+                resume: bool, force: bool, components: SDComponents | None, show_progress: bool,
+                settings_sources: dict[str, str] | None) -> T.TokenManifest:
+    from dsc.outputs import OutputLock, partial_path
+    from dsc.provenance import Timings
     from dsc.store import open_store
 
     timings = Timings()
@@ -446,7 +457,34 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
                                      for j in jobs_all):
             log.info("%s already holds tokens for every requested class; nothing to do", output)
             return finished
-    resumed = _open_partial(output, partial, resume=resume, force=force)
+    lock = OutputLock(output)  # TOKENS.lock: one writer per output (main process)
+    try:
+        return _learn(store, data, output, partial, jobs_all, settings, lock, resume=resume, force=force,
+                      components=components, show_progress=show_progress, settings_sources=settings_sources,
+                      timings=timings, started=started)
+    finally:
+        lock.release()
+
+
+def _learn(store: Store, data: Path, output: Path, partial: Path, jobs_all: list[ClassJob],
+           settings: InvertSettings, lock: Any, *, resume: bool, force: bool, components: SDComponents | None,
+           show_progress: bool, settings_sources: dict[str, str] | None, timings: Any,
+           started: float) -> T.TokenManifest:
+    """Learn the tokens of ``jobs_all`` still missing (this process's share) under ``lock``; merge; commit."""
+    import torch
+
+    from dsc import distributed as D
+    from dsc.console import progress
+    from dsc.diffusion.models import load_components
+    from dsc.outputs import commit
+    from dsc.provenance import provenance
+
+    resumed = False
+    with D.together("preparing the output"):
+        if D.is_main():
+            lock.acquire()
+            resumed = _open_partial(output, partial, resume=resume, force=force)
+    resumed = bool(D.broadcast_object(resumed))
     settings_json = settings.model_dump(mode="json")
     with timings.stage("load_model"):
         if components is None:
@@ -456,7 +494,10 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
     model_info = components.describe()
     data_info = {"path": str(Path(data).resolve()), "fingerprint": store.fingerprint}
 
-    if resumed:
+    if not D.is_main():  # the main process checks and writes the manifest; the others learn their share
+        manifest = T.TokenManifest(directory=partial, classes={}, model=model_info, data=data_info,
+                                   settings=settings_json, complete=False)
+    elif resumed:
         manifest = T.load_manifest(partial)
         if manifest.data_fingerprint != store.fingerprint:
             raise MismatchError(f"{partial} was made from another DATA.h5 ({manifest.data_fingerprint})",
@@ -479,15 +520,20 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
     manifest.provenance = provenance(settings_json, sources=settings_sources or {},
                                      inputs={"data_fingerprint": store.fingerprint},
                                      effective_lr=learning_rate(settings))
-    done = [j.name for j in jobs_all if j.name in manifest.classes and manifest.file(j.name).is_file()]
-    jobs = [j for j in jobs_all if j.name not in done]
-    if done:
-        log.info("skipping %d finished class(es): %s", len(done), ", ".join(done))
-    manifest.write()
+    with D.together("checking the partial output"):
+        done = [j.name for j in jobs_all if j.name in manifest.classes and manifest.file(j.name).is_file()]
+        if done:
+            log.info("skipping %d finished class(es): %s", len(done), ", ".join(done))
+        if D.is_main():
+            manifest.write()
+    done = D.broadcast_object(done)
+    todo = [j for j in jobs_all if j.name not in done]
+    jobs = D.shard(todo)  # class i of the remaining ones goes to process i % world
 
     masks_col = store.has_masks and settings.crop_to_object
-    with progress("step") as bar:
-        task = bar.add_task("invert", total=len(jobs) * settings.steps, status="", visible=show_progress)
+    with D.together("learning tokens"), progress("step") as bar:
+        task = bar.add_task("invert", total=len(jobs) * settings.steps, status="",
+                            visible=show_progress and D.is_main())
         for job in jobs:
             t0 = time.perf_counter()
             images = store.images(job.rows)
@@ -523,13 +569,25 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
                 steps_per_second=round(settings.steps / max(seconds, 1e-9), 3), batch_size=settings.batch_size,
                 gradient_accumulation=settings.gradient_accumulation)
             manifest.timings = {**manifest.timings, **timings}
-            manifest.write()
+            if D.is_main():
+                manifest.write()
             log.info("%s: %s learned, loss %.4f -> %.4f (%.1f s)", job.name, job.token,
                      float(np.mean(losses[:5])), float(np.mean(losses[-5:])), seconds)
     store.close()
-    manifest.complete = True
+    if D.distributed():
+        learned = D.gather_objects({j.name: manifest.classes[j.name] for j in jobs})
+        if D.is_main():  # the order one process gives: earlier classes, then the learned ones in plan order
+            for part in learned:
+                manifest.classes.update(part)
+            order = [n for n in manifest.classes if n not in {j.name for j in todo}] + [j.name for j in todo]
+            manifest.classes = {n: manifest.classes[n] for n in order}
     manifest.timings = {**manifest.timings, **timings, "total": round(time.perf_counter() - started, 3)}
-    manifest.write()
-    commit(partial, output)
+    with D.together("committing the output"):
+        if D.is_main():
+            manifest.complete = True
+            manifest.write()
+            commit(partial, output)
+    manifest = D.broadcast_object(manifest) if D.distributed() else manifest
     manifest.directory = output
+    manifest.complete = True
     return manifest

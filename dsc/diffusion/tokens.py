@@ -78,8 +78,10 @@ def save_token_file(path: Path, token: str, vectors: torch.Tensor) -> str:
 
     if vectors.ndim != 2:
         raise ValueError(f"token vectors must have shape [K, dim], got {tuple(vectors.shape)}")
+    # one metadata key: safetensors writes the metadata map in a per-process random order, so with two keys
+    # the same vectors gave different bytes (and sha256) from run to run
     data = safetensors.torch.save({token: vectors.detach().to("cpu").float().contiguous()},
-                                  metadata={"format": "pt", "dsc": "textual-inversion"})
+                                  metadata={"format": "pt"})
     atomic_write_bytes(Path(path), data)
     return hashlib.sha256(data).hexdigest()
 

@@ -47,3 +47,14 @@ def tiny_sd(dsc_cache) -> Path:
     from dsc.diffusion.tiny import tiny_model_path
 
     return tiny_model_path(dsc_cache)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread in this process too, so in-process reference runs compute as the launched ones."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -14,9 +14,9 @@ ARGS = ["--model", "tiny", "--strategy", "real-guidance", "--resolution", "32", 
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one(tiny_sd, tmp_path):
+def test_two_processes_equal_one(tiny_sd, tmp_path, run_dsc, one_thread):
     data = write_data(tmp_path / "data.h5")
-    one = run_cmd(dsc_cmd("augment", str(data), "-o", "one.h5", *ARGS), tmp_path)
+    assert run_dsc("augment", str(data), "-o", str(tmp_path / "one.h5"), *ARGS).code == 0  # in this process
     two = run_cmd(dsc_cmd("augment", str(data), "-o", "two.h5", *ARGS, nproc=2), tmp_path)
     assert two.stdout.count("wrote two.h5") == 1  # only the main process reports
     a, b = open_store(tmp_path / "one.h5"), open_store(tmp_path / "two.h5")
