@@ -332,14 +332,14 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                 row = {"epoch": epoch, "step": step, "loss": round(loss_epoch, 6), "lr": lr,
                        "images_per_s": round(n_images / max(train_time, 1e-9), 2),
                        "data_wait_share": round(data_time / max(train_time, 1e-9), 4),
-                       "time_s": round(time.perf_counter() - t0, 3), task.val_key: val}
+                       "time_s": round(time.perf_counter() - t0, 3), task.val_key: None if math.isnan(val) else val}
                 metrics.append(row)
                 improved = not math.isnan(val) and val > best_val or (math.isnan(val))
                 if improved:
                     best_val, best_epoch = (val if not math.isnan(val) else best_val), epoch
                 if env.main:
                     run.append_metrics(row)
-                    state = {"epoch": epoch, "step": step, "loss": loss_epoch, task.val_key: val,
+                    state = {"epoch": epoch, "step": step, "loss": loss_epoch, task.val_key: row[task.val_key],
                              "val_metric": task.val_key, "best_val": None if best_val == -math.inf else best_val,
                              "best_epoch": best_epoch, "settings_hash": settings_hash(sjson)}
                     if scaler is not None:

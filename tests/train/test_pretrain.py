@@ -92,3 +92,13 @@ def test_cli_pretrain_refuses_changed_settings_on_resume(stores, run_dsc):
     bad = run_dsc("pretrain", stores["data"], "--synthetic", stores["ood"], "--backbone", "timm:test_resnet",
                   "-o", "run2")
     assert bad.code == 1 and "no in-distribution rows" in bad.err
+
+
+def test_without_val_rows_the_last_epoch_is_best(tmp_path):
+    from tests.train.conftest import make_data
+
+    data = make_data(tmp_path / "noval.h5", per_class=(4, 0, 2))
+    result = pretrain(data, tmp_path / "run", _settings(epochs=2, batch_size=8))
+    assert result.best_epoch == 2 and result.best_val is None
+    assert [r["val_knn_top1"] for r in _rows(tmp_path / "run")] == [None, None]
+    assert json.loads((tmp_path / "run" / "checkpoints" / "best.json").read_text())["epoch"] == 2
