@@ -63,7 +63,8 @@ print(" ".join(missing)); sys.exit(1 if missing else 0)'
 if ! missing=$("$PY" -c "$need"); then
     if compgen -G ".whl/*.whl" > /dev/null; then
         say "missing here: $missing; installing $(ls .whl/*.whl | wc -l) carried wheels into $SITE"
-        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+            --disable-pip-version-check --root-user-action=ignore --target "$SITE" .whl/*.whl
         export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
     fi
     if ! missing=$("$PY" -c "$need"); then
@@ -74,8 +75,10 @@ if ! missing=$("$PY" -c "$need"); then
     fi
 fi
 
-# 2. dsc from this working tree: its entry points (plugins) through a small .dist-info on PYTHONPATH
-if ! "$PY" -c "import importlib.metadata as m, dsc; m.version('dsc')" 2>/dev/null; then
+# 2. dsc from this working tree (first on PYTHONPATH); when no installed dsc declares its entry points
+#    (plugins), a small .dist-info does. Checked from a neutral folder: the current one would hide it.
+export PYTHONPATH="$REPO:$REPO/plugins${PYTHONPATH:+:$PYTHONPATH}"
+if ! (cd / && "$PY" -c "import importlib.metadata as m, dsc; m.version('dsc')" 2>/dev/null); then
     mkdir -p "$SITE"
     "$PY" - "$REPO" "$SITE" <<'EOF'
 import sys, tomllib
@@ -94,9 +97,9 @@ groups["console_scripts"] = project.get("scripts", {})
     f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in items.items()) + "\n" for group, items in groups.items()))
 (info / "top_level.txt").write_text("dsc\ndsc_datasets\ndsc_backbones\ndsc_augmenters\n")
 EOF
-    export PYTHONPATH="$SITE:$REPO:$REPO/plugins${PYTHONPATH:+:$PYTHONPATH}"
+    export PYTHONPATH="$SITE:$PYTHONPATH"
 fi
-"$PY" -c "import dsc; print('dsc', dsc.__version__, 'from', dsc.__file__)"
+(cd / && "$PY" -c "import dsc, importlib.metadata as m; print('dsc', m.version('dsc'), 'from', dsc.__file__)")
 
 # 3. the check itself; its exit code is the script's (0 ok, 1 a check failed)
 say "running benchmarks/gpu_check.py $* (results in $OUTDIR)"
