@@ -1,6 +1,7 @@
 """Checkpoints as safetensors + JSON: loadable without pickle (``torch.load(weights_only=True)``-safe).
 
-A checkpoint ``RUN/checkpoints/<name>`` is three files:
+A checkpoint ``RUN/checkpoints/<name>`` is three files (saved crash-safely as a whole: staged, committed by
+``<name>.json.next``, renamed into place):
 
 - ``<name>.safetensors``: model tensors, keys ``"<part>.<state-dict key>"`` (``encoder.*``, ``head.*``,
   ``classifier.*``);
@@ -13,6 +14,7 @@ The JSON is written last, so a checkpoint whose JSON exists is complete.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -81,8 +83,11 @@ def save_checkpoint(run_dir: Path | str, name: str, model_parts: dict[str, nn.Mo
 
     folder = checkpoint_dir(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    # Crash-safe as a whole: the tensor files are staged, <name>.json.next is the commit point, then the
+    # staged files are renamed into place (a crash after the commit is finished by _roll_forward on the
+    # next read; one before it leaves the previous checkpoint intact and consistent).
     tensors = {f"{part}.{k}": v for part, module in model_parts.items() for k, v in module.state_dict().items()}
-    _save_tensors(tensors, folder / f"{name}.safetensors", {"format": "pt", "schema": SCHEMA})
+    _save_tensors(tensors, _staged(folder, f"{name}.safetensors"), {"format": "pt", "schema": SCHEMA})
     info: dict[str, Any] = {"schema": SCHEMA, "name": name, **state,
                             "files": {"model": f"{name}.safetensors"}, "parts": sorted(model_parts)}
     extra: dict[str, torch.Tensor] = {}
@@ -94,22 +99,43 @@ def save_checkpoint(run_dir: Path | str, name: str, model_parts: dict[str, nn.Mo
             extra[f"rng.{key}"] = gen.get_state() if isinstance(gen, torch.Generator) else gen
         info["rng"] = sorted(rng)
     if extra or optimizer is not None:
-        _save_tensors(extra, folder / f"{name}.optim.safetensors")
+        _save_tensors(extra, _staged(folder, f"{name}.optim.safetensors"))
         info["files"]["optim"] = f"{name}.optim.safetensors"
     else:
-        (folder / f"{name}.optim.safetensors").unlink(missing_ok=True)
+        _staged(folder, f"{name}.optim.safetensors").unlink(missing_ok=True)
     if scheduler is not None:
         info["scheduler"] = scheduler.state_dict()
-    atomic_write_json(folder / f"{name}.json", info)
+    atomic_write_json(folder / f"{name}.json.next", info)
+    _roll_forward(folder, name)
+    if "optim" not in info["files"]:
+        (folder / f"{name}.optim.safetensors").unlink(missing_ok=True)
     return folder / f"{name}.json"
 
 
+def _staged(folder: Path, file: str) -> Path:
+    return folder / f".{file}.next"
+
+
+def _roll_forward(folder: Path, name: str) -> None:
+    """Finish a checkpoint save committed (``<name>.json.next`` written) but not yet renamed into place."""
+    pending = folder / f"{name}.json.next"
+    if not pending.is_file():
+        return
+    for file in (f"{name}.safetensors", f"{name}.optim.safetensors"):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(_staged(folder, file), folder / file)
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(pending, folder / f"{name}.json")
+
+
 def has_checkpoint(run_dir: Path | str, name: str) -> bool:
-    return (checkpoint_dir(run_dir) / f"{name}.json").is_file()
+    folder = checkpoint_dir(run_dir)
+    return (folder / f"{name}.json").is_file() or (folder / f"{name}.json.next").is_file()
 
 
 def read_checkpoint_info(run_dir: Path | str, name: str) -> dict[str, Any]:
     """The JSON half of a checkpoint."""
+    _roll_forward(checkpoint_dir(run_dir), name)
     path = checkpoint_dir(run_dir) / f"{name}.json"
     if not path.is_file():
         raise InputError(f"{run_dir} has no {name!r} checkpoint ({path} is missing)",
