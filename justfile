@@ -37,3 +37,7 @@ lint: setup
 # Run every benchmark script and print one table.
 bench *args: setup
     {{bin}}/python benchmarks/run_all.py {{args}}
+
+# GPU check: SD 1.5-size generation and pretrain throughput (skips cleanly without CUDA).
+gpu-check *args:
+    bash benchmarks/gpu_check.sh {{args}}
