@@ -53,6 +53,9 @@ def report(
     features: Annotated[str | None, typer.Option(
         "--features", help="Feature space without --encoder: random-cnn or pixels.", rich_help_panel=_Q,
         show_default=False)] = None,
+    quality: Annotated[bool, typer.Option(
+        "--quality/--no-quality", help="Assess the --synthetic stores (default); --no-quality when they are "
+        "given only for --samples.", rich_help_panel=_Q)] = True,
     samples: Annotated[Path | None, typer.Option(
         "--samples", help="PNG grid per class: real | normal synthetic | OOD synthetic (needs --data).",
         rich_help_panel=_P, show_default=False)] = None,
@@ -93,7 +96,7 @@ def report(
         full = result.report
         sections += result.sections
         warnings += result.warnings
-    if synthetic:
+    if synthetic and quality:
         from dsc.report import attach_findings
         from dsc.report.quality import assess, quality_sections
 
