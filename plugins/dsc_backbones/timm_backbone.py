@@ -67,8 +67,8 @@ class TimmBackbone(BackbonePlugin):
             "crop_pct": float(cfg.get("crop_pct", 1.0)),
         }
         log.info("timm %s weights: %s", model, source)
-        return Backbone(module=net, feature_dim=int(net.num_features), model_id=f"timm:{model}",
-                        data_config=data_config)
+        width = getattr(net, "head_hidden_size", None) or net.num_features  # pooled output width
+        return Backbone(module=net, feature_dim=int(width), model_id=f"timm:{model}", data_config=data_config)
 
     def _check_name(self, model: str) -> None:
         import timm

@@ -90,3 +90,12 @@ def test_checkpoint_wins_over_pretrained(tmp_path: Path) -> None:
     # no cache exists, yet this works: the checkpoint replaces the pretrained weights
     backbone = create_backbone("test_resnet", pretrained=True, checkpoint=path)
     torch.testing.assert_close(backbone.module.state_dict()["conv1.0.weight"], source.state_dict()["conv1.0.weight"])
+
+
+def test_feature_dim_is_the_pooled_width_when_a_head_widens_it() -> None:
+    """mobilenetv3 pools 288 channels into a 1024-wide pre-logits layer: feature_dim must say 1024."""
+    backbone = create_backbone("timm:mobilenetv3_small_050")
+    backbone.module.eval()
+    with torch.no_grad():
+        out = backbone.module(torch.randn(1, 3, 32, 32))
+    assert backbone.feature_dim == out.shape[1] == 1024
