@@ -16,15 +16,26 @@ setup:
         echo "$want" > .venv/.dsc-installed
     fi
 
-# Run the main job on the built-in demo data (toyparts), writing to demo-out/.
+# Run the main job on the built-in demo data: toyparts -> subset -> invert -> augment (normal, OOD,
+# evaluation-only OOD) with the tiny random Stable Diffusion -> the study (CE and SupCon+probe, none /
+# normal / normal+OOD synthetic data, 2 seeds) -> the report. Outputs go to demo-out/.
 demo: setup
     #!/usr/bin/env bash
     set -euo pipefail
     export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
     mkdir -p demo-out
+    tiny="--model tiny --tokens demo-out/tokens --resolution 64 --steps 10 --per-image 2 --examples-per-class 4"
     dsc subset --dataset toyparts --classes 6 --holdout-classes 2 --crop-to-object --mask-dilation 8 \
         --resolution 64 --seed 0 --output demo-out/data.h5 --force
     dsc info demo-out/data.h5
+    dsc invert demo-out/data.h5 --model tiny --output demo-out/tokens --steps 20 --resolution 64 \
+        --examples-per-class 4 --batch-size 4 --num-vectors 2 --force
+    dsc augment demo-out/data.h5 $tiny --mode normal --strength 0.25,0.5,0.75,1.0 \
+        --output demo-out/aug-normal.h5 --force
+    dsc augment demo-out/data.h5 $tiny --mode ood --ood-strategy strength --output demo-out/aug-ood.h5 --force
+    dsc augment demo-out/data.h5 $tiny --mode ood --ood-strategy strength --split test \
+        --output demo-out/aug-ood-test.h5 --force
+    dsc study examples/study-demo.toml
 
 # Run the test suite (slow end-to-end tests included).
 test *args: setup
