@@ -86,8 +86,10 @@ def findings(report: dict[str, Any], groups: list[Group], *, resamples: int = 10
                      f"{_say(best['deltas'].get('top1'))} vs {base_name}"]
             for key, what in (("corruption_top1", "corruption accuracy"), ("ood_auroc", "OOD AUROC"),
                               ("ece", "ECE")):
-                if key in best["deltas"]:
-                    parts.append(f"{what} {_say(best['deltas'][key])}")
+                d = best["deltas"].get(key)
+                if d:
+                    verdict = {True: " (better)", False: " (worse)"}.get(d.get("better"), "")
+                    parts.append(f"{what} {_say(d)}{verdict}")
             if "relative_corruption_error" in best:
                 parts.append(f"relative corruption error {best['relative_corruption_error']:.2f}")
             rows.append({"question": "3. generalises and holds up better than the baseline?",

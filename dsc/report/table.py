@@ -124,12 +124,18 @@ def main_section(report: dict[str, Any]) -> Section:
     elif base is None and configs:
         notes.append("no baseline configuration (ce/none or supcon+probe/none) among these runs; pass "
                      "--baseline NAME to compare against one.")
+    shown = {m["key"] for m in metrics}
+    legend = ["F1: macro-F1", "ECE: 15-bin calibration error"]
+    if "corruption_top1" in shown:
+        legend.append("corrupt.: mean top-1 over corruptions and severities")
+    if shown & {"ood_auroc", "ood_fpr95"}:
+        legend.append(f"OOD AUROC / FPR95: held-out classes vs test images, {report['ood_score']} score")
+    if shown & {"synthetic_ood_auroc", "synthetic_ood_fpr95"}:
+        legend.append("syn-OOD: evaluation-only synthetic OOD images vs test images")
+    if show_mce:
+        legend.append("rel. CE: corruption error relative to the baseline (1 = same)")
     notes.append("Metrics in % on the test split, mean ± std (ddof=1) over seeds; best per column in bold; "
-                 "↓ lower is better. F1: macro-F1; ECE: 15-bin calibration error; corrupt.: mean top-1 over "
-                 f"corruptions and severities; OOD AUROC / FPR95: held-out classes vs test, "
-                 f"{report['ood_score']} score; syn-OOD: evaluation-only synthetic OOD images"
-                 + ("; rel. CE: corruption error relative to the baseline (1 = same)" if show_mce else "")
-                 + ".")
+                 "↓ lower is better. " + "; ".join(legend) + ".")
     for c in configs:
         for n in c.get("notes", []):
             notes.append(f"{c['name']}: {n}")
