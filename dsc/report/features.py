@@ -20,6 +20,11 @@ from torch import nn
 RANDOM_CNN_SIZE = 64
 
 
+def _device() -> str:
+    """Feature extraction runs on CUDA when available (features come back to the CPU)."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 class RandomCNN(nn.Module):
     """conv(3->32->64->128->256, stride 2) + ReLU, then global mean and std pooling: 512 features."""
 
@@ -98,7 +103,7 @@ def encoder_space(run_dir: Path) -> tuple[FeatureSpace, dict[str, Any]]:
     from dsc.train.checkpoint import has_checkpoint, load_encoder
 
     which = "best" if has_checkpoint(run_dir, "best") else "last"
-    backbone, info = load_encoder(run_dir, which)
+    backbone, info = load_encoder(run_dir, which, device=_device())
     mean, std = normalisation(backbone.data_config)
     size = run_image_size(info, backbone.data_config)
     return FeatureSpace(f"encoder of {Path(run_dir).name} ({backbone.model_id})", backbone.module, size,
@@ -108,5 +113,6 @@ def encoder_space(run_dir: Path) -> tuple[FeatureSpace, dict[str, Any]]:
 def fixed_space(kind: str = "random-cnn", seed: int = 0) -> FeatureSpace:
     if kind == "pixels":
         return FeatureSpace("pixel statistics (8x8 RGB)", PixelStats(), RANDOM_CNN_SIZE, (0.0,) * 3, (1.0,) * 3)
-    return FeatureSpace(f"random-init CNN (seed {seed}, {RANDOM_CNN_SIZE} px)", RandomCNN(seed), RANDOM_CNN_SIZE,
-                        (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    # weights are drawn on the CPU (same numbers everywhere), then moved
+    return FeatureSpace(f"random-init CNN (seed {seed}, {RANDOM_CNN_SIZE} px)", RandomCNN(seed).to(_device()),
+                        RANDOM_CNN_SIZE, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))

@@ -185,7 +185,7 @@ def run_classifier(run_dir: Path | str):
     _check_real_only(run_dir)
 
     def predict(images: np.ndarray) -> np.ndarray:
-        feats = torch.from_numpy(space.extract_array(images)).float()
+        feats = torch.from_numpy(space.extract_array(images)).float()     # CPU, like the head
         if feats.shape[1] != head.in_features:
             raise MismatchError(f"{run_dir}: classifier expects {head.in_features} features, encoder gives "
                                 f"{feats.shape[1]}", hint="the run directory is inconsistent")
