@@ -67,6 +67,7 @@ class PlannedRun:
     synthetic: list[Path]
     negatives: list[Path]
     data: Path = Path()
+    sources: dict[str, str] = field(default_factory=dict)
     action: str = "run"       # run | resume | probe | skip
     reason: str = ""
 
@@ -88,8 +89,8 @@ class Study:
     sections: dict[str, dict[str, Any]]
     runs: list[PlannedRun] = field(default_factory=list)
     probe_settings: Any = None
+    probe_sources: dict[str, str] = field(default_factory=dict)
     report_settings: Any = None
-    sources: dict[str, str] = field(default_factory=dict)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -110,13 +111,21 @@ def _read(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _settings(section: str, values: dict[str, Any], origin: str) -> Any:
+def _resolve(section: str, values: dict[str, Any], origin: str, study_file: Path) -> tuple[Any, dict[str, str]]:
+    """Validated settings of one section and where each value came from (study values show as the file)."""
     from dsc.settings import resolve_settings
 
     try:
-        return resolve_settings({section: values}).section(section)
+        resolved = resolve_settings({section: values})
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc.message}", hint=exc.hint) from None
+    sources = {k.split(".", 1)[1]: (f"study file {study_file}" if v == "command line" else v)
+               for k, v in resolved.sources.items() if k.startswith(section + ".")}
+    return resolved.section(section), sources
+
+
+def _settings(section: str, values: dict[str, Any], origin: str) -> Any:
+    return _resolve(section, values, origin, Path(origin))[0]
 
 
 def _dirname(method: str, variant: str, seed: int) -> str:
@@ -169,14 +178,15 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
                 elif not negatives:
                     values["ood_loss"] = "none"
             for seed in spec.seeds:
-                settings = _settings(section, {**values, "seed": seed}, f"study file {path} [{section}]")
+                settings, sources = _resolve(section, {**values, "seed": seed}, f"study file {path} [{section}]",
+                                             Path(path))
                 study.runs.append(PlannedRun(method, variant, seed, spec.output / _dirname(method, variant, seed),
                                              settings, list(spec.synthetic) if variant != "none" else [],
-                                             negatives, spec.data))
+                                             negatives, spec.data, sources=sources))
     if "supcon" in spec.methods:
-        study.probe_settings = _settings("probe", doc.get("probe", {}), f"study file {path} [probe]")
+        study.probe_settings, study.probe_sources = _resolve("probe", doc.get("probe", {}),
+                                                             f"study file {path} [probe]", Path(path))
     study.report_settings = _settings("report", doc.get("report", {}), f"study file {path} [report]")
-    study.sources = {"*": f"study file {path}"}
     return study
 
 
@@ -262,8 +272,7 @@ def execute(study: Study, *, keep_going: bool = False) -> list[tuple[PlannedRun,
 
 
 def _train(study: Study, r: PlannedRun) -> None:
-    sources = {k: f"study file {study.path}" for k in r.settings.model_dump()}
-    kwargs = dict(synthetic=r.synthetic, negatives=r.negatives, sources=sources, force=r.action == "run",
+    kwargs = dict(synthetic=r.synthetic, negatives=r.negatives, sources=r.sources, force=r.action == "run",
                   resume=r.action == "resume")
     r.path.parent.mkdir(parents=True, exist_ok=True)
     if r.method == "ce":
@@ -279,8 +288,8 @@ def _train(study: Study, r: PlannedRun) -> None:
 def _probe(study: Study, r: PlannedRun) -> None:
     from dsc.probe import probe
 
-    sources = {k: f"study file {study.path}" for k in study.probe_settings.model_dump()}
     settings = study.probe_settings.model_copy(update={"seed": r.seed})   # the probe follows the run's seed
+    sources = {**study.probe_sources, "seed": f"study file {study.path} (the run's seed)"}
     probe(r.path, settings, ood=study.spec.eval_ood, sources=sources, force=True)
 
 

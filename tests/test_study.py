@@ -52,6 +52,9 @@ def test_plan_covers_methods_variants_seeds(tmp_path, inputs):
     assert by["ce-normal-s1"].settings.ood_loss == "none" and by["ce-normal-s1"].negatives == []
     assert by["supcon-none-s1"].settings.seed == 1 and by["supcon-none-s1"].synthetic == []
     assert by["ce-none-s0"].settings.corruptions is False and by["ce-none-s0"].settings.image_size == 32
+    src = by["ce-none-s0"].sources
+    assert src["image_size"].startswith("study file") and src["seed"].startswith("study file")
+    assert src["momentum"] == "default"
     only = load_study(write_study(tmp_path, inputs), seeds=[5])
     assert {r.seed for r in only.runs} == {5}
 
