@@ -193,7 +193,7 @@ def embed(backbone: Any, required: dict[str, tuple[Store, np.ndarray]], path: Pa
         store, rows = required[key]
         feats = extract_features(backbone.module, store, rows, image_size=image_size, mean=mean, std=std,
                                  batch_size=settings.eval_batch_size, device=settings.device,
-                                 description=f"features {key.split(':')[0]}")
+                                 description=f"features {key.split(':')[0]}", shard=True)
         labels = store.labels[rows] if store.has("labels") else np.full(len(rows), -1, np.int64)
         cached[key] = FeatureSet(key, feats, labels, rows)
     # keep earlier sets whose stores are still known (so toggling --with-synthetic does not thrash)
@@ -201,7 +201,10 @@ def embed(backbone: Any, required: dict[str, tuple[Store, np.ndarray]], path: Pa
     keep = {k: v for k, v in cached.items() if k in stores}
     if not any(len(v.rows) for v in keep.values()):
         raise InputError(f"{data.path} has no rows to embed", hint="check the store's splits")
-    _write_embeddings(path, keep, stores, data=data, attrs=attrs)
+    from dsc import distributed as D
+
+    if D.is_main():
+        _write_embeddings(path, keep, stores, data=data, attrs=attrs)
     return {k: cached[k] for k in required}, False
 
 
@@ -308,7 +311,27 @@ def probe(run_dir: Path | str, settings: ProbeSettings | None = None, *, ood: Se
 
     ``force`` overwrites earlier probe results; cached features are still reused when they match the
     checkpoint, DATA.h5, image size and device type. ``recompute_features`` rebuilds them regardless.
+    Under ``accelerate launch``/``torchrun`` the embedding pass is sharded over the processes (batches by
+    rank, gathered); the main process writes embeddings.h5, trains the probe and evaluates, and every
+    process returns its result.
     """
+    from dsc import distributed as D
+
+    with D.session():
+        result = None
+        with D.together("probing"):
+            result = _probe(run_dir, settings, ood=ood, sources=sources, force=force,
+                            recompute_features=recompute_features)
+        if result is None:  # another process's share of the embedding pass is done; the main one wrote the rest
+            path = Path(run_dir) / PROBE_DIR / "metrics.json"
+            metrics = json.loads(path.read_text())
+            result = ProbeResult(metrics, path, Path(run_dir) / EMBEDDINGS, metrics["embeddings"]["reused"], [])
+        return result
+
+
+def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence[Path | str],
+           sources: dict[str, str] | None, force: bool, recompute_features: bool) -> ProbeResult | None:
+    from dsc import distributed as D
     from dsc.train.checkpoint import checkpoint_dir, load_encoder, read_checkpoint_info
     from dsc.train.run_dir import read_run_info
 
@@ -360,6 +383,8 @@ def probe(run_dir: Path | str, settings: ProbeSettings | None = None, *, ood: Se
     with timings.stage("features"):
         sets, reused = embed(backbone, required, emb_path, cache_key=cache_key, image_size=image_size,
                              settings=settings, data=data, attrs=emb_attrs, force=recompute_features)
+    if not D.is_main():
+        return None
 
     train_sets = [sets["train"]] + [sets[f"synthetic:{s.fingerprint}"] for s in synthetic]
     train_x, train_y = _cat(train_sets)

@@ -95,27 +95,36 @@ def extract_features(
     transform: Callable[[torch.Tensor, np.ndarray], torch.Tensor] | None = None,
     description: str | None = None,
     advance: Callable[[int], None] | None = None,
+    shard: bool = False,
 ) -> torch.Tensor:
     """Features [N, D] (float32, CPU) of ``store`` rows ``indices`` (in the given order).
 
     ``transform(uint8 [B, 3, S, S], row_indices) -> uint8`` runs after resizing (used for corruptions).
     Runs on the encoder's device (``device`` only matters for an encoder without parameters).
     The encoder is put in eval mode for the duration and restored afterwards. ``advance(n)`` reports
-    progress to a caller's bar instead of this function's own.
+    progress to a caller's bar instead of this function's own. ``shard=True`` under several processes
+    (``accelerate launch``/``torchrun``): each process computes the batches ``k % world == rank`` and every
+    process gets all features (the same batches, so the same values as one process computes).
     """
+    from dsc import distributed as D
+
     dev = module_device(encoder, device)
     idx = np.asarray(indices, dtype=np.int64)
     prep = Preprocess(image_size, mean, std, dev)
     was_training = encoder.training
     encoder.eval()
     chunks: list[torch.Tensor] = []
+    starts = list(range(0, len(idx), batch_size))
+    sharded = shard and D.distributed()
+    mine = D.shard(starts) if sharded else starts
     try:
         with contextlib.ExitStack() as stack:
             if advance is None and len(idx) > batch_size:
                 bar = stack.enter_context(progress("img", transient=True))
-                task = bar.add_task(description or "features", total=len(idx), status="")
+                total = sum(len(idx[s:s + batch_size]) for s in mine)
+                task = bar.add_task(description or "features", total=total, status="", visible=D.is_main())
                 advance = functools.partial(bar.advance, task)
-            for start in range(0, len(idx), batch_size):
+            for start in mine:
                 rows = idx[start:start + batch_size]
                 x = prep.uint8(store.images(rows))
                 if transform is not None:
@@ -127,6 +136,9 @@ def extract_features(
                     advance(len(rows))
     finally:
         encoder.train(was_training)
+    if sharded:  # batch k of process r is global batch r + k * world
+        parts = D.gather_objects(chunks)
+        chunks = [parts[k % len(parts)][k // len(parts)] for k in range(len(starts))]
     if not chunks:
         dim = _feature_dim(encoder, prep, dev)
         return torch.empty(0, dim)
