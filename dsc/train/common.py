@@ -337,6 +337,9 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                 improved = not math.isnan(val) and val > best_val or (math.isnan(val))
                 if improved:
                     best_val, best_epoch = (val if not math.isnan(val) else best_val), epoch
+                from dsc.distributed import gather_objects
+
+                aug_states = gather_objects(aug_gen.get_state())  # each process's own, for an exact resume
                 if env.main:
                     run.append_metrics(row)
                     state = {"epoch": epoch, "step": step, "loss": loss_epoch, task.val_key: row[task.val_key],
@@ -346,7 +349,8 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                         state["scaler"] = scaler.state_dict()
                     if improved:
                         save_checkpoint(run.path, "best", parts, state)
-                    rng = {"sampler": sampler_gen, "torch": torch.get_rng_state(), "augment0": aug_gen}
+                    rng = {"sampler": sampler_gen, "torch": torch.get_rng_state(),
+                           **{f"augment{r}": state for r, state in enumerate(aug_states)}}
                     save_checkpoint(run.path, "last", parts, state, optimizer=optimizer, rng=rng)
                     log.info("epoch %d: loss %.4f, %s %.4f, %.1f img/s, data wait %.0f%%", epoch, loss_epoch,
                              task.val_key, val, row["images_per_s"], 100 * row["data_wait_share"])
