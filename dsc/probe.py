@@ -316,12 +316,19 @@ def probe(run_dir: Path | str, settings: ProbeSettings | None = None, *, ood: Se
     process returns its result.
     """
     from dsc import distributed as D
+    from dsc.outputs import OutputLock
 
+    lock = OutputLock(Path(run_dir) / PROBE_DIR)  # RUN/probe.lock: one probe of a run at a time
     with D.session():
         result = None
-        with D.together("probing"):
-            result = _probe(run_dir, settings, ood=ood, sources=sources, force=force,
-                            recompute_features=recompute_features)
+        try:
+            with D.together("probing"):
+                if D.is_main() and Path(run_dir).is_dir():
+                    lock.acquire()
+                result = _probe(run_dir, settings, ood=ood, sources=sources, force=force,
+                                recompute_features=recompute_features)
+        finally:
+            lock.release()
         if result is None:  # another process's share of the embedding pass is done; the main one wrote the rest
             path = Path(run_dir) / PROBE_DIR / "metrics.json"
             metrics = json.loads(path.read_text())

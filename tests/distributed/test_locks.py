@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -54,3 +55,23 @@ def test_second_pretrain_on_same_run_is_refused(tmp_path, run_dsc):
     assert "taking over the lock" in proc.stderr or "taking over the lock" in proc.stdout
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
     assert not (tmp_path / "RUN.lock").exists()
+
+
+def test_probe_holds_a_lock(tmp_path, run_dsc, monkeypatch):
+    """`dsc probe` is refused while another live process holds RUN/probe.lock, and releases its own."""
+    data = make_data(tmp_path / "data.h5")
+    run = tmp_path / "RUN"
+    assert run_dsc("pretrain", str(data), "-o", str(run), *TRAIN, "--epochs", "1").code == 0
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from dsc.outputs import OutputLock; "
+                       "OutputLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)",
+                       str(run / "probe")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        res = run_dsc("probe", str(run), "--epochs", "2", "--no-corruptions")
+        assert res.code == 1 and f"pid {holder.pid}" in res.err and "\n" not in res.err.strip()
+    finally:
+        holder.kill()
+        holder.wait()
+    res = run_dsc("probe", str(run), "--epochs", "2", "--no-corruptions")
+    assert res.code == 0, res.err
+    assert not (run / "probe.lock").exists() and (run / "probe" / "metrics.json").is_file()
