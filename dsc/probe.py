@@ -355,7 +355,8 @@ def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence
                     settings.checkpoint)
     out_dir = run_dir / PROBE_DIR
     metrics_path = out_dir / "metrics.json"
-    check_output(metrics_path if out_dir.is_dir() else out_dir, force=force)
+    if D.is_main():  # (the main process holds RUN/probe.lock; the others write nothing there)
+        check_output(metrics_path if out_dir.is_dir() else out_dir, force=force)
     ckpt = read_checkpoint_info(run_dir, settings.checkpoint)
     data, synthetic, ood_stores = _open_run_inputs(run_dir, run_info, with_synthetic=settings.with_synthetic,
                                                    ood=[Path(p) for p in ood])
