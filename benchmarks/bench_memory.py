@@ -3,7 +3,7 @@
     python benchmarks/bench_memory.py [--quick] [--json FILE] [--only augment,pretrain,subset]
 
 Each command runs as the real CLI (``python -m dsc ...``) in a fresh subprocess; its peak resident set size
-(``ru_maxrss`` of that child from ``os.wait4``, children of the child included) is read once at N and once at
+(``ru_maxrss`` of that child, read by a small launcher process so a large parent does not leak into it) is read once at N and once at
 4N input images, on tiny synthetic data:
 
 - ``subset``: a folder tree of N PNG photos (4 classes, 96 px) made into a 64 px DATA.h5 (the ``folder``
@@ -71,17 +71,27 @@ def make_folder(root: Path, n: int, res: int, classes: int = 4, seed: int = 0) -
     return root
 
 
+# A small launcher runs the command and reports its children's peak RSS. Measuring through a fresh, small
+# process matters: a child forked straight from a large parent (pytest, a notebook) inherits the parent's
+# resident pages until exec, and ru_maxrss would report the parent's size.
+_LAUNCHER = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.call(sys.argv[1:])\n"
+    "sys.stderr.write('\\nDSC_PEAK_RSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(rc)\n"
+)
+
+
 def run_measured(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, Any]:
     """Run ``cmd`` in a fresh process; its peak RSS (MB), wall seconds and exit code."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr = proc.stderr.read() if proc.stderr else b""  # drain before waiting (no pipe deadlock)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, check=False)
     seconds = time.perf_counter() - start
+    stderr = proc.stderr.decode(errors="replace")
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr.decode(errors='replace')[-2000:]}")
-    kb = usage.ru_maxrss  # kilobytes on Linux
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr[-2000:]}")
+    kb = int(stderr.rsplit("DSC_PEAK_RSS_KB=", 1)[1].split()[0])  # kilobytes on Linux
     return {"peak_rss_mb": round(kb / 1024, 1), "seconds": round(seconds, 2)}
 
 
@@ -117,7 +127,7 @@ def measure(cases: list[str], quick: bool) -> dict[str, Any]:
     # pretrain reads and resizes images in chunks of 512: N >= 512 shows the steady state
     sizes = {"subset": 96 if quick else 384, "augment": 8 if quick else 32, "pretrain": 512 if quick else 2048}
     results: dict[str, Any] = {"benchmark": "memory", "quick": quick,
-                               "method": "ru_maxrss of a fresh `python -m dsc` subprocess (os.wait4)",
+                               "method": "ru_maxrss of a fresh `python -m dsc` subprocess (via a small launcher)",
                                "cases": {}}
     with tempfile.TemporaryDirectory(prefix="dsc-bench-memory-") as tmp_s:
         tmp = Path(tmp_s)
