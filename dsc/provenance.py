@@ -31,7 +31,7 @@ def versions() -> dict[str, str]:
 
 def now() -> str:
     """UTC timestamp, ISO 8601, seconds."""
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
 def command_line() -> str:

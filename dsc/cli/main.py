@@ -11,11 +11,10 @@ from typing import Annotated
 
 import click
 import typer
+from rich.markup import escape
 
 from dsc import __version__
 from dsc.cli.common import State
-from rich.markup import escape
-
 from dsc.console import err, setup_logging
 
 log = logging.getLogger("dsc")
