@@ -35,7 +35,11 @@ demo: setup
     dsc augment demo-out/data.h5 $tiny --mode ood --ood-strategy strength --output demo-out/aug-ood.h5 --force
     dsc augment demo-out/data.h5 $tiny --mode ood --ood-strategy strength --split test \
         --output demo-out/aug-ood-test.h5 --force
-    dsc study examples/study-demo.toml
+    dsc study examples/study-demo.toml --force --no-report
+    dsc report demo-out/study --data demo-out/data.h5 --synthetic demo-out/aug-normal.h5 \
+        --synthetic demo-out/aug-ood.h5 --samples demo-out/samples.png --confusion demo-out/confusion.png \
+        --embedding-map demo-out/embedding-map.png --markdown demo-out/report.md --html demo-out/report.html \
+        --force
 
 # Run the test suite (slow end-to-end tests included).
 test *args: setup
