@@ -37,6 +37,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                 "ood_strategy": "strength"},
     },
 }
+#: ``--filter RUN`` without ``--min-confidence``.
+DEFAULT_MIN_CONFIDENCE = 0.5
 DEFAULT_STRENGTH = {"normal": 0.5, "strength": 0.75, "other-class": 0.75, "blend": 0.75, "inpaint-object": 1.0}
 
 
@@ -81,6 +83,12 @@ def effective_settings(settings: AugmentSettings, sources: dict[str, str] | None
             raise ConfigError(f"--ood-strategy inpaint-object edits the object; it cannot use --mask "
                               f"{values['mask']}", hint="drop --mask (inpaint-object implies --mask object)")
         values["mask"] = "object"
+    if values["min_confidence"] is not None and values["filter"] is None:
+        raise ConfigError("--min-confidence needs --filter RUN (the classifier that scores the images)",
+                          hint="add --filter RUN (a `dsc baseline` run trained on real data), or drop "
+                               "--min-confidence")
+    if values["filter"] is not None and values["min_confidence"] is None:
+        values["min_confidence"] = DEFAULT_MIN_CONFIDENCE
     out = AugmentSettings.model_validate(values)
     probs = out.strength_probs
     if probs is not None and len(probs) != len(out.strength):
@@ -240,6 +248,7 @@ class AugmentJob:
                              hint="check --split and --classes")
         self.plan = plan_images(self.rows, labels, self.s, self.class_ids)
         self._check_early()
+        self.filter = self._load_filter()
         self.components: Any = None
         self.plugin_info: dict[str, Any] = {}
         self.timings = Timings()
@@ -261,6 +270,31 @@ class AugmentJob:
             from dsc.diffusion.tokens import load_manifest
 
             load_manifest(self.s.tokens).require([self.class_names[c] for c in self.class_ids])
+
+    def _load_filter(self) -> Any:
+        """The ``--filter`` run's classifier, loaded once per job (None without ``--filter``)."""
+        if self.s.filter is None:
+            return None
+        from dsc.report.quality import ConfidenceFilter
+
+        filt = ConfidenceFilter(self.s.filter)
+        if filt.classes != self.class_names:
+            raise MismatchError(f"filter run {self.s.filter} has classes {', '.join(filt.classes)}, but "
+                                f"{self.data_path} has {', '.join(self.class_names)}",
+                                hint="filter with a run trained on this DATA.h5")
+        return filt
+
+    @property
+    def filter_rule(self) -> str:
+        """Which images the filter keeps: confident ones (normal), unconfident ones (OOD)."""
+        x = self.s.min_confidence
+        return f"keep score >= {x:g}" if self.s.mode == "normal" else f"keep score < {x:g}"
+
+    def keep(self, scores: np.ndarray) -> np.ndarray:
+        """Normal images must still look like their source class (score >= X); OOD images must not (score
+        < X: an "OOD" image the real-data classifier confidently puts in its source class is rejected)."""
+        x = float(self.s.min_confidence)
+        return scores >= x if self.s.mode == "normal" else scores < x
 
     # ------------------------------------------------------------------------------------- model
     def load(self) -> None:
@@ -359,6 +393,13 @@ class AugmentJob:
                 "extra": {"tokens": self.plugin_info.get("tokens"), "host": prov["host"],
                           "scheduler": self.scheduler_label, "n_planned": len(self.plan)}}
 
+    def filter_attrs(self) -> dict[str, Any]:
+        """The root ``filter`` attribute (counts are added when the store is assembled)."""
+        f = self.filter
+        return {"run": str(Path(self.s.filter).resolve()), "classifier": f.source, "fingerprint": f.fingerprint,
+                "min_confidence": float(self.s.min_confidence), "rule": self.filter_rule,
+                "score": "probability the run's classifier gives the source class"}
+
 
 COLUMNS: list[tuple[str, Any]] = [
     ("labels", np.int64), ("is_ood", np.bool_), ("source_label", np.int64), ("source_index", np.int64),
@@ -373,11 +414,13 @@ def shard_dir(output: Path) -> Path:
     return output.with_name(output.name + ".shards")
 
 
-def _save_shard(folder: Path, start: int, columns: dict[str, np.ndarray], seconds: float) -> None:
-    """One finished batch, written under a temporary name and renamed: complete or absent, even on kill -9."""
+def _save_shard(folder: Path, start: int, columns: dict[str, np.ndarray], seconds: float,
+                end: int | None = None) -> None:
+    """One finished batch (plan rows ``start:end``), written under a temporary name and renamed: complete or
+    absent, even on kill -9. With ``--filter`` it holds the accepted rows and the ``rej_*`` records."""
     import os
 
-    end = start + len(columns["images"])
+    end = start + len(columns["images"]) if end is None else end
     tmp = folder / f".rows-{start:08d}-{end:08d}.tmp.npz"
     with tmp.open("wb") as fh:
         np.savez(fh, seconds=np.float64(seconds), **columns)
@@ -408,13 +451,36 @@ def _columns(job: AugmentJob, batch: list[Planned], images: np.ndarray, prompts:
         scheduler=np.array([job.scheduler_label] * n), seed=np.array([p.seed for p in batch], dtype=np.int64))
 
 
-def _summary(columns: dict[str, np.ndarray], class_names: list[str]) -> dict[str, dict[str, Any]]:
+#: what each rejection record holds (``/rejections/<name>``): enough to regenerate the image
+REJECTION_COLUMNS = ("source_index", "variant", "source_label", "other_label", "seed", "strength", "score")
+
+
+def _apply_filter(job: AugmentJob, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Score a generated batch; keep the accepted rows (with ``filter_score``), add ``rej_*`` records."""
+    scores = job.filter(columns["images"], columns["source_label"])
+    keep = job.keep(scores)
+    out = {k: v[keep] for k, v in columns.items()}
+    out["filter_score"] = scores[keep].astype(np.float32)
+    rejected = {**columns, "score": scores.astype(np.float32)}
+    for name in REJECTION_COLUMNS:
+        out[f"rej_{name}"] = rejected[name][~keep]
+    return out
+
+
+def _summary(columns: dict[str, np.ndarray], class_names: list[str],
+             rejected: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
     src, ood, strength, sidx = (columns[k] for k in ("source_label", "is_ood", "strength", "source_index"))
     out: dict[str, dict[str, Any]] = {}
-    for label in sorted(set(src.tolist())):
+    labels = set(src.tolist()) | (set(rejected.tolist()) if rejected is not None else set())
+    for label in sorted(labels):
         sel = src == label
-        out[class_names[label]] = {"sources": int(np.unique(sidx[sel]).size), "images": int(sel.sum()),
-                                   "ood": int(ood[sel].sum()), "mean_strength": round(float(strength[sel].mean()), 4)}
+        row = {"sources": int(np.unique(sidx[sel]).size), "images": int(sel.sum()), "ood": int(ood[sel].sum()),
+               "mean_strength": round(float(strength[sel].mean()), 4) if sel.any() else 0.0}
+        if rejected is not None:  # --filter: images = accepted
+            n_rej = int((rejected == label).sum())
+            row.update(generated=row["images"] + n_rej, rejected=n_rej,
+                       acceptance=round(row["images"] / (row["images"] + n_rej), 4))
+        out[class_names[label]] = row
     return out
 
 
@@ -433,22 +499,39 @@ def _assemble(job: AugmentJob, folder: Path, output: Path, force: bool, timings:
         raise MismatchError(f"{folder} covers {expected} of {len(job.plan)} images", hint="rerun with --resume")
     res = job.s.resolution
     keep: dict[str, list[np.ndarray]] = {k: [] for k in ("source_label", "is_ood", "strength", "source_index")}
+    rejections: dict[str, list[np.ndarray]] = {k: [] for k in REJECTION_COLUMNS}
+    filtered = job.filter is not None
     seconds = 0.0
     with StoreWriter(output, kind="synthetic", attrs=job.root_attrs(), force=force or output.exists()) as writer:
         writer.set_classes(job.class_names)
         writer.create_column("images", (res, res, 3), np.uint8, chunk_rows=1)
-        for name, dtype in COLUMNS:
+        for name, dtype in COLUMNS + ([("filter_score", np.float32)] if filtered else []):
             writer.create_column(name, (), dtype)
         for _, _, path in shards:
             with np.load(path) as z:
                 cols = {k: z[k] for k in z.files if k != "seconds"}
                 seconds += float(z["seconds"])
+            for name in REJECTION_COLUMNS:
+                if f"rej_{name}" in cols:
+                    rejections[name].append(cols.pop(f"rej_{name}"))
             for name in ("split", "strategy", "prompt", "scheduler"):
                 cols[name] = [str(x) for x in cols[name]]
-            writer.append(**cols)
+            if len(cols["images"]):
+                writer.append(**cols)
             for k in keep:
                 keep[k].append(np.asarray(cols[k]))
-        summary = _summary({k: np.concatenate(v) for k, v in keep.items()}, job.class_names)
+        rejected = {k: np.concatenate(v) for k, v in rejections.items()} if filtered else None
+        summary = _summary({k: np.concatenate(v) for k, v in keep.items()}, job.class_names,
+                           rejected["source_label"] if rejected is not None else None)
+        if rejected is not None:
+            grp = writer.h5.require_group("rejections")
+            for name, values in rejected.items():
+                grp.create_dataset(name, data=values)
+            grp.attrs["count"] = len(rejected["score"])
+            per_class = {name: {"accepted": row["images"], "rejected": row["rejected"]}
+                         for name, row in summary.items()}
+            writer.set_attrs(filter={**job.filter_attrs(), "accepted": int(sum(len(v) for v in keep["is_ood"])),
+                                     "rejected": len(rejected["score"]), "per_class": per_class})
         timings = {**timings, "generate_all_sessions": round(seconds, 4),
                    "images_per_second_all_sessions": round(len(job.plan) / seconds, 4) if seconds else 0.0}
         writer.set_attrs(timings=timings, summary=summary)
@@ -546,7 +629,12 @@ def _run_augment(data: Path, output: Path, settings: AugmentSettings, sources: d
                     with job.timings.stage("generate"):
                         images, prompts, cache = job.generate(batch, cache)
                     with job.timings.stage("write"):
-                        _save_shard(folder, start, _columns(job, batch, images, prompts), time.perf_counter() - t0)
+                        cols = _columns(job, batch, images, prompts)
+                    if job.filter is not None:
+                        with job.timings.stage("filter"):
+                            cols = _apply_filter(job, cols)
+                    with job.timings.stage("write"):
+                        _save_shard(folder, start, cols, time.perf_counter() - t0, end=stop)
                     del images
                     covered[start:stop] = True
                     generated_here += stop - start

@@ -110,6 +110,9 @@ class AugmentSettings(ModelSettings):
     mask_dilation: int = Field(default=16, ge=0)
     split: Literal["train", "val", "test"] = "train"
     resolution: int = Field(default=512, ge=8)
+    filter: Path | None = Field(default=None, description="run whose real-data classifier filters the images")
+    min_confidence: float | None = Field(default=None, ge=0, le=1,
+                                         description="filter threshold; None with --filter: 0.5")
 
     @field_validator("strength")
     @classmethod

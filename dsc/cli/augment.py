@@ -13,6 +13,7 @@ GEN = "Generation"
 SRC = "Source images"
 OOD = "Out-of-distribution"
 MODEL = "Model"
+FILTER = "Confidence filter"
 
 
 def _floats(value: str | None, what: str) -> list[float] | None:
@@ -78,6 +79,12 @@ def augment(
                                                 rich_help_panel=SRC)] = None,
     examples_per_class: Annotated[int | None, typer.Option(help="Seeded few-shot: this many real images per "
                                                                 "class.", rich_help_panel=SRC)] = None,
+    filter_: Annotated[Path | None, typer.Option("--filter", help="Score every image with this run's real-data "
+                                                "classifier; reject and record failures.", rich_help_panel=FILTER,
+                                                show_default=False)] = None,
+    min_confidence: Annotated[float | None, typer.Option(help="Filter threshold on the source-class probability "
+                                                              "(default 0.5): normal keeps >= X, OOD keeps < X.",
+                                                         rich_help_panel=FILTER)] = None,
     preview: Annotated[int | None, typer.Option(help="Write a PNG grid of N real images and their variants "
                                                      "instead of a store.", show_default=False)] = None,
     force: Force = False,
@@ -94,7 +101,8 @@ def augment(
                        steps=steps, scheduler=scheduler, prompt_template=prompt_template, mask=mask,
                        mask_dilation=mask_dilation, resolution=resolution, batch_size=batch_size, seed=seed,
                        ood_strategy=ood_strategy, ood_prompt=ood_prompt, blend_weight=blend_weight, split=split,
-                       classes=split_csv(classes), examples_per_class=examples_per_class)
+                       classes=split_csv(classes), examples_per_class=examples_per_class,
+                       filter=filter_, min_confidence=min_confidence)
     settings = resolved.section("augment")
     sources = {k: v for k, v in resolved.sources.items() if k.startswith("augment.")}
     if preview is not None:
@@ -124,11 +132,18 @@ def _render(result: Any) -> None:
 
     from dsc.console import out
 
+    filtered = any("rejected" in row for row in result.summary.values())
     table = Table(title="synthetic images per source class", title_justify="left")
-    for col in ("class", "sources", "images", "ood", "mean strength"):
+    cols = ["class", "sources", "images", "ood", "mean strength"]
+    if filtered:
+        cols += ["generated", "rejected", "accepted %"]
+    for col in cols:
         table.add_column(col, justify="left" if col == "class" else "right")
     for name, row in result.summary.items():
-        table.add_row(name, str(row["sources"]), str(row["images"]), str(row["ood"]), f"{row['mean_strength']:.2f}")
+        cells = [name, str(row["sources"]), str(row["images"]), str(row["ood"]), f"{row['mean_strength']:.2f}"]
+        if filtered:
+            cells += [str(row["generated"]), str(row["rejected"]), f"{100 * row['acceptance']:.1f}"]
+        table.add_row(*cells)
     out.print(table)
     resumed = f" ({result.n_generated} generated now, resumed)" if result.resumed else ""
     out.print(f"wrote {result.output}: {result.n_images} images{resumed} in {result.seconds:.1f} s, "

@@ -216,6 +216,53 @@ def confidence_filter(run_dir: Path | str, images: np.ndarray, source_labels: np
     return probs[np.arange(len(labels)), labels]
 
 
+class ConfidenceFilter:
+    """``confidence_filter`` with the run loaded once: ``ConfidenceFilter(run)(images, source_labels)``.
+
+    ``classes``: the run's class names (run.json); ``fingerprint``: sha256 of the classifier head and the
+    run's recorded settings, so a store can name exactly which classifier filtered it.
+    """
+
+    def __init__(self, run_dir: Path | str) -> None:
+        import hashlib
+        import json
+
+        self.run_dir = Path(run_dir)
+        if not self.run_dir.is_dir():
+            raise InputError(f"filter run {self.run_dir} does not exist",
+                             hint="pass a `dsc baseline` run directory (or a probed `dsc pretrain` run)")
+        if not (self.run_dir / "run.json").is_file():
+            raise InputError(f"{self.run_dir} is not a run directory (no run.json)",
+                             hint="pass a `dsc baseline` run directory (or a probed `dsc pretrain` run)")
+        info = json.loads((self.run_dir / "run.json").read_text())
+        self.classes: list[str] = list(info.get("classes") or [])
+        if not self.classes:
+            raise InputError(f"{self.run_dir}/run.json records no classes", hint="use a complete run")
+        head, self.source = _run_head(self.run_dir, len(self.classes))  # raises when there is no classifier
+        self.predict = run_classifier(self.run_dir)
+        digest = hashlib.sha256()
+        for t in head.state_dict().values():
+            digest.update(t.detach().cpu().numpy().astype(np.float32).tobytes())
+        digest.update(json.dumps(info.get("settings"), sort_keys=True, default=str).encode())
+        self.fingerprint = digest.hexdigest()[:16]
+
+    def __call__(self, images: np.ndarray, source_labels: np.ndarray) -> np.ndarray:
+        """Probability of each image's source class (float64 [N])."""
+        images = np.asarray(images)
+        labels = np.asarray(source_labels, dtype=np.int64)
+        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+            raise InputError(f"images must be uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
+        if len(images) != len(labels):
+            raise InputError(f"{len(images)} images but {len(labels)} source labels")
+        if len(images) == 0:
+            return np.empty(0)
+        probs = self.predict(images)
+        if labels.min() < 0 or labels.max() >= probs.shape[1]:
+            raise MismatchError(f"source labels outside the classifier's {probs.shape[1]} classes",
+                                hint="filter with a run trained on the same DATA.h5")
+        return probs[np.arange(len(labels)), labels]
+
+
 # ------------------------------------------------------------------------------------------------ assess
 def _subsample(idx: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(idx, size=k, replace=False)) if len(idx) > k else idx
