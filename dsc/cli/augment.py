@@ -146,5 +146,9 @@ def _render(result: Any) -> None:
         table.add_row(*cells)
     out.print(table)
     resumed = f" ({result.n_generated} generated now, resumed)" if result.resumed else ""
-    out.print(f"wrote {result.output}: {result.n_images} images{resumed} in {result.seconds:.1f} s, "
+    kept = ""
+    if filtered:
+        accepted = sum(row["images"] for row in result.summary.values())
+        kept = f" generated, {accepted} accepted by the filter"
+    out.print(f"wrote {result.output}: {result.n_images} images{kept}{resumed} in {result.seconds:.1f} s, "
               f"{result.images_per_second:.2f} images/s")

@@ -89,7 +89,7 @@ def test_threshold_splits_accepted_and_rejected(scored, data_h5, filter_run, run
     res = run_dsc("augment", data_h5, *CLI, "--strength", "0.5,1.0", "--filter", filter_run,
                   "--min-confidence", f"{x:.6f}", "-o", tmp_path / "f.h5")
     assert res.code == 0, res
-    assert "rejected" in res.out and "accepted %" in res.out
+    assert "rejected" in res.out and "accepted %" in res.out and "accepted by the filter" in res.out
     x = float(f"{x:.6f}")
     aug = open_store(tmp_path / "f.h5", kind="synthetic")
     rej = _rejections(tmp_path / "f.h5")
