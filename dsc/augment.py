@@ -528,6 +528,9 @@ def _assemble(job: AugmentJob, folder: Path, output: Path, force: bool, timings:
             for name, values in rejected.items():
                 grp.create_dataset(name, data=values)
             grp.attrs["count"] = len(rejected["score"])
+            if len(rejected["score"]) == len(job.plan):
+                log.warning("the filter rejected all %d images (%s); the store has no samples",
+                            len(job.plan), job.filter_rule)
             per_class = {name: {"accepted": row["images"], "rejected": row["rejected"]}
                          for name, row in summary.items()}
             writer.set_attrs(filter={**job.filter_attrs(), "accepted": int(sum(len(v) for v in keep["is_ood"])),
