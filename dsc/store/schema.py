@@ -10,7 +10,7 @@ KINDS = ("data", "synthetic", "embeddings")
 
 #: Root attributes stored as JSON strings (parsed as data only, never evaluated).
 JSON_ATTRS = ("settings", "sources", "versions", "plugin", "plugin_options", "timings", "inputs", "extra",
-              "summary", "class_info")
+              "summary", "class_info", "filter")
 
 #: Required root attributes of every store.
 REQUIRED_ATTRS = ("format", "schema_version", "kind", "dsc_version", "created", "fingerprint")
