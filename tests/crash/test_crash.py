@@ -121,9 +121,12 @@ def test_study(tmp_path, run_dsc, one_thread, rng):
     assert run_dsc("study", str(tmp_path / "ref.toml")).code == 0
     runs = sorted(p.name for p in (tmp_path / "ref").iterdir() if (p / "run.json").is_file())
     assert len(runs) == 2
-    first = tmp_path / "out" / runs[0]
-    killed = kill_at(dsc_cmd("study", "out.toml"), tmp_path, lambda: metrics_lines(first) >= 1,
-                     delay=float(rng.uniform(0, 3.0)))
+    # Kill at a random progress point that always leaves work to do (an epoch line of either run while
+    # epochs remain), plus a short random delay: a fast, idle machine must not finish before the kill.
+    points = [(run, k) for run in runs for k in (1, 2, 3)]
+    run, k = points[int(rng.integers(len(points)))]
+    killed = kill_at(dsc_cmd("study", "out.toml"), tmp_path,
+                     lambda: metrics_lines(tmp_path / "out" / run) >= k, delay=float(rng.uniform(0, 0.2)))
     assert_nothing_corrupt(tmp_path)
     assert killed, "the study finished before the kill"
     res = run_dsc("study", str(tmp_path / "out.toml"))
