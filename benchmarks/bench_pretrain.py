@@ -8,7 +8,8 @@ optimizer, batch size, epochs and train images; they differ only in input handli
 
 - dsc: images read from HDF5 into memory once (timed separately as "load"), two views per image made on
   whole batches (uint8 tensors, per-sample random parameters), no decoding per epoch; the next batch is
-  prepared in a background thread (`--workers 1`; `--dsc-workers 0` to build it inline);
+  built inline between steps (dsc's default, `--workers 0`; `--dsc-workers 1` prepares it in a background
+  thread, which on a 2-core CPU competes with the compute threads and measured slower);
 - SupContrast-style: PIL decode of the image files every epoch, per-sample torchvision transforms
   (RandomResizedCrop(64, scale 0.2-1), flip, ColorJitter p 0.8, grayscale p 0.2, ToTensor, Normalize) via
   TwoCropTransform, DataLoader(num_workers=2, shuffle=True).
@@ -137,7 +138,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--per-class", type=int, default=None, help="cap images per class (default: all; quick: 40)")
-    ap.add_argument("--dsc-workers", type=int, default=1, help="dsc --workers (1: prefetch thread)")
+    ap.add_argument("--dsc-workers", type=int, default=0, help="dsc --workers (0: dsc's default, inline; 1: prefetch thread)")
     ap.add_argument("--no-channels-last", action="store_true", help="dsc --no-channels-last")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()

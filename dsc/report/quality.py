@@ -201,6 +201,11 @@ def confidence_filter(run_dir: Path | str, images: np.ndarray, source_labels: np
 
     ``images``: uint8 [N, H, W, 3]; ``source_labels``: int [N] (class indices of the run's DATA.h5).
     """
+    return _source_scores(lambda x: run_classifier(run_dir)(x), images, source_labels)  # loads only if needed
+
+
+def _source_scores(predict: Any, images: np.ndarray, source_labels: np.ndarray) -> np.ndarray:
+    """Validate the inputs, then the probability ``predict`` gives each image's source class."""
     images = np.asarray(images)
     labels = np.asarray(source_labels, dtype=np.int64)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
@@ -209,7 +214,7 @@ def confidence_filter(run_dir: Path | str, images: np.ndarray, source_labels: np
         raise InputError(f"{len(images)} images but {len(labels)} source labels")
     if len(images) == 0:
         return np.empty(0)
-    probs = run_classifier(run_dir)(images)
+    probs = predict(images)
     if labels.min() < 0 or labels.max() >= probs.shape[1]:
         raise MismatchError(f"source labels outside the classifier's {probs.shape[1]} classes",
                             hint="filter with a run trained on the same DATA.h5")
@@ -248,19 +253,7 @@ class ConfidenceFilter:
 
     def __call__(self, images: np.ndarray, source_labels: np.ndarray) -> np.ndarray:
         """Probability of each image's source class (float64 [N])."""
-        images = np.asarray(images)
-        labels = np.asarray(source_labels, dtype=np.int64)
-        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-            raise InputError(f"images must be uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
-        if len(images) != len(labels):
-            raise InputError(f"{len(images)} images but {len(labels)} source labels")
-        if len(images) == 0:
-            return np.empty(0)
-        probs = self.predict(images)
-        if labels.min() < 0 or labels.max() >= probs.shape[1]:
-            raise MismatchError(f"source labels outside the classifier's {probs.shape[1]} classes",
-                                hint="filter with a run trained on the same DATA.h5")
-        return probs[np.arange(len(labels)), labels]
+        return _source_scores(self.predict, images, source_labels)
 
 
 # ------------------------------------------------------------------------------------------------ assess
