@@ -63,15 +63,8 @@ class BaselineTask(Task):
 
     def prepare(self, rows: torch.Tensor, ctx: Context) -> dict[str, torch.Tensor]:
         """One view per row (a synthetic variant with probability p under ``view``), on the device."""
-        data, pool = self.data, self.data.pool
-        images = pool.images[rows]
-        if data.variants is not None:
-            replace, syn_rows = data.variants.pick(pool.source_index[rows], self.settings.synthetic_probability,
-                                                   ctx.aug_gen)
-            replace &= rows < data.n_real
-            if bool(replace.any()):
-                images = images.clone()
-                images[replace] = data.synthetic.images[syn_rows[replace]]
+        pool = self.data.pool
+        images = self.data.with_variants(rows, pool.images[rows], self.settings.synthetic_probability, ctx.aug_gen)
         dev = ctx.env.device
         return {"x": ctx.views(ctx.to_device(images), ctx.aug_gen), "labels": pool.labels[rows].to(dev),
                 "is_ood": pool.is_ood[rows].to(dev)}

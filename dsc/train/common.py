@@ -51,6 +51,19 @@ class TrainData:
     variants: VariantIndex | None = None
     counts: dict[str, int] = field(default_factory=dict)
 
+    def with_variants(self, rows: torch.Tensor, images: torch.Tensor, probability: float,
+                      gen: torch.Generator) -> torch.Tensor:
+        """``images`` (of pool ``rows``) with each real one replaced by one of its synthetic variants with
+        ``probability`` (``--synthetic-policy view``); ``images`` itself when nothing is replaced."""
+        if self.variants is None:
+            return images
+        replace, syn_rows = self.variants.pick(self.pool.source_index[rows], probability, gen)
+        replace &= rows < self.n_real
+        if bool(replace.any()):
+            images = images.clone()
+            images[replace] = self.synthetic.images[syn_rows[replace]]
+        return images
+
 
 def load_data(inputs: TrainingInputs, settings: TrainSettings, *, use_negatives: bool = True) -> TrainData:
     """Real train/val rows of DATA.h5, synthetic rows (extra or view) and OOD negatives."""

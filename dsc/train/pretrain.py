@@ -61,16 +61,9 @@ class PretrainTask(Task):
 
     def prepare(self, rows: torch.Tensor, ctx: Context) -> dict[str, torch.Tensor]:
         """Two views of each row (the second from a synthetic variant under ``view``), on the device."""
-        pool, data = self.data.pool, self.data
+        pool = self.data.pool
         first = pool.images[rows]
-        second = first
-        if data.variants is not None:
-            replace, syn_rows = data.variants.pick(pool.source_index[rows], self.settings.synthetic_probability,
-                                                   ctx.aug_gen)
-            replace &= rows < data.n_real
-            if bool(replace.any()):
-                second = first.clone()
-                second[replace] = data.synthetic.images[syn_rows[replace]]
+        second = self.data.with_variants(rows, first, self.settings.synthetic_probability, ctx.aug_gen)
         dev = ctx.env.device
         return {"x": ctx.views(ctx.to_device(torch.cat([first, second])), ctx.aug_gen),
                 "labels": pool.labels[rows].to(dev), "is_ood": pool.is_ood[rows].to(dev),
