@@ -5,7 +5,9 @@ Stores are untrusted input (see docs/security.md). Opening one does a bounded am
 root attributes (each at most ``MAX_ATTR_BYTES``; only the keys in ``JSON_ATTRS`` are parsed, with
 ``json.loads``, as data), the shapes and dtypes of ``/samples/*`` (standard columns must have their
 documented dtype and shape) and checks that the declared row count is backed by data. Damaged files give a
-``StoreError``, on open or on the first read of a damaged part, never another exception.
+``StoreError``, on open or on the first read of a damaged part, never another exception. Before a file is
+first opened in a process, ``guard`` has a forked child read it, so HDF5 hangs and crashes on crafted files
+become a ``StoreError`` too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import h5py
 import numpy as np
 
 from dsc.errors import InputError, MismatchError, StoreError
+from dsc.store import guard
 from dsc.store.schema import FORMAT, JSON_ATTRS, KINDS, SCHEMA_VERSION, SPLITS
 
 #: Limits that bound the work and memory of opening a store (far above anything dsc writes).
@@ -132,6 +135,7 @@ class Store:
             raise InputError(f"{self.path} does not exist", hint="check the path")
         if self.path.is_dir():
             raise InputError(f"{self.path} is a directory, not a dsc store (.h5 file)")
+        guard.check_in_child(self.path, read_everything_small)
         try:
             h5 = h5py.File(self.path, "r")
         except OSError as exc:
@@ -454,6 +458,22 @@ class Store:
             "counts": counts, "columns": self.columns,
             "attrs": {k: v for k, v in self.attrs.items()},
         }
+
+
+def read_everything_small(path: Path) -> None:
+    """Open a store and read all its metadata, every 1-D column and class list, and the first and last
+    row of the larger columns: what the guard's child does before a store is opened (see ``guard``)."""
+    with Store(path) as st:
+        _ = st.classes, st.holdout_classes
+        n = len(st)
+        for name, (shape, _dtype) in st._columns.items():
+            if len(shape) == 1:
+                st.column(name)
+            elif n:
+                st.read(name, [0, n - 1])
+        grp = st.h5.get("classes")
+        for name in grp if isinstance(grp, h5py.Group) else ():
+            st.class_array(name)
 
 
 def open_store(path: Path | str, kind: str | None = None) -> Store:
