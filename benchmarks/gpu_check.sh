@@ -23,7 +23,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUF
 export DSC_CACHE_DIR=${DSC_CACHE_DIR:-/tmp/dsc-gpu-cache}
 
 if [[ -n "${PYTHON:-}" ]]; then PY=$PYTHON
-elif [[ -x .venv/bin/python ]]; then PY=.venv/bin/python
+elif [[ -x .venv/bin/python ]]; then PY=$REPO/.venv/bin/python
 else PY=python3; fi
 
 say() { echo "[gpu_check.sh $(date -u +%H:%M:%S)] $*"; }

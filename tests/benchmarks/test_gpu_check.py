@@ -72,6 +72,9 @@ def test_dry_run_exercises_every_step(tmp_path: Path) -> None:
     """The whole check on the CPU with tiny models: generation (fp32 and bf16, dsc batched vs stock one per
     call), finiteness checks, pretraining through dsc's engine; fp32 dsc images equal the stock pipeline's."""
     env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    venv = ROOT / ".venv" / "bin" / "python"
+    if venv.exists() and venv.parent.parent.resolve() == Path(sys.prefix).resolve():
+        del env["PYTHON"]  # the script's own choice of interpreter (.venv, used from another folder too)
     proc = subprocess.run(["bash", str(SCRIPT), "--dry-run"], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads((tmp_path / "gpu_check.json").read_text())
