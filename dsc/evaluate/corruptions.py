@@ -1,5 +1,6 @@
 """A fixed, documented set of image corruptions at severities 1-5 (ImageNet-C style), built from
-torchvision.transforms.v2 operations and applied to batched uint8 tensors [B, 3, H, W].
+torchvision.transforms.v2 operations (JPEG: Pillow, since torchvision's image codecs are deprecated) and
+applied to batched uint8 tensors [B, 3, H, W].
 
 Random corruptions draw from one ``torch.Generator`` per image, seeded from (seed, corruption, severity,
 row index), so results do not depend on batch size or order. Parameters are in ``PARAMS`` and
@@ -9,6 +10,7 @@ relative to 224 px, so a severity means the same relative damage at every resolu
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable, Sequence
 
@@ -101,9 +103,23 @@ def _elastic(x: torch.Tensor, p: float, gens: list[torch.Generator]) -> torch.Te
     return out.round().clamp(0, 255).to(torch.uint8)
 
 
+def _jpeg(x: torch.Tensor, quality: float) -> torch.Tensor:
+    """Encode and decode each image as a baseline JPEG with Pillow (libjpeg, 4:2:0 chroma subsampling)."""
+    from PIL import Image
+
+    out = []
+    for img in x.permute(0, 2, 3, 1).cpu().numpy():
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="JPEG", quality=int(quality))
+        buf.seek(0)
+        with Image.open(buf) as decoded:
+            out.append(np.asarray(decoded.convert("RGB")))
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x.device)
+
+
 _DETERMINISTIC: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
     "gaussian_blur": _gaussian_blur,
-    "jpeg": lambda x, p: F.jpeg(x.cpu(), quality=int(p)).to(x.device),
+    "jpeg": _jpeg,
     "brightness": lambda x, p: F.adjust_brightness(x, p),
     "contrast": lambda x, p: F.adjust_contrast(x, p),
     "pixelate": _pixelate,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torchvision.transforms.v2.functional as F
@@ -38,6 +39,22 @@ def test_seed_changes_random_corruptions_only():
     x = _smooth_images()
     assert not torch.equal(corrupt(x, "gaussian_noise", 2, seed=0), corrupt(x, "gaussian_noise", 2, seed=1))
     assert torch.equal(corrupt(x, "jpeg", 2, seed=0), corrupt(x, "jpeg", 2, seed=1))
+
+
+def test_jpeg_is_a_real_jpeg_round_trip_without_deprecated_codecs(recwarn):
+    """Each image equals its own Pillow JPEG round trip at the severity's quality, and no torchvision
+    codec (deprecated since 0.29) is called."""
+    import io
+
+    from PIL import Image
+
+    x = _smooth_images()
+    out = corrupt(x, "jpeg", 4)
+    buf = io.BytesIO()
+    Image.fromarray(x[1].permute(1, 2, 0).numpy()).save(buf, format="JPEG", quality=10)
+    assert torch.equal(out[1], torch.from_numpy(np.asarray(Image.open(buf))).permute(2, 0, 1))
+    assert not torch.equal(out, x) and out.shape == x.shape and out.dtype == torch.uint8
+    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
 
 
 def test_rejects_bad_input():
