@@ -12,6 +12,7 @@ The study file has a ``[study]`` table (inputs, seeds, which methods and variant
 
 from __future__ import annotations
 
+import json
 import logging
 import tomllib
 from dataclasses import dataclass, field
@@ -216,7 +217,10 @@ def plan(study: Study, *, force: bool = False) -> Study:
                                 "another output")
         status = info.get("status")
         if status == "complete":
-            if existing.complete:
+            reprobe = _changed_probe(study, r, fingerprints) if existing.complete and r.method == "supcon" else []
+            if reprobe:
+                r.action, r.reason = "probe", f"probe changed: {'; '.join(reprobe[:4])}"
+            elif existing.complete:
                 r.action, r.reason = "skip", "complete"
             elif r.method == "supcon":
                 r.action, r.reason = "probe", "trained, not probed"
@@ -227,6 +231,39 @@ def plan(study: Study, *, force: bool = False) -> Study:
         else:
             r.action, r.reason = "run", f"status {status}, no checkpoint"
     return study
+
+
+#: Probe settings that do not change its results (where it runs, how many images per feature batch).
+PROBE_RESULT_FREE = ("device", "eval_batch_size")
+
+
+def _changed_probe(study: Study, r: PlannedRun, cache: dict[Path, str]) -> list[str]:
+    """How the study's probe of ``r`` differs from the recorded one (settings, evaluation-only OOD stores).
+
+    A probe without recorded settings (hand-made or older) counts as unchanged.
+    """
+    from dsc.store import open_store
+    from dsc.train.run_dir import settings_diff
+
+    try:
+        prov = json.loads((r.path / "probe" / "metrics.json").read_text()).get("provenance") or {}
+    except (OSError, ValueError, AttributeError):
+        return ["probe/metrics.json unreadable"]
+    recorded = prov.get("settings") if isinstance(prov, dict) else None
+    if not isinstance(recorded, dict):
+        return []
+    wanted = study.probe_settings.model_copy(update={"seed": r.seed}).model_dump(mode="json")
+    changes = [c for c in settings_diff(recorded, wanted) if c.split(":", 1)[0] not in PROBE_RESULT_FREE]
+    ood = (prov.get("inputs") or {}).get("ood")
+    if isinstance(ood, list):
+        for path in study.spec.eval_ood:
+            if path not in cache:
+                cache[path] = open_store(path).fingerprint
+        old = sorted(str(x.get("fingerprint", "")) for x in ood if isinstance(x, dict))
+        new = sorted(cache[p] for p in study.spec.eval_ood)
+        if old != new:
+            changes.append(f"ood stores: {', '.join(old) or 'none'} -> {', '.join(new) or 'none'}")
+    return changes
 
 
 def _changed_inputs(recorded: dict[str, Any], r: PlannedRun, cache: dict[Path, str]) -> list[str]:

@@ -116,7 +116,13 @@ def _fake_training(monkeypatch, calls: list):
         calls.append(("probe", Path(run).name, force))
         assert Path(run).name.endswith(f"-s{settings.seed}")      # the probe follows the run's seed
         (Path(run) / "probe").mkdir(exist_ok=True)
-        shutil.copy(Path(run) / "pending.json", Path(run) / "probe" / "metrics.json")
+        metrics = json.loads((Path(run) / "pending.json").read_text())
+        from dsc.store import open_store
+
+        metrics["provenance"] = {"settings": settings.model_dump(mode="json"),
+                                 "inputs": {"ood": [{"path": str(p), "fingerprint": open_store(p).fingerprint}
+                                                    for p in ood]}}
+        (Path(run) / "probe" / "metrics.json").write_text(json.dumps(metrics))
 
     monkeypatch.setattr("dsc.train.baseline.baseline", train("baseline"))
     monkeypatch.setattr("dsc.train.pretrain.pretrain", train("pretrain"))
@@ -174,6 +180,35 @@ def test_study_resumes_probes_and_refuses_changed_settings(tmp_path, inputs, mon
     with pytest.raises(MismatchError, match="other inputs") as exc:
         plan(load_study(path))
     assert "synthetic" in str(exc.value)
+
+
+def test_study_reprobes_when_probe_settings_or_ood_stores_change(tmp_path, inputs, monkeypatch):
+    calls: list = []
+    _fake_training(monkeypatch, calls)
+    execute(plan(load_study(write_study(tmp_path, inputs))))
+    actions = lambda study: {r.name: (r.action, r.reason) for r in study.runs}  # noqa: E731
+    # where the probe runs does not change its results: still skipped
+    study = plan(load_study(write_study(tmp_path, inputs, '[probe]\ndevice = "cpu"\neval_batch_size = 7')))
+    assert {a for a, _ in actions(study).values()} == {"skip"}
+    # another probe setting: every SupCon run is probed again (not retrained), CE runs are skipped
+    study = plan(load_study(write_study(tmp_path, inputs, "[probe]\nepochs = 7")))
+    got = actions(study)
+    assert {got[n][0] for n in got if n.startswith("supcon")} == {"probe"}
+    assert {got[n][0] for n in got if n.startswith("ce")} == {"skip"}
+    assert "epochs: 100 -> 7" in got["supcon-none-s1"][1]
+    calls.clear()
+    execute(study)
+    assert sorted(c[0] for c in calls) == ["probe"] * 6
+    assert {a for a, _ in actions(plan(load_study(write_study(tmp_path, inputs, "[probe]\nepochs = 7")))).values()} \
+        == {"skip"}
+    # a new evaluation-only OOD store
+    study_extra = f'eval_ood = ["{inputs["ood"]}"]'
+    got = actions(plan(load_study(write_study(tmp_path, inputs, "[probe]\nepochs = 7", study_extra))))
+    assert got["supcon-normal-s0"][0] == "probe" and "ood stores: none ->" in got["supcon-normal-s0"][1]
+    # an unreadable probe result is redone (the run counts as not probed)
+    (tmp_path / "out" / "supcon-none-s0" / "probe" / "metrics.json").write_text("{broken")
+    got = actions(plan(load_study(write_study(tmp_path, inputs, "[probe]\nepochs = 7"))))
+    assert got["supcon-none-s0"] == ("probe", "trained, not probed")
 
 
 @pytest.mark.slow
