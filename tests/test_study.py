@@ -147,6 +147,8 @@ def test_study_runs_skips_and_reports(run_dsc, tmp_path, inputs, monkeypatch):
     calls.clear()
     res = run_dsc("study", path, "--dry-run", "--json")
     assert {r["action"] for r in json.loads(res.out)["runs"]} == {"skip"}
+    res = run_dsc("study", path, "--dry-run")  # the plan as a table: one row per run, by name
+    assert res.code == 0 and "supcon-normal-ood-s1" in res.out and "aug-normal.h5" in res.out
     res = run_dsc("study", path)
     assert res.code == 0 and calls == [] and "supcon+probe/normal+ood" in res.out
 

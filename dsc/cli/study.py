@@ -44,12 +44,14 @@ def study(
             return
         from rich.table import Table
 
-        table = Table(title=f"Study plan ({file})", title_justify="left")
-        for col in ("run", "action", "reason", "synthetic", "negatives"):
+        table = Table(title=f"Study plan ({file}): runs in {spec.spec.output}/", title_justify="left")
+        table.add_column("run", no_wrap=True)
+        for col in ("action", "reason", "synthetic", "negatives"):
             table.add_column(col)
         for r in rows:
-            table.add_row(r["run"], r["action"], r["reason"], ", ".join(r["synthetic"]) or "–",
-                          ", ".join(r["negatives"]) or "–")
+            table.add_row(Path(r["run"]).name, r["action"], r["reason"],
+                          ", ".join(Path(p).name for p in r["synthetic"]) or "–",
+                          ", ".join(Path(p).name for p in r["negatives"]) or "–")
         out.print(table)
         return
     failures = execute(spec, keep_going=keep_going)
