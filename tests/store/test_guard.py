@@ -34,14 +34,18 @@ def _alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split()[2] != "Z"
 
 
-def test_a_hanging_child_is_killed_and_reported(target, tmp_path):
-    pid_file = tmp_path / "pid"
-
-    def hang(_path):
+def _hang(pid_file: Path):
+    """Work that records its process id, then spins the way HDF5 does on a crafted heap."""
+    def work(_path):
         pid_file.write_text(str(os.getpid()))
         while True:
             pass
+    return work
 
+
+def test_a_hanging_child_is_killed_and_reported(target, tmp_path):
+    pid_file = tmp_path / "pid"
+    hang = _hang(pid_file)
     start = time.monotonic()
     with pytest.raises(StoreError, match=r"did not finish reading its metadata within 1.5 s"):
         guard.check_in_child(target, hang)
@@ -80,11 +84,7 @@ def test_work_runs_in_another_process_once_per_file_version(target, tmp_path):
 
 def test_interrupt_while_waiting_kills_the_child(target, tmp_path):
     pid_file = tmp_path / "pid"
-
-    def hang(_path):
-        pid_file.write_text(str(os.getpid()))
-        while True:
-            pass
+    hang = _hang(pid_file)
 
     def interrupt(_signum, _frame):
         raise KeyboardInterrupt
