@@ -259,7 +259,7 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
     plain = ViewMaker("none", settings.image_size, dc["mean"], dc["std"], channels_last=cl)
     optimizer = make_optimizer(list(net.parameters()), settings)
     amp = amp_dtype(settings.amp, env.device)
-    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+    scaler = torch.amp.GradScaler(env.device.type) if amp == torch.float16 else None
     sampler_gen = torch.Generator().manual_seed(settings.seed)
     aug_gen = torch.Generator().manual_seed(settings.seed + 1 + 1000 * env.rank)
     ctx = Context(env, data, views, plain, aug_gen, amp, settings)
