@@ -242,13 +242,10 @@ def _changed_probe(study: Study, r: PlannedRun, cache: dict[Path, str]) -> list[
 
     A probe without recorded settings (hand-made or older) counts as unchanged.
     """
-    from dsc.store import open_store
     from dsc.train.run_dir import settings_diff
 
-    try:
-        prov = json.loads((r.path / "probe" / "metrics.json").read_text()).get("provenance") or {}
-    except (OSError, ValueError, AttributeError):
-        return ["probe/metrics.json unreadable"]
+    metrics = json.loads((r.path / "probe" / "metrics.json").read_text())  # load_run has read it already
+    prov = metrics.get("provenance") if isinstance(metrics, dict) else None
     recorded = prov.get("settings") if isinstance(prov, dict) else None
     if not isinstance(recorded, dict):
         return []
@@ -256,24 +253,26 @@ def _changed_probe(study: Study, r: PlannedRun, cache: dict[Path, str]) -> list[
     changes = [c for c in settings_diff(recorded, wanted) if c.split(":", 1)[0] not in PROBE_RESULT_FREE]
     ood = (prov.get("inputs") or {}).get("ood")
     if isinstance(ood, list):
-        for path in study.spec.eval_ood:
-            if path not in cache:
-                cache[path] = open_store(path).fingerprint
         old = sorted(str(x.get("fingerprint", "")) for x in ood if isinstance(x, dict))
-        new = sorted(cache[p] for p in study.spec.eval_ood)
+        new = sorted(_fingerprint(p, cache) for p in study.spec.eval_ood)
         if old != new:
             changes.append(f"ood stores: {', '.join(old) or 'none'} -> {', '.join(new) or 'none'}")
     return changes
 
 
-def _changed_inputs(recorded: dict[str, Any], r: PlannedRun, cache: dict[Path, str]) -> list[str]:
-    """Inputs whose fingerprint differs from what the existing run recorded (data, synthetic, negatives)."""
+def _fingerprint(path: Path, cache: dict[Path, str]) -> str:
+    """A store's fingerprint, opened once per plan."""
     from dsc.store import open_store
 
+    if path not in cache:
+        cache[path] = open_store(path).fingerprint
+    return cache[path]
+
+
+def _changed_inputs(recorded: dict[str, Any], r: PlannedRun, cache: dict[Path, str]) -> list[str]:
+    """Inputs whose fingerprint differs from what the existing run recorded (data, synthetic, negatives)."""
     def fp(path: Path) -> str:
-        if path not in cache:
-            cache[path] = open_store(path).fingerprint
-        return cache[path]
+        return _fingerprint(path, cache)
 
     out = []
     data = recorded.get("data")
