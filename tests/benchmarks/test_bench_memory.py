@@ -3,26 +3,17 @@ and the synthetic inputs it builds are what the commands expect."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench_memory():
-    spec = importlib.util.spec_from_file_location("_bench_memory", ROOT / "benchmarks" / "bench_memory.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.benchmarks import load_script
 
 
 def test_peak_rss_of_a_child_reflects_its_allocation(tmp_path: Path) -> None:
-    bm = _bench_memory()
+    bm = load_script("bench_memory")
     small = bm.run_measured([sys.executable, "-c", "pass"], dict(os.environ), tmp_path)
     big = bm.run_measured([sys.executable, "-c", "x = bytearray(300 * 2**20); x[::4096] = b'1' * len(x[::4096])"],
                           dict(os.environ), tmp_path)
@@ -32,7 +23,7 @@ def test_peak_rss_of_a_child_reflects_its_allocation(tmp_path: Path) -> None:
 
 
 def test_synthetic_inputs(tmp_path: Path) -> None:
-    bm = _bench_memory()
+    bm = load_script("bench_memory")
     from dsc.store import open_store
 
     store = open_store(bm.make_store(tmp_path / "d.h5", 10, 3, 32))

@@ -3,7 +3,6 @@ the --dry-run path (tiny models on the CPU) through generation, fp32/bf16 finite
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -13,16 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
 
-
-def _gpu_check():
-    spec = importlib.util.spec_from_file_location("_gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _no_cuda() -> bool:
@@ -44,7 +38,7 @@ def test_shell_script_skips_cleanly_without_cuda(tmp_path: Path) -> None:
 
 
 def test_python_part_skips_without_cuda_and_modes_fit(tmp_path: Path) -> None:
-    gc = _gpu_check()
+    gc = load_script("gpu_check")
     quick, full = gc.parse(["--quick"]), gc.parse([])
     assert quick.batches == [1, 8] and full.batches == [1, 8, 16]
     assert quick.resolution == full.resolution == 512 and quick.image_size == 224
@@ -58,7 +52,7 @@ def test_python_part_skips_without_cuda_and_modes_fit(tmp_path: Path) -> None:
 
 
 def test_report_is_rewritten_after_every_step(tmp_path: Path) -> None:
-    gc = _gpu_check()
+    gc = load_script("gpu_check")
     report = gc.Report(tmp_path, "quick")
     assert json.loads(report.path.read_text())["status"] == "running"
     report.step("generate", {"dtypes": {}})

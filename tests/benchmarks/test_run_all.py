@@ -3,27 +3,20 @@ ratio, better}; skipped/missing results give no rows; unknown shapes fall back; 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.benchmarks import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"  # JSON written by each bench script (--quick, this repo's CPU machine)
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
-
-run_all = _load("run_all")
+run_all = load_script("run_all")
 
 
 def _rows(name: str) -> list[dict]:
