@@ -12,16 +12,13 @@ from dsc.probe import probe, train_linear
 from dsc.settings import ProbeSettings
 from dsc.store import open_store
 from tests.evaluate.fakes import CLASSES, make_data_store, make_run, make_synthetic_store
-
-pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
+from tests.threads import one_torch_thread
 
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.threads import one_torch_thread
+
 CLASSES = ["gear", "bolt", "brake_caliper"]
 RES = 32
 # fast generation settings shared by the tests
@@ -80,10 +82,5 @@ def tokens_dir(tmp_path_factory, tiny_components) -> Path:
 
 @pytest.fixture(autouse=True, scope="package")
 def _one_thread():
-    """Tiny models run fastest on one thread (two threads spin badly on a shared 2-core machine)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield

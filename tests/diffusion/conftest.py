@@ -7,17 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.threads import one_torch_thread
+
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, two spinning OpenMP threads make these tiny models
-    30x slower; results do not depend on it."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from dsc.diffusion.generate import (
 )
 from dsc.diffusion.schedulers import make_scheduler
 from dsc.errors import ConfigError
+from tests.threads import one_torch_thread
 
 RES = 64
 STEPS = 8
@@ -38,11 +39,8 @@ def _masks(n: int) -> np.ndarray:
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    """Tiny models run fastest on one thread (two threads spin badly on a shared 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.threads import one_torch_thread
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -51,10 +53,5 @@ def tiny_sd(dsc_cache) -> Path:
 
 @pytest.fixture
 def one_thread():
-    """One torch thread in this process too, so in-process reference runs compute as the launched ones."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield

@@ -8,7 +8,6 @@ import torchvision.transforms.v2.functional as F
 from dsc.evaluate.corruptions import CORRUPTIONS, corrupt
 
 # torchvision 0.29 deprecates its JPEG codec in favour of torchcodec; it still works
-pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
 
 
 def _smooth_images(n: int = 4, h: int = 48, w: int = 40) -> torch.Tensor:

@@ -8,8 +8,7 @@ import torch
 from tests.evaluate.fakes import make_data_store, make_run, make_synthetic_store
 
 pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-              pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")]
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 
 def test_corruptions_match_cpu():

@@ -14,8 +14,6 @@ from dsc.evaluate import (
 )
 from tests.evaluate.fakes import make_data_store, make_synthetic_store
 
-pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding:DeprecationWarning")
-
 
 @pytest.fixture
 def model():

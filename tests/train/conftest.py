@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dsc.store import Store, StoreWriter
+from tests.threads import one_torch_thread
 
 CLASSES = ["gear", "bolt", "spring"]
 
@@ -79,14 +80,8 @@ def make_synthetic(path: Path, data: Path, *, ood: bool, per_image: int = 2, see
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP spin-waiting across busy processes makes
-    multi-threaded steps of tiny models several times slower. Restored afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture
