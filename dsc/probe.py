@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dsc.arms import arm_label
 from dsc.errors import InputError, MismatchError
 from dsc.evaluate.features import extract_features, normalisation, resolve_device
 from dsc.evaluate.suite import (
@@ -434,7 +435,7 @@ def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence
                       "policy": run_info.get("synthetic_policy", run_settings.get("synthetic_policy"))
                       if normal_fps else None,
                       "ood_policy": run_info.get("ood_policy", run_settings.get("ood_policy")) if ood_fps else None,
-                      "label": "normal+ood" if ood_fps else ("normal" if normal_fps else "none"),
+                      "label": arm_label(normal_fps, ood_fps),
                       "probe_with_synthetic": settings.with_synthetic},
         "classes": classes,
         "val": {"top1": val_top1, "n": int(len(val_y))} if len(val_y) else {"n": 0},

@@ -117,6 +117,19 @@ def test_same_seed_same_metrics_and_seed_matters(world):
     assert a["test"] == b["test"] and a["val"] == b["val"] and a["selected_epoch"] == b["selected_epoch"]
 
 
+def test_negatives_only_run_is_the_ood_arm(tmp_path):
+    """A run trained with OOD negatives and no synthetic positives is labelled "ood", not "normal+ood"."""
+    data = make_data_store(tmp_path / "data.h5")
+    neg = make_synthetic_store(tmp_path / "neg.h5", data, ood=True)
+    run = make_run(tmp_path / "run", data)
+    info = json.loads((run / "run.json").read_text())
+    info["inputs"]["negatives"] = [{"path": str(neg.path), "fingerprint": neg.fingerprint}]
+    (run / "run.json").write_text(json.dumps(info))
+    m = probe(run, ProbeSettings(epochs=2, corruptions=False, device="cpu")).metrics
+    assert m["synthetic"]["label"] == "ood"
+    assert m["synthetic"]["normal"] == [] and m["synthetic"]["ood"] == [neg.fingerprint]
+
+
 def test_selection_uses_val_never_test(tmp_path):
     """Two stores that differ only in their test images: identical selection and classifier."""
     heads = []

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dsc.arms import arm_label
 from dsc.outputs import atomic_write_json
 from dsc.provenance import now
 from dsc.settings import BaselineSettings
@@ -134,7 +135,7 @@ def metrics_document(run_info: dict[str, Any], settings: BaselineSettings, *, va
     inputs = run_info["inputs"]
     synthetic = inputs.get("synthetic", [])
     negatives = inputs.get("negatives", [])
-    label = "normal+ood" if negatives else ("normal" if synthetic else "none")
+    label = arm_label(synthetic, negatives)
     doc: dict[str, Any] = {
         "schema": "dsc-metrics/1", "method": "ce", "run": Path(run_info.get("run_dir", "")).name or None,
         "seed": settings.seed, "backbone": settings.backbone,
