@@ -39,6 +39,7 @@ from dsc.evaluate.suite import (
 )
 from dsc.outputs import atomic_write_json, atomic_write_text, check_output
 from dsc.provenance import Timings, file_sha256, json_hash, now, provenance
+from dsc.report.runs import training_progress
 from dsc.settings import ProbeSettings
 from dsc.store import Store, StoreWriter, check_same_source, open_store
 
@@ -307,11 +308,13 @@ def _cat(sets: Sequence[FeatureSet]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def probe(run_dir: Path | str, settings: ProbeSettings | None = None, *, ood: Sequence[Path | str] = (),
           sources: dict[str, str] | None = None, force: bool = False,
-          recompute_features: bool = False) -> ProbeResult:
+          recompute_features: bool = False, allow_incomplete: bool = False) -> ProbeResult:
     """Run `dsc probe` on a pretrain run directory; writes RUN/embeddings.h5 and RUN/probe/metrics.json.
 
     ``force`` overwrites earlier probe results; cached features are still reused when they match the
     checkpoint, DATA.h5, image size and device type. ``recompute_features`` rebuilds them regardless.
+    A run whose training did not finish (run.json status other than "complete") is refused unless
+    ``allow_incomplete``; the metrics record the training's state either way (``training``).
     Under ``accelerate launch``/``torchrun`` the embedding pass is sharded over the processes (batches by
     rank, gathered); the main process writes embeddings.h5, trains the probe and evaluates, and every
     process returns its result.
@@ -327,7 +330,7 @@ def probe(run_dir: Path | str, settings: ProbeSettings | None = None, *, ood: Se
                 if D.is_main() and Path(run_dir).is_dir():
                     lock.acquire()
                 result = _probe(run_dir, settings, ood=ood, sources=sources, force=force,
-                                recompute_features=recompute_features)
+                                recompute_features=recompute_features, allow_incomplete=allow_incomplete)
         finally:
             lock.release()
         if result is None:  # another process's share of the embedding pass is done; the main one wrote the rest
@@ -338,7 +341,8 @@ def probe(run_dir: Path | str, settings: ProbeSettings | None = None, *, ood: Se
 
 
 def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence[Path | str],
-           sources: dict[str, str] | None, force: bool, recompute_features: bool) -> ProbeResult | None:
+           sources: dict[str, str] | None, force: bool, recompute_features: bool,
+           allow_incomplete: bool = False) -> ProbeResult | None:
     from dsc import distributed as D
     from dsc.train.checkpoint import checkpoint_dir, load_encoder, read_checkpoint_info
     from dsc.train.run_dir import read_run_info
@@ -351,9 +355,14 @@ def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence
     if run_info.get("command_name") not in (None, "pretrain"):
         raise InputError(f"{run_dir} is a {run_info.get('command_name')!r} run; `dsc probe` needs a pretrain run",
                          hint="baseline runs are evaluated by `dsc baseline` itself (RUN/metrics.json)")
-    if run_info.get("status") not in (None, "complete"):
-        log.warning("%s has status %r; probing its %r checkpoint anyway", run_dir, run_info.get("status"),
-                    settings.checkpoint)
+    progress = training_progress(run_dir, run_info, "pretrain")
+    if not progress.finished:
+        if not allow_incomplete:
+            raise InputError(f"{run_dir}: training {progress.reason()}",
+                             hint="or pass --allow-incomplete to probe its checkpoint anyway (`dsc report` then "
+                                  "marks the run as incomplete)")
+        log.warning("%s: training %s; probing its %r checkpoint anyway (--allow-incomplete)", run_dir,
+                    progress.describe(), settings.checkpoint)
     out_dir = run_dir / PROBE_DIR
     metrics_path = out_dir / "metrics.json"
     if D.is_main():  # (the main process holds RUN/probe.lock; the others write nothing there)
@@ -450,6 +459,7 @@ def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence
                           "evaluate": timings.get("evaluate", 0.0), "total": timings["total"],
                           **{f"evaluate_{k}": v for k, v in evaluation.get("timings", {}).items() if k != "evaluate"}}
     metrics["selected_epoch"] = epoch
+    metrics["training"] = progress.as_dict()
     metrics["checkpoint"] = {"which": settings.checkpoint, "epoch": ckpt.get("epoch"), "sha256_16": ckpt_hash}
     metrics["embeddings"] = {"path": str(emb_path), "reused": reused}
     metrics["provenance"] = provenance(settings.model_dump(mode="json"), sources=sources or {},
@@ -492,6 +502,10 @@ def render_probe(result: ProbeResult) -> None:
     for name, scores in (m.get("ood") or {}).items():
         for score, vals in scores.items():
             table.add_row(f"OOD {name} {score} AUROC / FPR95", f"{vals['auroc']:.4f} / {vals['fpr95']:.4f}")
+    training = m.get("training") or {}
+    if training.get("status") not in (None, "complete"):
+        done, total = training.get("epochs_done"), training.get("epochs")
+        table.add_row("training", f"[yellow]{training['status']} at epoch {done} of {total}[/]")
     t = m["timings"]
     table.add_row("time: features / probe / evaluate",
                   f"{t['features']:.1f}s / {t['probe']:.1f}s / {t['evaluate']:.1f}s")

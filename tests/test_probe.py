@@ -186,6 +186,38 @@ def test_bad_inputs(world, tmp_path):
         probe(run, FAST)
 
 
+def test_unfinished_training_is_refused_unless_allowed(world, run_dsc):
+    """An interrupted run is not probed silently: one-line refusal naming where it stopped and how to resume;
+    --allow-incomplete probes it and records the training's state, which `dsc report` marks."""
+    run = world["run"]
+    info = json.loads((run / "run.json").read_text())
+    info.update(status="interrupted", settings={**info["settings"], "epochs": 30},
+                command=f"dsc pretrain {world['data'].path} --output {run} --epochs 30")
+    (run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(InputError, match="interrupted at epoch 1 of 30") as exc:   # the fake's checkpoint: epoch 1
+        probe(run, FAST)
+    assert "--epochs 30 --resume`" in exc.value.message and "--allow-incomplete" in exc.value.hint
+    res = run_dsc("probe", run, "--epochs", "2", "--no-corruptions")
+    assert res.code == 1 and res.err.startswith("Error:") and "--allow-incomplete" in res.err, res
+    assert not (run / "probe" / "metrics.json").exists()
+    res = run_dsc("probe", run, "--epochs", "2", "--no-corruptions", "--allow-incomplete")
+    assert res.code == 0, res
+    assert "interrupted at epoch 1 of 30" in res.out
+    m = json.loads((run / "probe" / "metrics.json").read_text())
+    assert m["training"] == {"status": "interrupted", "epochs_done": 1, "epochs": 30}
+    from dsc.report.runs import load_run
+
+    assert "interrupted at epoch 1 of 30" in load_run(run).training_problem
+
+
+def test_finished_training_is_recorded(world):
+    m = probe(world["run"], FAST).metrics
+    assert m["training"] == {"status": "complete", "epochs_done": 1, "epochs": None}
+    from dsc.report.runs import load_run
+
+    assert load_run(world["run"]).training_problem is None
+
+
 def test_cli_errors_are_one_line(tmp_path, run_dsc):
     res = run_dsc("probe", tmp_path / "nope")
     assert res.code == 1 and res.err.startswith("Error:") and "Traceback" not in res.err

@@ -41,6 +41,9 @@ def probe(
     recompute_features: Annotated[bool, typer.Option(
         "--recompute-features", help="Recompute RUN/embeddings.h5 even when it matches the checkpoint and data.",
         rich_help_panel=P_RUN)] = False,
+    allow_incomplete: Annotated[bool, typer.Option(
+        "--allow-incomplete", help="Probe a run whose training did not finish (interrupted, failed); "
+        "`dsc report` marks it.", rich_help_panel=P_RUN)] = False,
     force: Force = False,
     json_: JsonFlag = False,
 ) -> None:
@@ -54,7 +57,7 @@ def probe(
 
     sources = {k.split(".", 1)[1]: v for k, v in resolved.sources.items() if k.startswith("probe.")}
     result = run_probe(run, resolved.section("probe"), ood=ood or [], sources=sources, force=force,
-                       recompute_features=recompute_features)
+                       recompute_features=recompute_features, allow_incomplete=allow_incomplete)
     if json_:
         print_json(result.metrics)
     else:

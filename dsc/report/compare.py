@@ -12,6 +12,7 @@ from typing import Any
 from dsc.errors import MismatchError
 from dsc.provenance import now
 from dsc.report import stats
+from dsc.report.caveats import mark_incomplete
 from dsc.report.group import Group, find_baseline, group_runs, mixed_data
 from dsc.report.runs import Run
 
@@ -93,6 +94,7 @@ def build_report(runs: list[Run], *, baseline: str | None = None, strict: bool =
         warnings.append(msg + "; their numbers are not comparable")
     groups = group_runs(runs)
     base = find_baseline(groups, baseline, runs) if groups else None
+    warnings += mark_incomplete(groups)   # after the baseline lookup, so `--baseline ce/none` still finds it
     metrics = metric_table(ood_score)
     if metric not in {m.key for m in metrics}:
         metric = "top1"

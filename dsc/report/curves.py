@@ -51,7 +51,9 @@ def curves_section(runs: list[Run], width: int = 30) -> Section | None:
             val_best = f"{100 * c['val'][best]:.1f} ({best + 1})"
         else:
             val_best = "–"
-        section.rows.append([Cell(run.name), Cell(str(c["epochs"])), Cell(loss_txt),
+        unfinished = not run.progress.finished or run.training_problem is not None
+        section.rows.append([Cell(run.name + (" (incomplete)" if unfinished else ""), "warn" if unfinished else None),
+                             Cell(str(c["epochs"])), Cell(loss_txt),
                              Cell(sparkline(c["loss"], width)), Cell(sparkline(c["val"], width), "good"),
                              Cell(val_best)])
     if not section.rows:
