@@ -4,11 +4,13 @@ The job: choose source images (one split, optional classes, seeded few-shot), pl
 (source row, variant, seed, strength, prompt), then generate in batches with ``dsc.diffusion.generate`` and
 append each batch to ``AUG.h5.partial`` (flushed), so ``--resume`` continues after Ctrl-C or ``kill -9``.
 The plan is a pure function of the settings and DATA.h5: image k is the same whatever the batch size
-or the number of interruptions (one generator per image, seeded from (seed, source index, variant)).
+or the number of interruptions (one generator per image, seeded from (seed, mode, OOD strategy, source
+index, variant), so a normal and an OOD store made with the same ``--seed`` never share an image).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,10 +28,11 @@ from dsc.settings import AugmentSettings
 log = logging.getLogger(__name__)
 
 #: The paper settings. ``--preset`` fills only values still at their default.
+#: An OOD preset never takes its normal strengths: DA-Fusion (normal strengths up to 1.0) has none for OOD.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "dafusion": {  # Trabucco et al.: strength drawn from {0.25, 0.5, 0.75, 1.0}, guidance 7.5, M = 10, 50 steps
-        mode: {"strength": [0.25, 0.5, 0.75, 1.0], "guidance": 7.5, "per_image": 10, "steps": 50,
-               "prompt_template": "a photo of a {token}", "mask_dilation": 16}
+        mode: {"guidance": 7.5, "per_image": 10, "steps": 50, "prompt_template": "a photo of a {token}",
+               "mask_dilation": 16, **({"strength": [0.25, 0.5, 0.75, 1.0]} if mode == "normal" else {})}
         for mode in ("normal", "ood")},
     "thesis": {  # the study: strength 0.2 (normal) / 0.5 (OOD), guidance 15, M = 4, 16 real images per class
         "normal": {"strength": [0.2], "guidance": 15.0, "per_image": 4, "examples_per_class": 16},
@@ -78,6 +81,7 @@ def effective_settings(settings: AugmentSettings, sources: dict[str, str] | None
     if values["strength"] is None:
         key = "normal" if values["mode"] == "normal" else values["ood_strategy"]
         values["strength"] = [DEFAULT_STRENGTH[key]]
+        _check_ood_strength(values)
     if values["mode"] == "ood" and values["ood_strategy"] == "inpaint-object":
         if sources.get("augment.mask", "default") != "default" and values["mask"] != "object":
             raise ConfigError(f"--ood-strategy inpaint-object edits the object; it cannot use --mask "
@@ -101,10 +105,41 @@ def effective_settings(settings: AugmentSettings, sources: dict[str, str] | None
     return out
 
 
+def _check_ood_strength(values: dict[str, Any]) -> None:
+    """OOD by ``strength`` means a stronger edit than the positives get, with the same prompt; refuse a
+    default OOD strength that the preset's (or the default) normal strengths reach (the user may set one)."""
+    if values["mode"] != "ood" or values["ood_strategy"] != "strength":
+        return
+    preset = values.get("preset")
+    normal = (PRESETS[preset]["normal"].get("strength") if preset else None) or [DEFAULT_STRENGTH["normal"]]
+    if min(values["strength"]) <= max(normal):
+        name = f"--preset {preset}" if preset else "the defaults"
+        raise ConfigError(
+            f"{name} with --mode ood --ood-strategy strength has no OOD strength of its own: the normal "
+            f"strengths ({', '.join(f'{x:g}' for x in normal)}) reach {max(normal):g}, so an OOD image would be "
+            "made like a positive",
+            hint="set --strength yourself, or use --ood-strategy blend, other-class or inpaint-object")
+
+
 # -------------------------------------------------------------------------------------------------- plan
-def image_seed(seed: int, source_index: int, variant: int) -> int:
-    """The seed of one synthetic image: a hash of (seed, source row, variant), 63 bits."""
-    state = np.random.SeedSequence([seed, source_index, variant]).generate_state(2, np.uint32)
+#: What ``image_seed`` hashes, in order (recorded in every synthetic store as ``seed_derivation``).
+SEED_INPUTS = ("base_seed", "mode", "ood_strategy", "source_index", "variant")
+
+
+def seed_role(mode: str, ood_strategy: str) -> str:
+    """The part of an image's seed that comes from its role: "normal", or "ood:<strategy>"."""
+    return "normal" if mode == "normal" else f"ood:{ood_strategy}"
+
+
+def image_seed(seed: int, mode: str, ood_strategy: str, source_index: int, variant: int) -> int:
+    """The seed of one synthetic image: a hash of (seed, mode, OOD strategy, source row, variant), 63 bits.
+
+    The mode and OOD strategy enter the hash, so stores of different roles made with the same ``--seed`` draw
+    other noise, strengths and partner classes for the same source image (they can never be copies). The OOD
+    strategy is ignored in normal mode.
+    """
+    role = int.from_bytes(hashlib.blake2b(seed_role(mode, ood_strategy).encode(), digest_size=8).digest(), "big")
+    state = np.random.SeedSequence([seed, role, source_index, variant]).generate_state(2, np.uint32)
     return int((int(state[0]) << 32 | int(state[1])) & ((1 << 63) - 1))
 
 
@@ -137,7 +172,7 @@ def plan_images(rows: np.ndarray, labels: np.ndarray, settings: AugmentSettings,
         label = int(labels[row])
         others = [c for c in class_ids if c != label]
         for v in range(settings.per_image):
-            seed = image_seed(settings.seed, row, v)
+            seed = image_seed(settings.seed, settings.mode, settings.ood_strategy, row, v)
             rng = np.random.default_rng(seed)  # strength and partner class: drawn from the image's own seed
             strength = float(strengths[rng.choice(len(strengths), p=probs)]) if len(strengths) > 1 else \
                 float(strengths[0])
@@ -390,6 +425,8 @@ class AugmentJob:
                 "mode": self.s.mode, "ood_strategy": self.s.ood_strategy if ood else "",
                 "strategy": self.s.strategy, "source_split": self.s.split,
                 "evaluation_only": self.s.split != "train", "plan_hash": self.plan_hash(),
+                "seed_derivation": {"function": "dsc.augment.image_seed", "inputs": list(SEED_INPUTS),
+                                    "base_seed": self.s.seed, "role": seed_role(self.s.mode, self.s.ood_strategy)},
                 "extra": {"tokens": self.plugin_info.get("tokens"), "host": prov["host"],
                           "scheduler": self.scheduler_label, "n_planned": len(self.plan)}}
 
@@ -405,7 +442,7 @@ COLUMNS: list[tuple[str, Any]] = [
     ("labels", np.int64), ("is_ood", np.bool_), ("source_label", np.int64), ("source_index", np.int64),
     ("variant", np.int32), ("other_label", np.int64), ("split", str), ("strategy", str), ("prompt", str),
     ("strength", np.float32), ("guidance", np.float32), ("steps", np.int32), ("scheduler", str),
-    ("seed", np.int64),
+    ("seed", np.int64), ("base_seed", np.int64), ("ood_strategy", str),
 ]
 
 
@@ -448,7 +485,8 @@ def _columns(job: AugmentJob, batch: list[Planned], images: np.ndarray, prompts:
         split=np.array([s.split] * n), strategy=np.array([s.strategy] * n), prompt=np.array(prompts),
         strength=np.array([p.strength for p in batch], dtype=np.float32),
         guidance=np.full(n, s.guidance, dtype=np.float32), steps=np.full(n, s.steps, dtype=np.int32),
-        scheduler=np.array([job.scheduler_label] * n), seed=np.array([p.seed for p in batch], dtype=np.int64))
+        scheduler=np.array([job.scheduler_label] * n), seed=np.array([p.seed for p in batch], dtype=np.int64),
+        base_seed=np.full(n, s.seed, dtype=np.int64), ood_strategy=np.array([s.ood_strategy if ood else ""] * n))
 
 
 #: what each rejection record holds (``/rejections/<name>``): enough to regenerate the image
@@ -514,7 +552,7 @@ def _assemble(job: AugmentJob, folder: Path, output: Path, force: bool, timings:
             for name in REJECTION_COLUMNS:
                 if f"rej_{name}" in cols:
                     rejections[name].append(cols.pop(f"rej_{name}"))
-            for name in ("split", "strategy", "prompt", "scheduler"):
+            for name in ("split", "strategy", "prompt", "scheduler", "ood_strategy"):
                 cols[name] = [str(x) for x in cols[name]]
             if len(cols["images"]):
                 writer.append(**cols)

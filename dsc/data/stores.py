@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from dsc.errors import InputError, ResourceError
-from dsc.store import Store, check_same_source, open_store
+from dsc.store import Overlap, Store, check_same_source, open_store
+from dsc.store.overlap import check_pairs
+from dsc.store.overlap import summary as overlap_summary
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +64,23 @@ class TrainingInputs:
     data: Store
     synthetic: list[Store]
     negatives: list[Store]
+    overlaps: list[Overlap] = field(default_factory=list)  # every (synthetic, negatives) pair, checked
 
     def record(self) -> dict[str, Any]:
-        """Paths and fingerprints, for run.json."""
+        """Paths and fingerprints, and what the negatives share with the positives (always 0 images), for
+        run.json."""
         def one(s: Store) -> dict[str, Any]:
             return {"path": str(s.path.resolve()), "fingerprint": s.fingerprint, "kind": s.kind, "n": len(s)}
-        return {"data": one(self.data), "synthetic": [one(s) for s in self.synthetic],
-                "negatives": [one(s) for s in self.negatives]}
+        out = {"data": one(self.data), "synthetic": [one(s) for s in self.synthetic],
+               "negatives": [one(s) for s in self.negatives]}
+        if self.synthetic and self.negatives:
+            out["overlap"] = overlap_summary(self.overlaps)
+        return out
 
 
 def open_inputs(data: Path, synthetic: Sequence[Path] = (), negatives: Sequence[Path] = ()) -> TrainingInputs:
-    """Open DATA.h5 and the synthetic/negative stores; refuse foreign or evaluation-only stores."""
+    """Open DATA.h5 and the synthetic/negative stores; refuse foreign or evaluation-only stores, and negatives
+    that share an image with the positives (``dsc.store.overlap``)."""
     store = open_store(data, kind="data")
     if not store.has("labels") or not store.has("images"):
         raise InputError(f"{data} has no images/labels", hint="make DATA.h5 with `dsc subset`")
@@ -84,7 +92,14 @@ def open_inputs(data: Path, synthetic: Sequence[Path] = (), negatives: Sequence[
             check_same_source(store, other, training=True)
             opened.append(other)
         others.append(opened)
-    return TrainingInputs(store, *others)
+    overlaps = check_pairs(*others)
+    bad = [o for o in overlaps if o.shared]
+    if bad:
+        raise InputError("; ".join(o.message() for o in bad), hint=bad[0].hint())
+    for o in overlaps:
+        if o.same_conditions:
+            log.warning("%s", o.conditions_warning())
+    return TrainingInputs(store, *others, overlaps=overlaps)
 
 
 def resize_images(images: np.ndarray, size: int) -> torch.Tensor:

@@ -36,10 +36,10 @@ MAX_ATTRS = 512
 MAX_ATTR_BYTES = 4 * 2**20       # one root attribute
 
 INT_COLUMNS = ("labels", "source_label", "source_index", "other_label", "holdout_label", "row", "variant",
-               "steps", "seed")
+               "steps", "seed", "base_seed")
 BOOL_COLUMNS = ("holdout", "is_ood")
 FLOAT_COLUMNS = ("strength", "guidance")
-STR_COLUMNS = ("split", "group", "source", "meta", "strategy", "prompt", "scheduler", "set")
+STR_COLUMNS = ("split", "group", "source", "meta", "strategy", "prompt", "scheduler", "set", "ood_strategy")
 #: JSON attributes holding a list (the other ``JSON_ATTRS`` hold an object).
 JSON_LIST_ATTRS = ("class_info",)
 

@@ -47,8 +47,8 @@ def full_run(data_h5, tmp_path_factory) -> Path:
 
 def test_seeds_and_strengths_are_per_image(full_run):
     aug = Store(full_run)
-    seeds = [image_seed(0, int(s), int(v)) for s, v in zip(aug.column("source_index"), aug.column("variant"),
-                                                           strict=True)]
+    seeds = [image_seed(0, "normal", "", int(s), int(v))
+             for s, v in zip(aug.column("source_index"), aug.column("variant"), strict=True)]
     assert aug.column("seed").tolist() == seeds
     assert len(set(aug.column("strength").tolist())) > 1  # drawn per image from the list
 
