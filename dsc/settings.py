@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from dsc.errors import ConfigError
@@ -142,7 +142,12 @@ class TrainSettings(Section):
     checkpoint: Path | None = None
     image_size: int = Field(default=224, ge=8)
     batch_size: int = Field(default=256, ge=2)
-    epochs: int = Field(default=100, ge=1)
+    epochs: int = Field(default=100, ge=1, description="passes over the positives; with steps or images: the "
+                        "number of evaluation rounds")
+    steps: int | None = Field(default=None, ge=1, description="training budget in optimizer steps (instead of "
+                              "epochs)")
+    images: int | None = Field(default=None, ge=1, description="training budget in images drawn into batches "
+                               "(instead of epochs)")
     lr: float = Field(default=0.05, gt=0)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     momentum: float = 0.9
@@ -160,6 +165,17 @@ class TrainSettings(Section):
     negatives_fraction: float | None = Field(default=None, gt=0, lt=1,
                                              description="share of each batch drawn from --negatives; "
                                              "default: their share of all training images")
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> TrainSettings:
+        if self.steps is not None and self.images is not None:
+            raise ValueError("set one training budget: steps or images (or neither, for epochs)")
+        return self
+
+    @property
+    def budget(self) -> str:
+        """The unit of the training budget: "epochs", "steps" or "images" (docs/training.md)."""
+        return "steps" if self.steps is not None else "images" if self.images is not None else "epochs"
 
 
 class PretrainSettings(TrainSettings):
@@ -205,10 +221,13 @@ class ReportSettings(Section):
     per_class: bool = False
     strict: bool = Field(default=False, description="refuse runs made from different DATA.h5 stores")
     curves: bool = True
-    metric: Literal["top1", "macro_f1", "ece", "corruption_top1", "ood_auroc"] = "top1"
+    primary_metric: Literal["top1", "macro_f1", "ece", "corruption_top1", "ood_auroc", "ood_fpr95",
+                            "synthetic_ood_auroc", "synthetic_ood_fpr95"] = Field(
+        default="top1", description="the one metric whose comparisons with the baseline are Holm-corrected and "
+        "marked; every other metric is secondary")
     ood_score: Literal["msp", "energy", "knn"] = "msp"
-    alpha: float = Field(default=0.05, gt=0, lt=1, description="significance level of the paired test")
-    bootstrap: int = Field(default=10000, ge=100, description="bootstrap resamples for the interval")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="significance level of the tests; intervals "
+                         "cover 1 - alpha")
     top_confused: int = Field(default=5, ge=0)
     min_confidence: float = Field(default=0.5, ge=0, le=1, description="confidence filter threshold")
     near_copy_ratio: float = Field(default=0.25, gt=0, description="near-copy: NN distance below this "

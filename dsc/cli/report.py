@@ -26,9 +26,10 @@ def report(
         "--strict/--no-strict", help="Refuse runs made from different DATA.h5 stores.", show_default=False)] = None,
     curves: Annotated[bool | None, typer.Option(
         "--curves/--no-curves", help="Training curves from metrics.jsonl (default: on).", show_default=False)] = None,
-    metric: Annotated[str | None, typer.Option(
-        "--metric", help="Metric of the delta column: top1, macro_f1, ece, corruption_top1, ood_auroc.",
-        show_default=False)] = None,
+    primary_metric: Annotated[str | None, typer.Option(
+        "--primary-metric", "--metric", help="The one metric tested against the baseline (Holm-corrected, Δ "
+        "column): top1 (default), macro_f1, ece, corruption_top1, ood_auroc, ood_fpr95, synthetic_ood_auroc, "
+        "synthetic_ood_fpr95; the others are secondary.", show_default=False)] = None,
     ood_score: Annotated[str | None, typer.Option(
         "--ood-score", help="OOD score shown: msp, energy or knn (default msp).", show_default=False)] = None,
     json_: JsonFlag = False,
@@ -67,14 +68,14 @@ def report(
         rich_help_panel=_P, show_default=False)] = None,
     force: Force = False,
 ) -> None:
-    """Compare runs across seeds (mean ± std, deltas with paired tests), assess synthetic data, draw pictures."""
+    """Compare runs across seeds (mean ± std, t-intervals, Holm-corrected tests), assess synthetic data, pictures."""
     from dsc.console import out
     from dsc.errors import InputError
     from dsc.outputs import check_output
     from dsc.report.table import render
 
     settings = resolve("report", baseline=baseline, per_class=per_class, strict=strict, curves=curves,
-                       metric=metric, ood_score=ood_score, min_confidence=min_confidence,
+                       primary_metric=primary_metric, ood_score=ood_score, min_confidence=min_confidence,
                        features=features).section("report")
     if not runs and not synthetic and samples is None:
         raise InputError("nothing to report: no RUN given",

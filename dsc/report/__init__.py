@@ -37,8 +37,8 @@ def make_report(paths: list[Path], settings: Any, *, per_class: bool | None = No
 
     runs = discover(paths)
     report, groups = build_report(runs, baseline=settings.baseline, strict=settings.strict,
-                                  metric=settings.metric, ood_score=settings.ood_score, alpha=settings.alpha,
-                                  resamples=settings.bootstrap, seed=settings.seed)
+                                  primary_metric=settings.primary_metric, ood_score=settings.ood_score,
+                                  alpha=settings.alpha)
     sections: list[Section] = []
     if groups:
         sections.append(main_section(report))
@@ -68,10 +68,10 @@ def attach_findings(report: dict[str, Any], groups: list[Group], sections: list[
 
     if "alpha" not in report:   # a quality-only report
         report.update(alpha=settings.alpha, ood_score=settings.ood_score, configurations=[], baseline=None)
-    rows = findings(report, groups, resamples=settings.bootstrap, seed=settings.seed)
+    rows = findings(report, groups)
     report["findings"] = rows
     sections = [s for s in sections if not s.title.startswith("Findings")]
-    sec = findings_section(rows)
+    sec = findings_section(rows, level=1.0 - report["alpha"])
     if sec is not None:
         at = 1 if sections and sections[0].title == "Comparison" else 0
         sections.insert(at, sec)

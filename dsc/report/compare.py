@@ -9,11 +9,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dsc.errors import MismatchError
+from dsc.errors import ConfigError, MismatchError
 from dsc.provenance import now
 from dsc.report import stats
 from dsc.report.caveats import mark_incomplete
-from dsc.report.group import Group, find_baseline, group_runs, mixed_data
+from dsc.report.group import Group, arm_pairs, find_baseline, group_runs, mixed_data, relabelled
 from dsc.report.runs import Run
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,10 @@ class Metric:
     label: str
     higher_is_better: bool
     getter: Callable[[dict], float | None]
+
+
+#: Validation top-1 (baseline: the selected epoch's; SupCon: the probe's), used only to select.
+VAL_TOP1: Callable[[dict], float | None] = lambda m: _get(m, "val", "top1")  # noqa: E731
 
 
 def metric_table(ood_score: str = "msp") -> list[Metric]:
@@ -80,10 +84,40 @@ def relative_corruption_error(group: Group, baseline: Group) -> float | None:
     return stats.mean(ratios) if ratios else None
 
 
+def _test(a: dict[int, float], b: dict[int, float], m: Metric, level: float) -> dict[str, Any]:
+    d = stats.compare(a, b, level=level).as_dict()
+    d["better"] = None if d["delta"] is None or d["delta"] == 0 else ((d["delta"] > 0) == m.higher_is_better)
+    return d
+
+
+def _judge(d: dict[str, Any], *, primary: bool, alpha: float) -> None:
+    """Add the role, the Holm-adjusted p's mark (primary, n >= MIN_SEEDS only) and a one-word verdict:
+    untested | exploratory | secondary | tested."""
+    d["role"] = "primary" if primary else "secondary"
+    if d["p"] is None:
+        d["verdict"] = "untested"
+    elif d["exploratory"]:
+        d["verdict"] = "exploratory"
+    else:
+        d["verdict"] = "tested" if primary else "secondary"
+    d["mark"] = stats.mark(d.get("p_holm"), alpha, d["n"]) if primary else ""
+
+
+def _holm_family(tests: list[dict[str, Any]]) -> None:
+    """Holm-adjust, in place, one family of primary-metric comparisons (``p_holm``)."""
+    for d, adj in zip(tests, stats.holm([d["p"] for d in tests]), strict=True):
+        d["p_holm"] = adj
+
+
 def build_report(runs: list[Run], *, baseline: str | None = None, strict: bool = False,
-                 metric: str = "top1", ood_score: str = "msp", alpha: float = 0.05,
-                 resamples: int = 10000, seed: int = 0) -> tuple[dict[str, Any], list[Group]]:
-    """Group, summarise and compare runs. Returns the report dict and the groups."""
+                 primary_metric: str = "top1", ood_score: str = "msp", alpha: float = 0.05
+                 ) -> tuple[dict[str, Any], list[Group]]:
+    """Group, summarise and compare runs. Returns the report dict and the groups.
+
+    Every comparison has a t-interval at level 1 - alpha. The primary metric's comparisons (each
+    configuration against the baseline, and the arm pairs the Findings ask about) form one family whose
+    p-values are Holm-adjusted; the other metrics are secondary (unadjusted p, never marked). With fewer
+    than ``stats.MIN_SEEDS`` seeds a comparison is exploratory and never marked."""
     warnings: list[str] = []
     mixed = mixed_data(runs)
     if mixed:
@@ -92,12 +126,17 @@ def build_report(runs: list[Run], *, baseline: str | None = None, strict: bool =
         if strict:
             raise MismatchError(msg, hint="compare runs made from one DATA.h5, or drop --strict")
         warnings.append(msg + "; their numbers are not comparable")
+    warnings += [w for w in (relabelled(r) for r in runs if r.complete) if w]
     groups = group_runs(runs)
     base = find_baseline(groups, baseline, runs) if groups else None
     warnings += mark_incomplete(groups)   # after the baseline lookup, so `--baseline ce/none` still finds it
     metrics = metric_table(ood_score)
-    if metric not in {m.key for m in metrics}:
-        metric = "top1"
+    by_key = {m.key: m for m in metrics}
+    if primary_metric not in by_key:
+        raise ConfigError(f"unknown primary metric {primary_metric!r}", hint=f"use one of: {', '.join(by_key)}")
+    primary = by_key[primary_metric]
+    level = 1.0 - alpha
+    family: dict[tuple[str, str], dict[str, Any]] = {}   # (treated, reference) -> primary-metric test
     configs = []
     for g in groups:
         entry: dict[str, Any] = {
@@ -107,6 +146,9 @@ def build_report(runs: list[Run], *, baseline: str | None = None, strict: bool =
             "seeds": g.seeds, "n": len(g.runs), "runs": [str(r.path) for r in g.runs],
             "metrics": {}, "deltas": {}, "notes": list(g.notes),
         }
+        val = g.values(VAL_TOP1)
+        if val:
+            entry["val"] = {"top1": stats.summary(list(val.values())) | {"seeds": list(val)}}
         for m in metrics:
             vals = g.values(m.getter)
             if vals:
@@ -115,12 +157,9 @@ def build_report(runs: list[Run], *, baseline: str | None = None, strict: bool =
             for m in metrics:
                 a, b = g.values(m.getter), base.values(m.getter)
                 if a and b:
-                    res = stats.compare(a, b, resamples=resamples, seed=seed)
-                    d = res.as_dict()
-                    d["mark"] = stats.mark(d["p"], alpha)
-                    d["better"] = None if d["delta"] is None or d["delta"] == 0 else (
-                        (d["delta"] > 0) == m.higher_is_better)
-                    entry["deltas"][m.key] = d
+                    entry["deltas"][m.key] = _test(a, b, m, level)
+            if primary.key in entry["deltas"]:
+                family[(g.name, base.name)] = entry["deltas"][primary.key]
             mce = relative_corruption_error(g, base)
             if mce is not None:
                 entry["relative_corruption_error"] = mce
@@ -130,6 +169,22 @@ def build_report(runs: list[Run], *, baseline: str | None = None, strict: bool =
                 timings.setdefault(stage, []).append(sec)
         entry["timings"] = {k: stats.mean(v) for k, v in timings.items()}
         configs.append(entry)
+    arms = []
+    for kind, a, b in arm_pairs(groups):
+        va, vb = a.values(primary.getter), b.values(primary.getter)
+        if not va or not vb:
+            continue
+        d = family.setdefault((a.name, b.name), _test(va, vb, primary, level))
+        arms.append({"kind": kind, "treated": a.name, "reference": b.name, "metric": primary.key, **d})
+    _holm_family(list(family.values()))
+    for d in family.values():
+        _judge(d, primary=True, alpha=alpha)
+    for entry in configs:
+        for key, d in entry["deltas"].items():
+            if key != primary.key:
+                _judge(d, primary=False, alpha=alpha)
+    for arm in arms:   # copies of their family entries, now adjusted
+        arm.update(family[(arm["treated"], arm["reference"])])
     best: dict[str, list[str]] = {}
     for m in metrics:
         scored = [(c["metrics"][m.key]["mean"], c["name"]) for c in configs if m.key in c["metrics"]]
@@ -139,13 +194,30 @@ def build_report(runs: list[Run], *, baseline: str | None = None, strict: bool =
             if len(winners) < len(scored):   # a column where all configurations tie has no best
                 best[m.key] = winners
     report = {
-        "schema": REPORT_SCHEMA, "created": now(), "metric": metric, "ood_score": ood_score, "alpha": alpha,
+        "schema": REPORT_SCHEMA, "created": now(), "metric": primary.key, "primary_metric": primary.key,
+        "ood_score": ood_score, "alpha": alpha,
+        "statistics": {"interval": "student-t", "level": level, "min_seeds": stats.MIN_SEEDS,
+                       "multiplicity": "holm", "family_size": sum(d["p"] is not None for d in family.values())},
         "baseline": base.name if base else None,
-        "metrics": [{"key": m.key, "label": m.label, "higher_is_better": m.higher_is_better} for m in metrics],
-        "configurations": configs, "best": best, "warnings": warnings,
+        "metrics": [{"key": m.key, "label": m.label, "higher_is_better": m.higher_is_better,
+                     "role": "primary" if m is primary else "secondary"} for m in metrics],
+        "configurations": configs, "best": best, "arm_comparisons": arms,
+        "selection": select_on_validation(configs), "warnings": warnings,
         "incomplete": [{"run": r.name, "path": str(r.path), "reason": r.problem or "incomplete"}
                        for r in runs if not r.complete],
     }
     for w in warnings:
         log.warning(w)
     return report, groups
+
+
+def select_on_validation(configs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The configuration with the best mean validation top-1 (ties: the first), or None without val numbers.
+    Test numbers never take part in the choice."""
+    scored = [(c["val"]["top1"]["mean"], i) for i, c in enumerate(configs)
+              if (c.get("val") or {}).get("top1", {}).get("mean") is not None]
+    if not scored:
+        return None
+    top = max(v for v, _ in scored)
+    i = next(i for v, i in scored if v == top)
+    return {"name": configs[i]["name"], "by": "val.top1", "val_top1": top}

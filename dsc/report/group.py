@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from dsc.arms import arm_label
 from dsc.errors import InputError
 from dsc.provenance import json_hash
 from dsc.report.runs import Run
@@ -26,14 +27,26 @@ def method_of(run: Run) -> str:
 
 
 def synthetic_of(run: Run) -> dict[str, Any]:
-    """The run's synthetic-data description, normalised (label, policy, ood_policy, fingerprints)."""
+    """The run's synthetic-data description, normalised (label, policy, ood_policy, fingerprints).
+
+    The label (the arm) is derived from the store fingerprints the run used; the recorded label only
+    counts when a run lists no fingerprints at all (older dsc wrote ``normal+ood`` for negatives only)."""
     syn = (run.metrics or {}).get("synthetic") or {}
     normal = sorted(str(x) for x in syn.get("normal") or [])
     ood = sorted(str(x) for x in syn.get("ood") or [])
-    label = syn.get("label") or ("normal+ood" if normal and ood else "normal" if normal else
-                                 "ood" if ood else "none")
+    label = arm_label(normal, ood) if normal or ood else (syn.get("label") or "none")
     return {"label": str(label), "policy": syn.get("policy") if normal else None,
             "ood_policy": syn.get("ood_policy") if ood else None, "normal": normal, "ood": ood}
+
+
+def relabelled(run: Run) -> str | None:
+    """A warning when the run's recorded arm label disagrees with the data it used (None when it agrees)."""
+    recorded = ((run.metrics or {}).get("synthetic") or {}).get("label")
+    derived = synthetic_of(run)["label"]
+    if recorded and recorded != derived:
+        return (f"{run.path} records the arm {recorded!r} but trained on "
+                f"{'no normal synthetic data' if derived == 'ood' else derived + ' data'}; shown as {derived!r}")
+    return None
 
 
 def _settings_key(run: Run) -> dict[str, Any]:
@@ -77,7 +90,8 @@ class Group:
         return f"{text} ({', '.join(policies)})" if policies else text
 
     def values(self, getter) -> dict[int, float]:
-        """Per-seed values of a metric (runs without the metric are left out; seedless runs get -1, -2...)."""
+        """Per-seed values of a metric (runs without the metric are left out; seedless runs get -1, -2...).
+        Seeds are unique within a group (``group_runs`` refuses repeats), so no run is dropped here."""
         out: dict[int, float] = {}
         for i, run in enumerate(self.runs):
             v = getter(run.metrics or {})
@@ -127,10 +141,22 @@ def group_runs(runs: list[Run]) -> list[Group]:
                     if extra:
                         g.name = f"{g.name}[{extra}]" if "[" not in g.name else g.name[:-1] + f",{extra}]"
     for g in ordered:
-        seeds = [s for s in g.seeds if s is not None]
-        if len(seeds) != len(set(seeds)):
-            g.notes.append("several runs share a seed; each counts as a separate sample")
+        _refuse_shared_seeds(g)
     return ordered
+
+
+def _refuse_shared_seeds(g: Group) -> None:
+    """Two runs of one configuration with the same seed cannot both be paired by seed: refuse, naming both."""
+    first: dict[int, Run] = {}
+    for run in g.runs:
+        if run.seed is None:
+            continue
+        if run.seed in first:
+            raise InputError(f"runs {first[run.seed].path} and {run.path} are both seed {run.seed} of "
+                             f"configuration {g.name}; the comparison pairs runs by seed",
+                             hint="report only one of them (move the other out of the folders given), or "
+                             "give repeated runs different seeds")
+        first[run.seed] = run
 
 
 def find_baseline(groups: list[Group], spec: str | None, runs: list[Run] | None = None) -> Group | None:
@@ -173,3 +199,25 @@ def mixed_data(runs: list[Run]) -> dict[str, list[str]]:
         if r.complete:
             by_fp.setdefault(r.data_fingerprint or "unknown", []).append(str(r.path))
     return by_fp if len(by_fp) > 1 else {}
+
+
+#: The arm comparisons the Findings make, as (kind, treated arm, reference arm). "both" (normal+OOD vs
+#: none) is asked only where a family has no normal arm to separate the two effects.
+ARM_PAIRS = (("positives", "normal", "none"), ("negatives", "normal+ood", "normal"),
+             ("negatives-only", "ood", "none"), ("both", "normal+ood", "none"))
+
+
+def arm_pairs(groups: list[Group]) -> list[tuple[str, Group, Group]]:
+    """(kind, treated, reference) for every arm comparison between configurations of one method, backbone
+    and DATA.h5 (a family); with several configurations of one arm in a family, every pairing is listed."""
+    families: dict[tuple, dict[str, list[Group]]] = {}
+    for g in groups:
+        fam = (g.method, str(g.backbone), g.runs[0].data_fingerprint if g.runs else None)
+        families.setdefault(fam, {}).setdefault(g.synthetic["label"], []).append(g)
+    out: list[tuple[str, Group, Group]] = []
+    for arms in families.values():
+        for kind, treated, reference in ARM_PAIRS:
+            if kind == "both" and arms.get("normal"):
+                continue
+            out += [(kind, a, b) for a in arms.get(treated, []) for b in arms.get(reference, [])]
+    return out

@@ -1,7 +1,11 @@
-"""Statistics over seeds: mean, sample std, paired t-test, Welch t-test, bootstrap interval, marks.
+"""Statistics over seeds: mean, sample std, paired and Welch t-tests with their t-intervals, Holm's
+correction and the marks the report prints.
 
-The Student t distribution is computed here from the regularised incomplete beta function (continued
-fraction, evaluated with the modified Lentz method), so the report needs no scipy at run time.
+Intervals are Student t intervals (exact coverage for normal differences at any n >= 2; a bootstrap
+percentile interval covers the truth about half the time with two seeds). Comparisons with fewer than
+``MIN_SEEDS`` seeds are exploratory: no significance marks. The Student t distribution is computed here
+from the regularised incomplete beta function (continued fraction, modified Lentz method), so the report
+needs no scipy at run time.
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ def t_cdf(t: float, df: float) -> float:
 
 def t_ppf(q: float, df: float) -> float:
     """Quantile of Student's t (bisection on the CDF; accurate to ~1e-10)."""
-    lo, hi = -1e3, 1e3
+    lo, hi = -1e4, 1e4
     for _ in range(200):
         mid = (lo + hi) / 2.0
         if t_cdf(mid, df) < q:
@@ -93,6 +97,10 @@ def t_ppf(q: float, df: float) -> float:
         else:
             hi = mid
     return (lo + hi) / 2.0
+
+
+#: Fewer seeds than this: a comparison is exploratory (shown with its interval and n, never marked).
+MIN_SEEDS = 5
 
 
 @dataclass
@@ -105,10 +113,17 @@ class TestResult:
     t: float = math.nan
     df: float = math.nan
     p: float = math.nan
-    ci: tuple[float, float] | None = None   # bootstrap percentile interval of the mean difference
+    ci: tuple[float, float] | None = None   # t-interval of the mean difference at ``level``
+    level: float = 0.95
+
+    @property
+    def exploratory(self) -> bool:
+        """Too few seeds (< MIN_SEEDS) for a significance claim."""
+        return self.n < MIN_SEEDS
 
     def as_dict(self) -> dict:
         d = asdict(self)
+        d["exploratory"] = self.exploratory
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
@@ -140,21 +155,39 @@ def welch_ttest(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, f
     return t, df, t_sf_two_sided(t, df)
 
 
-def bootstrap_ci(diffs: Sequence[float], *, resamples: int = 10000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of the mean of ``diffs`` (None for fewer than two values)."""
-    x = np.asarray(diffs, dtype=np.float64)
-    if x.size < 2:
+def t_interval(samples: np.ndarray | Sequence[float], level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Student t interval of the mean along the last axis: mean ± t_{(1+level)/2, n-1} · sd / √n.
+
+    Vectorised: ``samples`` of shape (..., n) gives bounds of shape (...). Needs n >= 2.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    n = x.shape[-1]
+    if n < 2:
+        raise ValueError("a t-interval needs at least two values")
+    half = t_ppf(1 - (1 - level) / 2, n - 1) * x.std(axis=-1, ddof=1) / math.sqrt(n)
+    m = x.mean(axis=-1)
+    return m - half, m + half
+
+
+def paired_t_interval(diffs: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
+    """Interval of the mean paired difference (None for fewer than two pairs)."""
+    if len(diffs) < 2:
         return None
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(resamples, x.size))
-    means = x[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    lo, hi = t_interval(diffs, level)
     return float(lo), float(hi)
 
 
-def compare(values: dict[int, float], baseline: dict[int, float], *, resamples: int = 10000,
-            seed: int = 0) -> TestResult:
+def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
+    """Welch interval of mean(a) - mean(b) (None when either side has fewer than two values)."""
+    t, df, _ = welch_ttest(a, b)
+    d = mean(a) - mean(b)
+    if math.isnan(df):
+        return (d, d) if len(a) >= 2 and len(b) >= 2 else None   # no variance at all
+    half = t_ppf(1 - (1 - level) / 2, df) * math.sqrt(std(a) ** 2 / len(a) + std(b) ** 2 / len(b))
+    return d - half, d + half
+
+
+def compare(values: dict[int, float], baseline: dict[int, float], *, level: float = 0.95) -> TestResult:
     """Compare per-seed values with the baseline's: paired over shared seeds when there are two or more,
     else Welch's test over all seeds, else only the difference of means."""
     shared = sorted(set(values) & set(baseline))
@@ -163,19 +196,35 @@ def compare(values: dict[int, float], baseline: dict[int, float], *, resamples: 
         b = [baseline[s] for s in shared]
         t, df, p = paired_ttest(a, b)
         diffs = [x - y for x, y in zip(a, b, strict=True)]
-        return TestResult("paired-t", mean(diffs), len(shared), t, df, p,
-                          bootstrap_ci(diffs, resamples=resamples, seed=seed))
+        return TestResult("paired-t", mean(diffs), len(shared), t, df, p, paired_t_interval(diffs, level), level)
     a, b = list(values.values()), list(baseline.values())
     if not a or not b:
-        return TestResult("none", math.nan, 0)
+        return TestResult("none", math.nan, 0, level=level)
     t, df, p = welch_ttest(a, b)
     test = "none" if math.isnan(p) else "welch-t"
-    return TestResult(test, mean(a) - mean(b), min(len(a), len(b)), t, df, p)
+    return TestResult(test, mean(a) - mean(b), min(len(a), len(b)), t, df, p,
+                      welch_interval(a, b, level) if test != "none" else None, level)
 
 
-def mark(p: float | None, alpha: float = 0.05) -> str:
-    """Significance mark: *** p<0.001, ** p<0.01, * p<alpha, n.s. otherwise, "" when untested."""
-    if p is None or math.isnan(p):
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (None / nan entries are not tests: None back).
+
+    The k-th smallest of m p-values becomes max_{j<=k} min(1, (m - j + 1) p_(j)); rejecting adjusted p < α
+    controls the family-wise error rate at α.
+    """
+    tested = [(p, i) for i, p in enumerate(pvalues) if p is not None and not math.isnan(p)]
+    out: list[float | None] = [None] * len(pvalues)
+    m, running = len(tested), 0.0
+    for rank, (p, i) in enumerate(sorted(tested)):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+def mark(p: float | None, alpha: float = 0.05, n: int | None = None) -> str:
+    """Significance mark: *** p<0.001, ** p<0.01, * p<alpha, n.s. otherwise; "" when untested or when
+    ``n`` seeds are too few (< MIN_SEEDS) for a significance claim."""
+    if p is None or math.isnan(p) or (n is not None and n < MIN_SEEDS):
         return ""
     if p < 0.001 and alpha >= 0.001:
         return "***"

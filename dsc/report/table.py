@@ -63,19 +63,24 @@ def mean_std(summary: dict[str, Any] | None) -> str:
 
 
 def delta_text(d: dict[str, Any] | None) -> Cell:
-    """"+2.3 [-0.4, +4.9] p=0.041 *" (percentage points, bootstrap interval, test, mark)."""
+    """"+2.3 [-0.4, +4.9] exploratory (n=3)" or "+2.3 [+0.4, +4.2] n=6 p_Holm=0.012 *" (percentage points,
+    t-interval, then the comparison's status: untested, exploratory, secondary or Holm-adjusted test)."""
     if not d or d.get("delta") is None:
         return Cell("–", "dim")
     parts = [f"{100 * d['delta']:+.1f}"]
     if d.get("ci"):
         lo, hi = d["ci"]
         parts.append(f"[{100 * lo:+.1f}, {100 * hi:+.1f}]")
-    if d.get("p") is not None:
-        parts.append(f"p={d['p']:.3f}" if d["p"] >= 0.001 else "p<0.001")
-        if d.get("test") == "welch-t":
-            parts[-1] += " (unpaired)"
-    else:
+    verdict = d.get("verdict") or ("untested" if d.get("p") is None else "exploratory")
+    unpaired = " (unpaired)" if d.get("test") == "welch-t" else ""
+    if verdict == "untested":
         parts.append(f"(n={d.get('n', 0)}, untested)")
+    elif verdict == "exploratory":
+        parts.append(f"exploratory (n={d['n']}){unpaired}")
+    elif verdict == "secondary":
+        parts.append(f"n={d['n']} p={_p(d['p'])} secondary{unpaired}")
+    else:
+        parts.append(f"n={d['n']} p_Holm={_p(d['p_holm'])}{unpaired}")
     mark = d.get("mark") or ""
     if mark:
         parts.append(mark)
@@ -85,28 +90,40 @@ def delta_text(d: dict[str, Any] | None) -> Cell:
     return Cell(" ".join(parts), style)
 
 
+def _p(p: float) -> str:
+    return f"{p:.3f}" if p >= 0.001 else "<0.001"
+
+
 def main_section(report: dict[str, Any]) -> Section:
-    """One row per configuration: what it is, its metrics (mean ± std over seeds), delta, time."""
+    """One row per configuration: what it is, its metrics (mean ± std over seeds), validation top-1 (the
+    selection metric), the primary metric's delta against the baseline, time."""
     configs = report["configurations"]
     metrics = [m for m in report["metrics"] if any(m["key"] in c["metrics"] for c in configs)]
-    primary = next((m for m in report["metrics"] if m["key"] == report["metric"]), report["metrics"][0])
+    key = report.get("primary_metric", report.get("metric"))
+    primary = next((m for m in report["metrics"] if m["key"] == key), report["metrics"][0])
     base = report.get("baseline")
+    chosen = (report.get("selection") or {}).get("name")
+    show_val = any(c.get("val") for c in configs)
     show_delta = base is not None and any(primary["key"] in c["deltas"] for c in configs)
     show_mce = any("relative_corruption_error" in c for c in configs)
     cols = ["configuration", "method", "synthetic", "seeds"]
     cols += [m["label"] + ("↓" if not m["higher_is_better"] else "") for m in metrics]
+    if show_val:
+        cols.append("val top-1")
     if show_delta:
-        cols.append(f"Δ {primary['label']} (pp)")
+        cols.append(f"Δ {primary['label']} (pp, primary)")
     if show_mce:
         cols.append("rel. CE↓")
     cols.append("time")
-    section = Section("Comparison", cols, right=set(range(3, 4 + len(metrics))))
+    section = Section("Comparison", cols, right=set(range(3, 4 + len(metrics) + show_val)))
     for c in configs:
         row = [Cell(c["name"] + (" (baseline)" if c["name"] == base else "")), Cell(c["method_label"]),
                Cell(c["synthetic_label"]), Cell(str(c["n"]))]
         for m in metrics:
             best = c["name"] in report["best"].get(m["key"], [])
             row.append(Cell(mean_std(c["metrics"].get(m["key"])), "best" if best else None))
+        if show_val:
+            row.append(Cell(mean_std((c.get("val") or {}).get("top1")), "best" if c["name"] == chosen else None))
         if show_delta:
             row.append(delta_text(c["deltas"].get(primary["key"])) if c["name"] != base else Cell("—", "dim"))
         if show_mce:
@@ -117,13 +134,23 @@ def main_section(report: dict[str, Any]) -> Section:
         section.rows.append(row)
     notes = []
     if show_delta:
-        notes.append(f"Δ: mean difference against {base} in percentage points; [..] 95 % bootstrap interval "
-                     f"of the paired differences; p from a paired t-test over matched seeds (Welch's test when "
-                     f"seeds do not match); *** p<0.001, ** p<0.01, * p<{report['alpha']:g}, n.s. not "
-                     "significant.")
+        st = report.get("statistics") or {}
+        level, min_seeds = st.get("level", 1 - report["alpha"]), st.get("min_seeds", 5)
+        tested = any(d.get("verdict") == "tested" for c in configs for d in c["deltas"].values())
+        notes.append(
+            f"Δ: mean difference of the primary metric ({primary['label']}) against {base} in percentage points; "
+            f"[..] {100 * level:g} % t-interval (paired over matched seeds; Welch's, marked unpaired, when seeds "
+            f"do not match). Fewer than {min_seeds} seeds: exploratory, no p-value or mark. "
+            + (f"Otherwise p_Holm is Holm-adjusted over the {st.get('family_size', 0)} primary comparisons of "
+               f"this report (each configuration vs the baseline and the arm pairs of the Findings): *** p<0.001, "
+               f"** p<0.01, * p<{report['alpha']:g}, n.s. not below {report['alpha']:g}. " if tested else "")
+            + "Other metrics are secondary (--json has their deltas, unadjusted and unmarked).")
     elif base is None and configs:
         notes.append("no baseline configuration (ce/none or supcon+probe/none) among these runs; pass "
                      "--baseline NAME to compare against one.")
+    if show_val:
+        notes.append("val top-1: validation top-1 (baseline: selected epoch; SupCon: linear probe), the only "
+                     "number used to choose a configuration (bold: chosen; Findings 3 reports it on test).")
     shown = {m["key"] for m in metrics}
     legend = ["F1: macro-F1", "ECE: 15-bin calibration error"]
     if "corruption_top1" in shown:
