@@ -30,7 +30,14 @@ ImageSize = Annotated[int | None, typer.Option(help="Training resolution in px (
                                                rich_help_panel=P_DATA, show_default=False)]
 BatchSize = Annotated[int | None, typer.Option(help="Global batch size (split across processes).",
                                                rich_help_panel=P_OPT, show_default=False)]
-Epochs = Annotated[int | None, typer.Option(help="Epochs.", rich_help_panel=P_OPT, show_default=False)]
+Epochs = Annotated[int | None, typer.Option(help="Passes over the positives; with --steps or --images, the "
+                                            "number of evaluation rounds.", rich_help_panel=P_OPT,
+                                            show_default=False)]
+Steps = Annotated[int | None, typer.Option(help="Training budget in optimizer steps instead of epochs (see "
+                                           "docs/training.md#training-budget).", rich_help_panel=P_OPT,
+                                           show_default=False)]
+Images = Annotated[int | None, typer.Option(help="Training budget in images drawn into batches instead of epochs.",
+                                            rich_help_panel=P_OPT, show_default=False)]
 Lr = Annotated[float | None, typer.Option(help="Peak learning rate.", rich_help_panel=P_OPT, show_default=False)]
 Optimizer = Annotated[str | None, typer.Option(help="sgd or adamw.", rich_help_panel=P_OPT, show_default=False)]
 Momentum = Annotated[float | None, typer.Option(help="SGD momentum.", rich_help_panel=P_OPT, show_default=False)]
@@ -71,13 +78,14 @@ def run_summary(result: Any, json_: bool, extra: dict[str, Any] | None = None) -
     if not result.main:
         return
     doc = {"run": str(result.run_dir), "status": result.status, "epochs": result.epochs,
-           "best_epoch": result.best_epoch, "best_val": result.best_val, "timings": result.timings,
-           **(extra or {})}
+           "best_epoch": result.best_epoch, "best_val": result.best_val, "optimizer_steps": result.optimizer_steps,
+           "images_seen": result.images_seen, "timings": result.timings, **(extra or {})}
     if json_:
         print_json(doc)
         return
     val = f"{result.best_val:.4f}" if result.best_val is not None else "n/a"
-    out.print(f"{result.run_dir}: {result.status}, {result.epochs} epochs, best epoch {result.best_epoch} "
+    out.print(f"{result.run_dir}: {result.status}, {result.epochs} epochs ({result.optimizer_steps} steps, "
+              f"{result.images_seen} images), best epoch {result.best_epoch} "
               f"(val {val}), {result.timings.get('train', 0):.1f}s training"
               + "".join(f", {k} {v}" for k, v in (extra or {}).items()))
 
@@ -93,6 +101,8 @@ def pretrain(
     image_size: ImageSize = None,
     batch_size: BatchSize = None,
     epochs: Epochs = None,
+    steps: Steps = None,
+    images: Images = None,
     lr: Lr = None,
     optimizer: Optimizer = None,
     momentum: Momentum = None,
@@ -127,7 +137,8 @@ def pretrain(
     """Supervised contrastive pre-training (two views, MLP head, SupCon loss) with optional synthetic
     positives and OOD negatives. Writes RUN/ (run.json, metrics.jsonl, checkpoints)."""
     resolved = resolve("pretrain", backbone=backbone, pretrained=pretrained, checkpoint=checkpoint,
-                       image_size=image_size, batch_size=batch_size, epochs=epochs, lr=lr, optimizer=optimizer,
+                       image_size=image_size, batch_size=batch_size, epochs=epochs, steps=steps, images=images,
+                       lr=lr, optimizer=optimizer,
                        momentum=momentum, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
                        temperature=temperature, base_temperature=base_temperature, head_dim=head_dim,
                        head_hidden=head_hidden, seed=seed, balanced=balanced, synthetic_policy=synthetic_policy,

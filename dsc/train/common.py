@@ -1,9 +1,9 @@
 """The training engine shared by ``dsc pretrain`` and ``dsc baseline``.
 
 A *task* (pretrain.py, baseline.py) owns the model and the loss; this module owns everything around it:
-run directory, data loading, seeded generators, optimizer and cosine schedule with warm-up, AMP,
-DDP, the epoch loop with throughput and data-wait accounting, validation-based checkpoint selection, exact
-resume and the NaN guard.
+run directory, data loading, seeded generators, the training budget (dsc/train/budget.py), optimizer and
+cosine schedule with warm-up, AMP, DDP, the loop of evaluation rounds with throughput and data-wait
+accounting, validation-based checkpoint selection, exact resume and the NaN guard.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from dsc.errors import ConfigError, DscError, InputError
 from dsc.provenance import Timings
 from dsc.settings import TrainSettings
 from dsc.train import distributed as D
+from dsc.train.budget import BatchStream, make_budget
 from dsc.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from dsc.train.run_dir import RunDir, read_run_info, settings_hash
 
@@ -200,6 +201,8 @@ class Result:
     status: str
     timings: dict[str, float]
     main: bool = True  # False in the non-main processes of a multi-process run
+    optimizer_steps: int = 0
+    images_seen: int = 0
 
 
 def train(task_factory, command: str, settings: TrainSettings, sources: dict[str, str], data_path: Path,
@@ -268,19 +271,21 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
     if plan.batch_size < 2 * env.world:
         raise ConfigError(f"--batch-size {settings.batch_size} is too small for {env.world} processes",
                           hint="use at least 2 images per process")
-    total_steps = plan.steps * settings.epochs
-    warmup_steps = plan.steps * settings.warmup_epochs
+    budget = make_budget(settings, plan, env.world)
+    stream = BatchStream(plan, sampler_gen)
+    total_steps, warmup_steps, unit = budget.total_steps, budget.warmup_steps, budget.unit
     sjson = settings.model_dump(mode="json")
     parts = task.parts()
 
-    start_epoch, step, best_val, best_epoch = 0, 0, -math.inf, None
+    start_epoch, step, images_seen, best_val, best_epoch = 0, 0, 0, -math.inf, None
     if resuming and has_checkpoint(run.path, "last"):
         info = load_checkpoint(run.path, "last", parts, optimizer=optimizer)
         start_epoch, step = int(info["epoch"]), int(info["step"])
+        images_seen = int(info.get("images_seen", budget.images_for(step)))
         best_val = info.get("best_val") if info.get("best_val") is not None else -math.inf
         best_epoch = info.get("best_epoch")
         rng = info["rng_states"]
-        sampler_gen.set_state(rng["sampler"])
+        stream.restore(rng["sampler"], int(info.get("pass_offset", 0)))
         aug_gen.set_state(rng[f"augment{env.rank}"] if f"augment{env.rank}" in rng else rng["augment0"])
         torch.set_rng_state(rng["torch"])
         if scaler is not None and info.get("scaler"):
@@ -293,12 +298,14 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
         run.start(command, sjson, sources, record, backbone_record(settings, backbone),
                   {"classes": data.classes, "data_counts": data.counts,
                    "batch": {"size": settings.batch_size, "negatives_per_batch": plan.n_neg,
-                             "steps_per_epoch": plan.steps, "processes": env.world}, **extra_info})
+                             "steps_per_epoch": budget.steps_per_pass, "processes": env.world},
+                   "budget": budget.record(), **extra_info})
     D.barrier(env)
     if env.main:
-        log.info("%s: %d train images (%d real), %d negatives, %d val; %d steps/epoch, %d negatives per batch",
-                 command, data.n_pos, data.n_real, len(data.pool) - data.n_pos, len(data.val), plan.steps,
-                 plan.n_neg)
+        log.info("%s: %d train images (%d real), %d negatives, %d val; %d steps/epoch, %d negatives per batch; "
+                 "budget %d %s = %d steps (%.2f epochs) in %d %ss", command, data.n_pos, data.n_real,
+                 len(data.pool) - data.n_pos, len(data.val), budget.steps_per_pass, plan.n_neg, budget.value,
+                 budget.kind, total_steps, total_steps / budget.steps_per_pass, budget.rounds, unit)
 
     metrics = run.read_metrics() if resuming else []
     status = "complete"
@@ -307,20 +314,17 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
     from dsc.console import progress
 
     with progress(unit="img", transient=False) as bar:
-        task_id = bar.add_task(command, total=(settings.epochs - start_epoch) * plan.steps * settings.batch_size,
+        task_id = bar.add_task(command, total=budget.images_for(total_steps) - budget.images_for(step),
                                status="", visible=env.main)
         try:
-            for epoch in range(start_epoch + 1, settings.epochs + 1):
+            for epoch in range(start_epoch + 1, budget.rounds + 1):
                 if stop_after is not None and epoch > start_epoch + stop_after:
                     status = "stopped"
                     break
                 t0 = time.perf_counter()
                 data_time, n_images, loss_sum, n_steps = 0.0, 0, 0.0, 0
                 model.train()
-                batches = plan.epoch(sampler_gen)
-                per_epoch = sum(len(b) // env.world * env.world for b in batches)
-                done = bar.tasks[0].completed
-                bar.update(task_id, total=done + per_epoch * (settings.epochs - epoch + 1))
+                batches = stream.take(budget.round_ends[epoch - 1] - step)
                 for size, prepared, wait in _prepared(task, batches, ctx):
                     lr = lr_at(step, total_steps, warmup_steps, settings.lr)
                     for group in optimizer.param_groups:
@@ -329,20 +333,22 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                     value = float(loss.detach())
                     if not math.isfinite(value):
                         raise DivergedError(
-                            f"the loss became {value} at epoch {epoch}, step {step + 1}; the run stopped and "
-                            f"its last good checkpoint is {'epoch ' + str(epoch - 1) if epoch > 1 else 'none'}",
+                            f"the loss became {value} at {unit} {epoch}, step {step + 1}; the run stopped and "
+                            f"its last good checkpoint is {f'{unit} {epoch - 1}' if epoch > 1 else 'none'}",
                             hint="lower --lr, use --amp off, or check the inputs")
                     data_time += wait
                     loss_sum += value
                     n_steps += 1
                     n_images += size
+                    images_seen += size
                     step += 1
-                    bar.update(task_id, advance=size, status=f"epoch {epoch}/{settings.epochs} "
+                    bar.update(task_id, advance=size, status=f"{unit} {epoch}/{budget.rounds} "
                                                                    f"loss {value:.4f}")
                 train_time = time.perf_counter() - t0
                 val = task.validate(ctx)
                 loss_epoch = float(D.all_reduce_sum(torch.tensor([loss_sum / max(n_steps, 1)], device=env.device), env)[0]) / env.world
-                row = {"epoch": epoch, "step": step, "loss": round(loss_epoch, 6), "lr": lr,
+                row = {"epoch": epoch, "step": step, "images_seen": images_seen, "loss": round(loss_epoch, 6),
+                       "lr": lr,
                        "images_per_s": round(n_images / max(train_time, 1e-9), 2),
                        "data_wait_share": round(data_time / max(train_time, 1e-9), 4),
                        "time_s": round(time.perf_counter() - t0, 3), task.val_key: None if math.isnan(val) else val}
@@ -355,31 +361,34 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                 aug_states = gather_objects(aug_gen.get_state())  # each process's own, for an exact resume
                 if env.main:
                     run.append_metrics(row)
-                    state = {"epoch": epoch, "step": step, "loss": loss_epoch, task.val_key: row[task.val_key],
+                    gen_state, offset = stream.state()
+                    state = {"epoch": epoch, "step": step, "images_seen": images_seen, "pass_offset": offset,
+                             "loss": loss_epoch, task.val_key: row[task.val_key],
                              "val_metric": task.val_key, "best_val": None if best_val == -math.inf else best_val,
                              "best_epoch": best_epoch, "settings_hash": settings_hash(sjson)}
                     if scaler is not None:
                         state["scaler"] = scaler.state_dict()
                     if improved:
                         save_checkpoint(run.path, "best", parts, state)
-                    rng = {"sampler": sampler_gen, "torch": torch.get_rng_state(),
+                    rng = {"sampler": gen_state, "torch": torch.get_rng_state(),
                            **{f"augment{r}": state for r, state in enumerate(aug_states)}}
                     save_checkpoint(run.path, "last", parts, state, optimizer=optimizer, rng=rng)
-                    log.info("epoch %d: loss %.4f, %s %.4f, %.1f img/s, data wait %.0f%%", epoch, loss_epoch,
-                             task.val_key, val, row["images_per_s"], 100 * row["data_wait_share"])
+                    log.info("%s %d: step %d, loss %.4f, %s %.4f, %.1f img/s, data wait %.0f%%", unit, epoch, step,
+                             loss_epoch, task.val_key, val, row["images_per_s"], 100 * row["data_wait_share"])
                 D.barrier(env)
         except DivergedError as exc:
             if env.main:
-                run.finish("failed", dict(timings, train=round(time.perf_counter() - t_start, 3)), error=str(exc))
+                run.finish("failed", dict(timings, train=round(time.perf_counter() - t_start, 3)), error=str(exc),
+                           **_done(step, images_seen, budget))
             raise
         except BaseException as exc:
             if env.main and (run.path / "run.json").is_file():
                 run.update(status="failed" if not isinstance(exc, KeyboardInterrupt) else "interrupted",
-                           error=f"{type(exc).__name__}: {exc}")
+                           error=f"{type(exc).__name__}: {exc}", **_done(step, images_seen, budget))
             raise
     timings["train"] = round(time.perf_counter() - t_start, 3)
     result = Result(run.path, epoch, best_epoch, None if best_val == -math.inf else best_val, metrics,
-                    status, dict(timings), env.main)
+                    status, dict(timings), env.main, step, images_seen)
     if status == "complete" and type(task).finish is not Task.finish:
         t_eval = time.perf_counter()
         task.finish(ctx, run, result)
@@ -388,8 +397,16 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
         prev = read_run_info(run.path).get("timings", {}) if resuming else {}
         merged = {k: round(prev.get(k, 0.0) + v, 3) for k, v in result.timings.items()}
         run.finish(status if status != "stopped" else "interrupted", merged, best_epoch=best_epoch,
-                   best_val=result.best_val, epochs_done=epoch if status == "complete" else epoch - 1)
+                   best_val=result.best_val, epochs_done=epoch if status == "complete" else epoch - 1,
+                   **_done(step, images_seen, budget))
     return result
+
+
+def _done(step: int, images_seen: int, budget: Any) -> dict[str, Any]:
+    """The training done so far, for run.json: optimizer steps, images drawn into batches, passes over the
+    positives."""
+    return {"optimizer_steps": step, "images_seen": images_seen,
+            "passes": round(step / budget.steps_per_pass, 4)}
 
 
 def _prepared(task: Task, batches: list[torch.Tensor], ctx: Context) -> Iterator[tuple[int, dict, float]]:
