@@ -40,8 +40,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                 "ood_strategy": "strength"},
     },
 }
-#: ``--filter RUN`` without ``--min-confidence``.
+#: ``--filter RUN`` without ``--min-confidence`` (normal) or ``--max-source-confidence`` (OOD).
 DEFAULT_MIN_CONFIDENCE = 0.5
+DEFAULT_MAX_SOURCE_CONFIDENCE = 0.5
 DEFAULT_STRENGTH = {"normal": 0.5, "strength": 0.75, "other-class": 0.75, "blend": 0.75, "inpaint-object": 1.0}
 
 
@@ -87,12 +88,7 @@ def effective_settings(settings: AugmentSettings, sources: dict[str, str] | None
             raise ConfigError(f"--ood-strategy inpaint-object edits the object; it cannot use --mask "
                               f"{values['mask']}", hint="drop --mask (inpaint-object implies --mask object)")
         values["mask"] = "object"
-    if values["min_confidence"] is not None and values["filter"] is None:
-        raise ConfigError("--min-confidence needs --filter RUN (the classifier that scores the images)",
-                          hint="add --filter RUN (a `dsc baseline` run trained on real data), or drop "
-                               "--min-confidence")
-    if values["filter"] is not None and values["min_confidence"] is None:
-        values["min_confidence"] = DEFAULT_MIN_CONFIDENCE
+    _filter_thresholds(values, sources)
     out = AugmentSettings.model_validate(values)
     probs = out.strength_probs
     if probs is not None and len(probs) != len(out.strength):
@@ -119,6 +115,31 @@ def _check_ood_strength(values: dict[str, Any]) -> None:
             f"strengths ({', '.join(f'{x:g}' for x in normal)}) reach {max(normal):g}, so an OOD image would be "
             "made like a positive",
             hint="set --strength yourself, or use --ood-strategy blend, other-class or inpaint-object")
+
+
+def _filter_thresholds(values: dict[str, Any], sources: dict[str, str]) -> None:
+    """The filter threshold of the mode: ``min_confidence`` (normal) or ``max_source_confidence`` (OOD), each
+    only with ``--filter`` (default 0.5 with it). The other mode's threshold given on the command line (or in
+    code) is refused; from a config file or the environment, which may hold both, it is dropped."""
+    ood = values["mode"] == "ood"
+    own, other = ("max_source_confidence", "min_confidence") if ood else ("min_confidence", "max_source_confidence")
+    if values[other] is not None:
+        if sources.get(f"augment.{other}", "").startswith(("config file", "environment")):
+            values[other] = None
+        elif ood:
+            raise ConfigError("--min-confidence filters normal images; OOD images are filtered with "
+                              "--max-source-confidence X",
+                              hint="use --max-source-confidence X: an OOD image the real-data classifier still "
+                                   "gives its source class with probability above X is rejected")
+        else:
+            raise ConfigError("--max-source-confidence filters OOD images (--mode ood); normal images are "
+                              "filtered with --min-confidence X", hint="use --min-confidence X, or --mode ood")
+    flag = "--" + own.replace("_", "-")
+    if values[own] is not None and values["filter"] is None:
+        raise ConfigError(f"{flag} needs --filter RUN (the classifier that scores the images)",
+                          hint=f"add --filter RUN (a `dsc baseline` run trained on real data), or drop {flag}")
+    if values["filter"] is not None and values[own] is None:
+        values[own] = DEFAULT_MAX_SOURCE_CONFIDENCE if ood else DEFAULT_MIN_CONFIDENCE
 
 
 # -------------------------------------------------------------------------------------------------- plan
@@ -322,14 +343,20 @@ class AugmentJob:
     @property
     def filter_rule(self) -> str:
         """Which images the filter keeps: confident ones (normal), unconfident ones (OOD)."""
-        x = self.s.min_confidence
-        return f"keep score >= {x:g}" if self.s.mode == "normal" else f"keep score < {x:g}"
+        return f"keep score >= {self.threshold:g}" if self.s.mode == "normal" else f"keep score <= {self.threshold:g}"
+
+    @property
+    def threshold(self) -> float:
+        """``--min-confidence`` (normal) or ``--max-source-confidence`` (OOD)."""
+        x = self.s.min_confidence if self.s.mode == "normal" else self.s.max_source_confidence
+        return float(x)  # type: ignore[arg-type]  # set by effective_settings whenever --filter is
 
     def keep(self, scores: np.ndarray) -> np.ndarray:
         """Normal images must still look like their source class (score >= X); OOD images must not (score
-        < X: an "OOD" image the real-data classifier confidently puts in its source class is rejected)."""
-        x = float(self.s.min_confidence)
-        return scores >= x if self.s.mode == "normal" else scores < x
+        <= X of --max-source-confidence: an "OOD" image the real-data classifier still puts in its source class
+        with a probability above X is rejected as label noise)."""
+        x = self.threshold
+        return scores >= x if self.s.mode == "normal" else scores <= x
 
     # ------------------------------------------------------------------------------------- model
     def load(self) -> None:
@@ -434,7 +461,8 @@ class AugmentJob:
         """The root ``filter`` attribute (counts are added when the store is assembled)."""
         f = self.filter
         return {"run": str(Path(self.s.filter).resolve()), "classifier": f.source, "fingerprint": f.fingerprint,
-                "min_confidence": float(self.s.min_confidence), "rule": self.filter_rule,
+                "min_confidence" if self.s.mode == "normal" else "max_source_confidence": self.threshold,
+                "rule": self.filter_rule,
                 "score": "probability the run's classifier gives the source class"}
 
 

@@ -112,7 +112,11 @@ class AugmentSettings(ModelSettings):
     resolution: int = Field(default=512, ge=8)
     filter: Path | None = Field(default=None, description="run whose real-data classifier filters the images")
     min_confidence: float | None = Field(default=None, ge=0, le=1,
-                                         description="filter threshold; None with --filter: 0.5")
+                                         description="normal images: keep a source-class probability >= X; "
+                                         "None with --filter: 0.5")
+    max_source_confidence: float | None = Field(
+        default=None, ge=0, le=1, description="OOD images: reject a source-class probability above X; None with "
+        "--filter: 0.5")
 
     @field_validator("strength")
     @classmethod

@@ -82,9 +82,12 @@ def augment(
     filter_: Annotated[Path | None, typer.Option("--filter", help="Score every image with this run's real-data "
                                                 "classifier; reject and record failures.", rich_help_panel=FILTER,
                                                 show_default=False)] = None,
-    min_confidence: Annotated[float | None, typer.Option(help="Filter threshold on the source-class probability "
-                                                              "(default 0.5): normal keeps >= X, OOD keeps < X.",
+    min_confidence: Annotated[float | None, typer.Option(help="Normal images: keep those whose source-class "
+                                                              "probability is >= X (default 0.5).",
                                                          rich_help_panel=FILTER)] = None,
+    max_source_confidence: Annotated[float | None, typer.Option(
+        help="--mode ood: reject OOD images whose source-class probability is above X, i.e. that the real-data "
+             "classifier still puts in their source class (default 0.5).", rich_help_panel=FILTER)] = None,
     preview: Annotated[int | None, typer.Option(help="Write a PNG grid of N real images and their variants "
                                                      "instead of a store.", show_default=False)] = None,
     force: Force = False,
@@ -102,7 +105,8 @@ def augment(
                        mask_dilation=mask_dilation, resolution=resolution, batch_size=batch_size, seed=seed,
                        ood_strategy=ood_strategy, ood_prompt=ood_prompt, blend_weight=blend_weight, split=split,
                        classes=split_csv(classes), examples_per_class=examples_per_class,
-                       filter=filter_, min_confidence=min_confidence)
+                       filter=filter_, min_confidence=min_confidence,
+                       max_source_confidence=max_source_confidence)
     settings = resolved.section("augment")
     sources = {k: v for k, v in resolved.sources.items() if k.startswith("augment.")}
     if preview is not None:

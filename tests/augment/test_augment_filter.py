@@ -1,4 +1,5 @@
-"""`dsc augment --filter RUN --min-confidence X`: scored per batch, rejections recorded, resume-safe."""
+"""`dsc augment --filter RUN --min-confidence X` (normal) and `--mode ood --filter RUN --max-source-confidence X`:
+scored per batch, rejections recorded, resume-safe."""
 
 from __future__ import annotations
 
@@ -109,14 +110,49 @@ def test_threshold_splits_accepted_and_rejected(scored, data_h5, filter_run, run
     assert aug.attrs["summary"][CLASSES[0]]["generated"] == 6
 
 
-def test_ood_mode_rejects_confident_images(scored, data_h5, filter_run, tmp_path):
-    _, scores = scored
-    x = float(np.median(list(scores.values())))
+def test_ood_mode_rejects_images_still_in_their_source_class(data_h5, filter_run, run_dsc, tmp_path):
+    """--max-source-confidence X: an OOD image the real-data classifier still gives its source class with
+    p > X is label noise as a negative; it is rejected and recorded (this used to be --min-confidence)."""
+    out_all = tmp_path / "all.h5"
+    run_augment(data_h5, out_all, _settings(mode="ood", filter=filter_run, max_source_confidence=1.0),
+                show_progress=False)
+    everything = open_store(out_all, kind="synthetic")
+    assert len(everything) == 18 and len(_rejections(out_all)["score"]) == 0
+    x = float(f"{np.median(everything.column('filter_score')):.6f}")
     out = tmp_path / "ood.h5"
-    run_augment(data_h5, out, _settings(mode="ood", filter=filter_run, min_confidence=x), show_progress=False)
+    res = run_dsc("augment", data_h5, *CLI, "--strength", "0.5,1.0", "--mode", "ood", "--filter", filter_run,
+                  "--max-source-confidence", str(x), "-o", out)
+    assert res.code == 0, res
     aug, rej = open_store(out, kind="synthetic"), _rejections(out)
-    assert (aug.column("filter_score") < x).all() and (rej["score"] >= x).all()
-    assert len(aug) + len(rej["score"]) == 18 and _filter_attrs(aug)["rule"].startswith("keep score <")
+    assert 0 < len(aug) < 18 and len(aug) + len(rej["score"]) == 18
+    assert (aug.column("filter_score") <= x).all() and (rej["score"] > x).all()
+    assert aug.column("is_ood").all() and (rej["source_label"] >= 0).all()
+    f = _filter_attrs(aug)
+    assert f["rule"] == f"keep score <= {x:g}" and f["max_source_confidence"] == x and "min_confidence" not in f
+    assert f["rejected"] == len(rej["score"]) and f["accepted"] == len(aug)
+
+
+def test_each_mode_has_its_own_threshold(data_h5, filter_run, run_dsc, tmp_path):
+    from dsc.augment import DEFAULT_MAX_SOURCE_CONFIDENCE, effective_settings
+    from dsc.errors import ConfigError
+
+    ood = effective_settings(_settings(mode="ood", filter=filter_run))
+    assert ood.max_source_confidence == DEFAULT_MAX_SOURCE_CONFIDENCE == 0.5 and ood.min_confidence is None
+    out = tmp_path / "e.h5"
+    _fails(run_dsc("augment", data_h5, *CLI, "--mode", "ood", "--filter", filter_run, "--min-confidence", "0.5",
+                   "-o", out), "--min-confidence filters normal images", "--max-source-confidence")
+    _fails(run_dsc("augment", data_h5, *CLI, "--filter", filter_run, "--max-source-confidence", "0.5", "-o", out),
+           "--max-source-confidence filters OOD images", "--min-confidence")
+    _fails(run_dsc("augment", data_h5, *CLI, "--mode", "ood", "--max-source-confidence", "0.5", "-o", out),
+           "--max-source-confidence needs --filter")
+    # a config file may hold both thresholds: each mode reads its own
+    both = {"augment.min_confidence": "config file dsc.toml", "augment.max_source_confidence": "config file dsc.toml"}
+    s = _settings(filter=filter_run, min_confidence=0.7, max_source_confidence=0.2)
+    assert effective_settings(s, both).min_confidence == 0.7 and effective_settings(s, both).max_source_confidence is None
+    o = effective_settings(s.model_copy(update={"mode": "ood"}), both)
+    assert o.max_source_confidence == 0.2 and o.min_confidence is None
+    with pytest.raises(ConfigError, match="filters OOD images"):
+        effective_settings(s)                       # set in code: as if typed
 
 
 def test_resume_with_filter_equals_uninterrupted(scored, data_h5, filter_run, tmp_path):
