@@ -16,7 +16,7 @@ from dsc.report.runs import Run
 IGNORED_SETTINGS = frozenset({"seed", "workers", "amp", "channels_last", "device", "output", "resume",
                               "force", "dtype", "num_workers", "log_every"})
 METHOD_LABELS = {"ce": "CE", "supcon+probe": "SupCon+probe"}
-SYNTHETIC_LABELS = {"none": "none", "normal": "normal", "normal+ood": "normal+OOD", "ood": "OOD"}
+SYNTHETIC_LABELS = {"none": "none", "normal": "normal", "ood": "OOD", "normal+ood": "normal+OOD"}
 
 
 def method_of(run: Run) -> str:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from dsc.errors import InputError
-from dsc.report.group import config_key, find_baseline, group_runs
+from dsc.report.group import arm_pairs, config_key, find_baseline, group_runs, relabelled, synthetic_of
 from dsc.report.runs import discover, load_run
 
 from .conftest import BASE, write_run
@@ -81,3 +81,28 @@ def test_group_names_and_baseline_lookup(study):
 def test_values_per_seed(study):
     g = group_runs(discover([study]))[0]
     assert g.values(lambda m: m["test"]["top1"]) == BASE
+
+
+def test_arm_pairs_compare_within_a_method_and_name_true_arms(tmp_path):
+    for s in (0, 1):
+        for label in ("none", "normal", "ood", "normal+ood"):
+            write_run(tmp_path, f"ce-{label}-s{s}", seed=s, label=label)
+        for label in ("none", "normal+ood"):
+            write_run(tmp_path, f"sc-{label}-s{s}", method="supcon+probe", seed=s, label=label)
+    groups = group_runs(discover([tmp_path]))
+    assert [g.name for g in groups] == ["ce/none", "ce/normal", "ce/ood", "ce/normal+ood", "supcon+probe/none",
+                                        "supcon+probe/normal+ood"]
+    pairs = [(kind, a.name, b.name) for kind, a, b in arm_pairs(groups)]
+    assert pairs == [("positives", "ce/normal", "ce/none"), ("negatives", "ce/normal+ood", "ce/normal"),
+                     ("negatives-only", "ce/ood", "ce/none"),
+                     ("both", "supcon+probe/normal+ood", "supcon+probe/none")]   # no normal arm for supcon
+
+
+def test_arm_comes_from_the_stores_used_not_the_recorded_label(tmp_path):
+    run = write_run(tmp_path, "old", label="ood")
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["synthetic"]["label"] = "normal+ood"          # written by dsc before the ood arm had its name
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    loaded = load_run(run)
+    assert synthetic_of(loaded)["label"] == "ood" and "shown as 'ood'" in relabelled(loaded)
+    assert relabelled(load_run(write_run(tmp_path, "new", label="ood"))) is None
