@@ -31,7 +31,9 @@ class ReportResult:
 def make_report(paths: list[Path], settings: Any, *, per_class: bool | None = None,
                 curves: bool | None = None) -> ReportResult:
     """Discover runs under ``paths`` and build the comparison (``settings``: a ReportSettings)."""
+    from dsc.report.caveats import apply_caveats
     from dsc.report.curves import curves_section, run_curves
+    from dsc.report.overlap import attach_overlap
     from dsc.report.per_class import per_class_data, per_class_sections
     from dsc.report.table import incomplete_section, main_section
 
@@ -39,6 +41,7 @@ def make_report(paths: list[Path], settings: Any, *, per_class: bool | None = No
     report, groups = build_report(runs, baseline=settings.baseline, strict=settings.strict,
                                   primary_metric=settings.primary_metric, ood_score=settings.ood_score,
                                   alpha=settings.alpha)
+    apply_caveats(report, groups)   # optimistic synthetic-OOD metrics: noted and marked before the tables
     sections: list[Section] = []
     if groups:
         sections.append(main_section(report))
@@ -56,6 +59,9 @@ def make_report(paths: list[Path], settings: Any, *, per_class: bool | None = No
     inc = incomplete_section(report)
     if inc is not None:
         sections.append(inc)
+    shared = attach_overlap(report, runs)  # negatives that copy positives: warnings, JSON and a table
+    if shared is not None:
+        sections.append(shared)
     sections = attach_findings(report, groups, sections, settings)
     return ReportResult(report, sections, groups, runs, report["warnings"])
 

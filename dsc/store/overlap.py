@@ -12,6 +12,7 @@ only other noise, i.e. drawn from the positives' own distribution.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -103,7 +104,8 @@ def check_pairs(synthetic: list[Store], negatives: list[Store]) -> list[Overlap]
 
 
 def summary(overlaps: list[Overlap]) -> dict[str, Any]:
-    """What run.json records under ``inputs.overlap``."""
+    """What run.json records under ``inputs.overlap`` (store paths absolute, as in ``inputs.synthetic``)."""
+    pairs = [{**o.record(), "positives": str(Path(o.positives).resolve()),
+              "negatives": str(Path(o.negatives).resolve())} for o in overlaps]
     return {"shared_images": sum(o.shared for o in overlaps),
-            "same_conditions": sum(o.same_conditions for o in overlaps),
-            "pairs": [o.record() for o in overlaps]}
+            "same_conditions": sum(o.same_conditions for o in overlaps), "pairs": pairs}
