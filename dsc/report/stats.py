@@ -178,11 +178,11 @@ def paired_t_interval(diffs: Sequence[float], level: float = 0.95) -> tuple[floa
 
 
 def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float] | None:
-    """Welch interval of mean(a) - mean(b) (None when either side has fewer than two values)."""
+    """Welch interval of mean(a) - mean(b) (None when undefined: fewer than two values a side, no variance)."""
     t, df, _ = welch_ttest(a, b)
     d = mean(a) - mean(b)
-    if math.isnan(df):
-        return (d, d) if len(a) >= 2 and len(b) >= 2 else None   # no variance at all
+    if math.isnan(df):   # fewer than two values on a side, or no variance at all
+        return None
     half = t_ppf(1 - (1 - level) / 2, df) * math.sqrt(std(a) ** 2 / len(a) + std(b) ** 2 / len(b))
     return d - half, d + half
 
@@ -196,7 +196,8 @@ def compare(values: dict[int, float], baseline: dict[int, float], *, level: floa
         b = [baseline[s] for s in shared]
         t, df, p = paired_ttest(a, b)
         diffs = [x - y for x, y in zip(a, b, strict=True)]
-        return TestResult("paired-t", mean(diffs), len(shared), t, df, p, paired_t_interval(diffs, level), level)
+        ci = None if math.isnan(p) else paired_t_interval(diffs, level)   # identical diffs: no interval
+        return TestResult("paired-t", mean(diffs), len(shared), t, df, p, ci, level)
     a, b = list(values.values()), list(baseline.values())
     if not a or not b:
         return TestResult("none", math.nan, 0, level=level)

@@ -60,6 +60,8 @@ def test_undefined_tests_give_nan():
     assert all(math.isnan(x) for x in stats.paired_ttest([0.5], [0.4]))
     t, _, p = stats.paired_ttest([0.5, 0.6], [0.4, 0.5])   # identical differences: no variance
     assert math.isnan(t) and math.isnan(p)
+    res = stats.compare({0: 0.5, 1: 0.6}, {0: 0.4, 1: 0.5})   # no zero-width "interval" either
+    assert res.delta == pytest.approx(0.1) and res.ci is None and math.isnan(res.p)
     with pytest.raises(ValueError):
         stats.paired_ttest([0.1, 0.2], [0.1])
 
