@@ -129,3 +129,17 @@ def test_training_commands_refuse_in_one_line(data, tmp_path, run_dsc, command):
     assert "Traceback" not in res.err and res.err.count("Error:") == 1
     assert "share 2 of 2 OOD images" in res.err and "ood.h5" in res.err and "normal.h5" in res.err
     assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_run_json_records_the_checked_overlap(data, tmp_path):
+    from dsc.settings import BaselineSettings
+    from dsc.train.baseline import baseline
+
+    normal = write_synthetic(tmp_path / "normal.h5", data, ood=False, seeds=[1, 2, 3], strengths=[0.5] * 3)
+    ood = write_synthetic(tmp_path / "ood.h5", data, ood=True, seeds=[4, 5, 6], strengths=[0.75] * 3)
+    settings = BaselineSettings(backbone="timm:test_resnet", image_size=16, batch_size=8, epochs=1,
+                                corruptions=False, ood_loss="outlier-exposure")
+    baseline(data, tmp_path / "run", settings, synthetic=[normal], negatives=[ood])
+    rec = json.loads((tmp_path / "run" / "run.json").read_text())["inputs"]["overlap"]
+    assert rec["shared_images"] == 0 and rec["pairs"][0]["negatives"] == str(ood.resolve())
+    assert rec["pairs"][0]["positives"] == str(normal.resolve()) and rec["pairs"][0]["n_negatives"] == 3
