@@ -105,6 +105,7 @@ def report(
         full["quality"] = quality
         sections += quality_sections(quality)
         sections = attach_findings(full, result.groups if result else [], sections, settings)
+        warnings = list(full.get("warnings", warnings))   # the Findings may add some (OOD label noise)
     written = []
     if samples is not None:
         from dsc.report.pictures import samples_grid

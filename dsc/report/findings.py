@@ -123,7 +123,9 @@ def generalisation_rows(report: dict[str, Any]) -> list[Row]:
 
 def findings(report: dict[str, Any], groups: list[Group]) -> list[Row]:
     """Rows {"question", "answer"} for the report (JSON) and its "Findings" section."""
-    return quality_rows(report) + arm_rows(report) + generalisation_rows(report)
+    from dsc.report.caveats import caveat_rows  # OOD label noise, optimistic synthetic-OOD AUROC
+
+    return quality_rows(report) + arm_rows(report) + generalisation_rows(report) + caveat_rows(report, groups)
 
 
 def findings_section(rows: list[Row], level: float = 0.95) -> Section | None:

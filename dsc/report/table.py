@@ -121,7 +121,8 @@ def main_section(report: dict[str, Any]) -> Section:
                Cell(c["synthetic_label"]), Cell(str(c["n"]))]
         for m in metrics:
             best = c["name"] in report["best"].get(m["key"], [])
-            row.append(Cell(mean_std(c["metrics"].get(m["key"])), "best" if best else None))
+            flag = " (optimistic)" if m["key"] in c.get("caveats", {}) else ""   # caveats.apply_caveats
+            row.append(Cell(mean_std(c["metrics"].get(m["key"])) + flag, "best" if best else None))
         if show_val:
             row.append(Cell(mean_std((c.get("val") or {}).get("top1")), "best" if c["name"] == chosen else None))
         if show_delta:
