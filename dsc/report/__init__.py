@@ -32,7 +32,6 @@ def make_report(paths: list[Path], settings: Any, *, per_class: bool | None = No
                 curves: bool | None = None) -> ReportResult:
     """Discover runs under ``paths`` and build the comparison (``settings``: a ReportSettings)."""
     from dsc.report.caveats import apply_caveats
-    from dsc.report.caveats import apply_caveats
     from dsc.report.curves import curves_section, run_curves
     from dsc.report.overlap import attach_overlap
     from dsc.report.per_class import per_class_data, per_class_sections
@@ -42,7 +41,6 @@ def make_report(paths: list[Path], settings: Any, *, per_class: bool | None = No
     report, groups = build_report(runs, baseline=settings.baseline, strict=settings.strict,
                                   primary_metric=settings.primary_metric, ood_score=settings.ood_score,
                                   alpha=settings.alpha)
-    apply_caveats(report, groups)   # optimistic synthetic-OOD metrics: noted and marked before the tables
     apply_caveats(report, groups)   # optimistic synthetic-OOD metrics: noted and marked before the tables
     sections: list[Section] = []
     if groups:
