@@ -9,8 +9,11 @@ with a steps or images budget every arm of a study gets the same number of valid
 selected) however many images it has. Warm-up lasts ``warmup_epochs`` rounds; the cosine runs to the
 last step.
 
-:class:`BatchStream` hands out the batches of consecutive passes, cut at any step, and can be saved and
-restored in the middle of a pass, so a resume stays exact.
+Batches: with an epochs budget, :class:`BatchStream` hands out the passes of :meth:`BatchPlan.epoch` (whose
+last batch of a pass may be smaller). With a steps or images budget, :class:`FullBatchStream` cuts an
+endless stream of passes into batches that are all full, so every step of every arm holds the same number
+of images and equal steps mean equal images. Both streams save and restore their position, so a resume
+stays exact.
 """
 
 from __future__ import annotations
@@ -34,20 +37,30 @@ def pass_sizes(plan: BatchPlan, world: int = 1) -> list[int]:
     return [(c + plan.n_neg) // world * world for c in chunks]
 
 
+def full_batch(plan: BatchPlan, world: int = 1) -> tuple[int, int]:
+    """(positives, global images) of each batch of a :class:`FullBatchStream`: never more positives than
+    there are, so a batch holds no image twice from one pass."""
+    pos = min(plan.n_pos_batch, plan.n_pos)
+    return pos, (pos + plan.n_neg) // world * world
+
+
 @dataclass(frozen=True)
 class Budget:
     """The planned length of a run and its evaluation rounds."""
 
     kind: str                     # "epochs" | "steps" | "images"
     value: int                    # the epochs, steps or images asked for
-    sizes: tuple[int, ...]        # global images per batch of one pass over the positives
+    steps_per_pass: int           # batches of one pass as BatchPlan.epoch cuts it (what an epoch is)
+    sizes: tuple[int, ...]        # global images of each step, repeating: one pass, or one full batch
+    positives_per_pass: float     # positives drawn per repetition of ``sizes`` / the number of positives
     total_steps: int
     round_ends: tuple[int, ...]   # the step count at the end of each round
     warmup_steps: int
 
     @property
-    def steps_per_pass(self) -> int:
-        return len(self.sizes)
+    def full_batches(self) -> bool:
+        """Steps and images budgets use :class:`FullBatchStream`."""
+        return self.kind != "epochs"
 
     @property
     def rounds(self) -> int:
@@ -60,15 +73,19 @@ class Budget:
 
     def images_for(self, steps: int) -> int:
         """Images drawn into the first ``steps`` batches."""
-        full, rest = divmod(steps, self.steps_per_pass)
+        full, rest = divmod(steps, len(self.sizes))
         return full * sum(self.sizes) + sum(self.sizes[:rest])
+
+    def passes_for(self, steps: int) -> float:
+        """Passes over the positives made in ``steps`` steps."""
+        return round(steps / len(self.sizes) * self.positives_per_pass, 4)
 
     def record(self) -> dict[str, Any]:
         """The plan, for run.json."""
         return {"kind": self.kind, "value": self.value, "total_steps": self.total_steps,
                 "planned_images": self.images_for(self.total_steps), "rounds": self.rounds,
                 "steps_per_epoch": self.steps_per_pass, "warmup_steps": self.warmup_steps,
-                "passes": round(self.total_steps / self.steps_per_pass, 4)}
+                "full_batches": self.full_batches, "passes": self.passes_for(self.total_steps)}
 
 
 def steps_for_images(sizes: list[int] | tuple[int, ...], images: int) -> int:
@@ -88,8 +105,13 @@ def steps_for_images(sizes: list[int] | tuple[int, ...], images: int) -> int:
 
 def make_budget(settings: Any, plan: BatchPlan, world: int = 1) -> Budget:
     """The budget of a run with these settings (a TrainSettings) and this batch plan."""
-    sizes = tuple(pass_sizes(plan, world))
+    per_pass = pass_sizes(plan, world)
     rounds = settings.epochs
+    if settings.budget == "epochs":
+        sizes, drawn = tuple(per_pass), 1.0
+    else:
+        pos, size = full_batch(plan, world)
+        sizes, drawn = (size,), pos / plan.n_pos
     if settings.steps is not None:
         kind, value, total = "steps", settings.steps, settings.steps
     elif settings.images is not None:
@@ -103,7 +125,7 @@ def make_budget(settings: Any, plan: BatchPlan, world: int = 1) -> Budget:
                                "the budget")
     ends = tuple(k * total // rounds for k in range(1, rounds + 1))
     warmup = settings.warmup_epochs * total // rounds
-    return Budget(kind, value, sizes, total, ends, warmup)
+    return Budget(kind, value, len(per_pass), sizes, drawn, total, ends, warmup)
 
 
 class BatchStream:
@@ -129,17 +151,61 @@ class BatchStream:
             self.offset += k
         return out
 
-    def state(self) -> tuple[torch.Tensor, int]:
-        """(generator state, batches already taken from the pass it draws). At the end of a pass that is
-        the state after the pass and 0, the same state an epochs budget always saved."""
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        """(tensors, numbers) to save: the generator state and the batches already taken from the pass it
+        draws. At the end of a pass that is the state after the pass and 0, what checkpoints always held."""
         if self.offset < len(self.batches):
-            return self.pass_state, self.offset
-        return self.gen.get_state(), 0
+            return {"sampler": self.pass_state}, {"pass_offset": self.offset}
+        return {"sampler": self.gen.get_state()}, {"pass_offset": 0}
 
-    def restore(self, gen_state: torch.Tensor, offset: int = 0) -> None:
-        """Continue from a saved :meth:`state`."""
-        self.gen.set_state(gen_state)
+    def restore(self, tensors: dict[str, torch.Tensor], numbers: dict[str, Any]) -> None:
+        """Continue from a saved :meth:`state` (checkpoints without ``pass_offset`` ended a pass)."""
+        self.gen.set_state(tensors["sampler"])
         self.batches, self.offset = [], 0
+        offset = int(numbers.get("pass_offset") or 0)
         if offset:
             self.pass_state = self.gen.get_state()
             self.batches, self.offset = self.plan.epoch(self.gen), offset
+
+
+class FullBatchStream:
+    """Full batches from endless passes: the positives of consecutive passes (permutations, or class-balanced
+    draws with ``balanced``) and the negatives of consecutive permutations are queued and cut into batches of
+    :func:`full_batch` positives plus ``n_neg`` negatives, all drawn with ``gen``. A batch that spans two
+    passes may hold an image twice; no batch is smaller than the others."""
+
+    def __init__(self, plan: BatchPlan, gen: torch.Generator) -> None:
+        self.plan, self.gen = plan, gen
+        self.n_pos = full_batch(plan)[0]
+        self.pos = torch.zeros(0, dtype=torch.int64)
+        self.neg = torch.zeros(0, dtype=torch.int64)
+
+    def _next(self) -> torch.Tensor:
+        plan = self.plan
+        while len(self.pos) < self.n_pos:
+            self.pos = torch.cat([self.pos, plan._positives(self.gen)])   # one pass, as BatchPlan.epoch draws
+        rows, self.pos = self.pos[:self.n_pos], self.pos[self.n_pos:]
+        if plan.n_neg:
+            while len(self.neg) < plan.n_neg:
+                self.neg = torch.cat([self.neg, torch.randperm(plan.n_neg_pool, generator=self.gen) + plan.n_pos])
+            rows, self.neg = torch.cat([rows, self.neg[:plan.n_neg]]), self.neg[plan.n_neg:]
+        return rows
+
+    def take(self, n: int) -> list[torch.Tensor]:
+        """The next ``n`` batches."""
+        return [self._next() for _ in range(n)]
+
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+        """(tensors, numbers) to save: the generator state and the queued positives and negatives."""
+        return {"sampler": self.gen.get_state(), "queue_pos": self.pos.clone(), "queue_neg": self.neg.clone()}, {}
+
+    def restore(self, tensors: dict[str, torch.Tensor], numbers: dict[str, Any]) -> None:
+        """Continue from a saved :meth:`state`."""
+        self.gen.set_state(tensors["sampler"])
+        self.pos = tensors.get("queue_pos", torch.zeros(0, dtype=torch.int64)).to(torch.int64)
+        self.neg = tensors.get("queue_neg", torch.zeros(0, dtype=torch.int64)).to(torch.int64)
+
+
+def make_stream(budget: Budget, plan: BatchPlan, gen: torch.Generator) -> BatchStream | FullBatchStream:
+    """The batch stream a budget uses."""
+    return FullBatchStream(plan, gen) if budget.full_batches else BatchStream(plan, gen)

@@ -27,7 +27,7 @@ from dsc.errors import ConfigError, DscError, InputError
 from dsc.provenance import Timings
 from dsc.settings import TrainSettings
 from dsc.train import distributed as D
-from dsc.train.budget import BatchStream, make_budget
+from dsc.train.budget import make_budget, make_stream
 from dsc.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from dsc.train.run_dir import RunDir, read_run_info, settings_hash
 
@@ -272,7 +272,7 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
         raise ConfigError(f"--batch-size {settings.batch_size} is too small for {env.world} processes",
                           hint="use at least 2 images per process")
     budget = make_budget(settings, plan, env.world)
-    stream = BatchStream(plan, sampler_gen)
+    stream = make_stream(budget, plan, sampler_gen)
     total_steps, warmup_steps, unit = budget.total_steps, budget.warmup_steps, budget.unit
     sjson = settings.model_dump(mode="json")
     parts = task.parts()
@@ -285,7 +285,7 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
         best_val = info.get("best_val") if info.get("best_val") is not None else -math.inf
         best_epoch = info.get("best_epoch")
         rng = info["rng_states"]
-        stream.restore(rng["sampler"], int(info.get("pass_offset", 0)))
+        stream.restore(rng, info)
         aug_gen.set_state(rng[f"augment{env.rank}"] if f"augment{env.rank}" in rng else rng["augment0"])
         torch.set_rng_state(rng["torch"])
         if scaler is not None and info.get("scaler"):
@@ -361,8 +361,8 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                 aug_states = gather_objects(aug_gen.get_state())  # each process's own, for an exact resume
                 if env.main:
                     run.append_metrics(row)
-                    gen_state, offset = stream.state()
-                    state = {"epoch": epoch, "step": step, "images_seen": images_seen, "pass_offset": offset,
+                    stream_tensors, stream_numbers = stream.state()
+                    state = {"epoch": epoch, "step": step, "images_seen": images_seen, **stream_numbers,
                              "loss": loss_epoch, task.val_key: row[task.val_key],
                              "val_metric": task.val_key, "best_val": None if best_val == -math.inf else best_val,
                              "best_epoch": best_epoch, "settings_hash": settings_hash(sjson)}
@@ -370,7 +370,7 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                         state["scaler"] = scaler.state_dict()
                     if improved:
                         save_checkpoint(run.path, "best", parts, state)
-                    rng = {"sampler": gen_state, "torch": torch.get_rng_state(),
+                    rng = {**stream_tensors, "torch": torch.get_rng_state(),
                            **{f"augment{r}": state for r, state in enumerate(aug_states)}}
                     save_checkpoint(run.path, "last", parts, state, optimizer=optimizer, rng=rng)
                     log.info("%s %d: step %d, loss %.4f, %s %.4f, %.1f img/s, data wait %.0f%%", unit, epoch, step,
@@ -405,8 +405,7 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
 def _done(step: int, images_seen: int, budget: Any) -> dict[str, Any]:
     """The training done so far, for run.json: optimizer steps, images drawn into batches, passes over the
     positives."""
-    return {"optimizer_steps": step, "images_seen": images_seen,
-            "passes": round(step / budget.steps_per_pass, 4)}
+    return {"optimizer_steps": step, "images_seen": images_seen, "passes": budget.passes_for(step)}
 
 
 def _prepared(task: Task, batches: list[torch.Tensor], ctx: Context) -> Iterator[tuple[int, dict, float]]:

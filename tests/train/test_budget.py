@@ -12,7 +12,7 @@ from dsc.data.samplers import BatchPlan
 from dsc.errors import ConfigError
 from dsc.settings import BaselineSettings, PretrainSettings, resolve_settings
 from dsc.train.baseline import baseline
-from dsc.train.budget import BatchStream, make_budget, pass_sizes, steps_for_images
+from dsc.train.budget import BatchStream, FullBatchStream, make_budget, pass_sizes, steps_for_images
 from dsc.train.common import lr_at
 from dsc.train.pretrain import pretrain
 
@@ -47,13 +47,38 @@ def test_batch_stream_cuts_passes_anywhere_and_restores_mid_pass():
         whole += plan.epoch(g)
     stream = BatchStream(plan, torch.Generator().manual_seed(3))
     got = stream.take(2) + stream.take(5)                   # cuts in the middle of the first and second pass
-    state, offset = stream.state()
-    assert offset == 3
+    tensors, numbers = stream.state()
+    assert numbers == {"pass_offset": 3}
     rest = stream.take(5)
     assert all(torch.equal(a, b) for a, b in zip(got + rest, whole, strict=True))
     again = BatchStream(plan, torch.Generator().manual_seed(99))
-    again.restore(state, offset)
+    again.restore(tensors, numbers)
     assert all(torch.equal(a, b) for a, b in zip(again.take(5), rest, strict=True))
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_full_batch_stream_keeps_every_batch_full_and_restores(balanced):
+    labels = torch.tensor([0] * 12 + [1] * 4 + [2] * 2)
+    plan = BatchPlan(labels, 9, 8, balanced=balanced)       # 5 positives + 3 negatives a batch
+    stream = FullBatchStream(plan, torch.Generator().manual_seed(1))
+    first = stream.take(3)
+    tensors, numbers = stream.state()
+    rest = stream.take(6)
+    batches = first + rest
+    assert {len(b) for b in batches} == {8}
+    pos = torch.cat([b[:5] for b in batches])               # 45 positives: 2.5 passes, cut into full batches
+    assert all(bool((b[:5] < 18).all()) and bool((b[5:] >= 18).all()) for b in batches)
+    if not balanced:                                        # each pass is a permutation of the 18 positives
+        assert all(sorted(pos[i:i + 18].tolist()) == list(range(18)) for i in (0, 18))
+        negs = torch.cat([b[5:] for b in batches])
+        assert all(sorted(negs[i:i + 9].tolist()) == list(range(18, 27)) for i in (0, 9, 18))
+    else:
+        assert torch.bincount(labels[pos], minlength=3).min() >= 8      # classes drawn about equally
+    again = FullBatchStream(plan, torch.Generator().manual_seed(99))
+    again.restore(tensors, numbers)
+    assert all(torch.equal(a, b) for a, b in zip(again.take(6), rest, strict=True))
+    tiny = FullBatchStream(BatchPlan(torch.arange(3), 0, 8), torch.Generator().manual_seed(0))
+    assert [sorted(b.tolist()) for b in tiny.take(2)] == [[0, 1, 2]] * 2   # no more positives than there are
 
 
 def test_budget_rounds_warmup_and_images():
@@ -61,13 +86,14 @@ def test_budget_rounds_warmup_and_images():
     s = PretrainSettings(**{**TINY, "epochs": 3, "warmup_epochs": 1})
     b = make_budget(s, plan)
     assert (b.kind, b.total_steps, b.round_ends, b.warmup_steps) == ("epochs", 9, (3, 6, 9), 3)
-    b = make_budget(s.model_copy(update={"steps": 10}), plan)
+    assert b.images_for(9) == 3 * 18 and b.passes_for(9) == 3
+    b = make_budget(s.model_copy(update={"steps": 10}), plan)              # full batches of 8
     assert (b.kind, b.total_steps, b.round_ends, b.warmup_steps) == ("steps", 10, (3, 6, 10), 3)
-    assert b.images_for(10) == 3 * 18 + 8
+    assert b.images_for(10) == 80 and b.passes_for(9) == 4 and b.steps_per_pass == 3
     assert steps_for_images([8, 8, 2], 19) == 4 and steps_for_images([8, 8, 2], 36) == 6
     assert steps_for_images([8, 8, 2], 37) == 7
-    b = make_budget(s.model_copy(update={"images": 40}), plan)
-    assert b.kind == "images" and b.total_steps == 7 and b.images_for(b.total_steps) >= 40 > b.images_for(6)
+    b = make_budget(s.model_copy(update={"images": 41}), plan)
+    assert b.kind == "images" and b.total_steps == 6 and b.images_for(b.total_steps) == 48
     with pytest.raises(ConfigError, match="fewer than the 3 evaluation rounds"):
         make_budget(s.model_copy(update={"steps": 2}), plan)
 
@@ -96,7 +122,9 @@ def test_epochs_schedule_counts_the_batches_really_made(tmp_path):
 
 
 def test_a_step_budget_aligned_with_passes_trains_like_the_epoch_budget(stores, tmp_path):
-    s = PretrainSettings(**{**TINY, "epochs": 2, "warmup_epochs": 1})       # 18 images: 3 steps per pass
+    """18 positives and 18 negatives in batches of 6 + 6: passes of 3 full batches, so the full-batch
+    stream of a steps budget draws exactly what the epochs budget draws."""
+    s = PretrainSettings(**{**TINY, "batch_size": 12, "epochs": 2, "warmup_epochs": 1})
     pretrain(stores["data"], tmp_path / "e", s, negatives=[stores["ood"]])
     steps = json.loads((tmp_path / "e" / "run.json").read_text())["budget"]["total_steps"]
     pretrain(stores["data"], tmp_path / "s", s.model_copy(update={"steps": steps}), negatives=[stores["ood"]])
@@ -105,8 +133,8 @@ def test_a_step_budget_aligned_with_passes_trains_like_the_epoch_budget(stores, 
 
 
 def test_step_budget_rounds_cut_passes_and_resume_is_exact(stores, tmp_path):
-    """7 steps in 3 rounds (ends at steps 2, 4, 7); a pass is 5 batches of 4 positives + 4 negatives (the
-    last with 2 positives), so every round ends inside a pass."""
+    """7 steps in 3 rounds (ends at steps 2, 4, 7) of full batches of 4 positives + 4 negatives: 18
+    positives make 4.5 batches, so rounds end inside passes and batches span two passes."""
     s = PretrainSettings(**{**TINY, "epochs": 3, "steps": 7})
     full = pretrain(stores["data"], tmp_path / "a", s, negatives=[stores["ood"]])
     rows = _rows(tmp_path / "a")
@@ -114,8 +142,8 @@ def test_step_budget_rounds_cut_passes_and_resume_is_exact(stores, tmp_path):
     info = json.loads((tmp_path / "a" / "run.json").read_text())
     assert {k: info["budget"][k] for k in ("kind", "total_steps", "rounds", "steps_per_epoch")} == \
         {"kind": "steps", "total_steps": 7, "rounds": 3, "steps_per_epoch": 5}
-    assert info["optimizer_steps"] == 7 and info["images_seen"] == rows[-1]["images_seen"] == 4 * 8 + 6 + 2 * 8
-    assert info["passes"] == pytest.approx(7 / 5, abs=1e-3)
+    assert info["optimizer_steps"] == 7 and info["images_seen"] == rows[-1]["images_seen"] == 7 * 8
+    assert info["passes"] == pytest.approx(7 * 4 / 18, abs=1e-3) and info["budget"]["full_batches"]
     for stop in (1, 2):
         run = tmp_path / f"c{stop}"
         part = pretrain(stores["data"], run, s, negatives=[stores["ood"]], stop_after=stop)
