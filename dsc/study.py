@@ -1,8 +1,12 @@
 """``dsc study STUDY.toml``: the whole study design in one command (docs/commands/study.md).
 
-CE baseline and SupCon + probe, each with no synthetic data, with normal synthetic data, and with normal +
-OOD synthetic data, over N seeds; runs that are already complete are skipped, interrupted ones resumed;
-the report ends it. Runs are written to ``<output>/<method>-<variant>-s<seed>/``.
+CE baseline and SupCon + probe, each with no synthetic data, with normal synthetic data, with OOD negatives
+only, and with normal + OOD synthetic data, over N seeds; runs that are already complete are skipped,
+interrupted ones resumed; the report ends it. Runs are written to ``<output>/<method>-<variant>-s<seed>/``.
+
+Every arm of a method gets the same training budget by default (``[study] budget = "steps"``): the
+optimizer steps the "none" arm takes in its epochs, at the same batch size, so an arm with more images does
+not also get more training (docs/training.md#training-budget).
 
 The study file has a ``[study]`` table (inputs, seeds, which methods and variants) and optional
 ``[train]`` (settings shared by pretrain and baseline), ``[pretrain]``, ``[baseline]``, ``[probe]`` and
@@ -26,7 +30,10 @@ from dsc.errors import ConfigError, DscError, InputError, MismatchError
 log = logging.getLogger(__name__)
 
 METHODS = ("ce", "supcon")
-VARIANTS = ("none", "normal", "normal+ood")
+VARIANTS = ("none", "normal", "ood", "normal+ood")
+#: What each variant trains with: (normal synthetic positives?, OOD negatives?)
+USES = {"none": (False, False), "normal": (True, False), "ood": (False, True), "normal+ood": (True, True)}
+BUDGETS = ("steps", "images", "epochs")
 SECTIONS = ("study", "train", "pretrain", "baseline", "probe", "report")
 
 
@@ -43,8 +50,12 @@ class StudySpec(BaseModel):
     output: Path = Field(default=Path("study"), description="folder of the run directories")
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     methods: list[Literal["ce", "supcon"]] = Field(default_factory=lambda: list(METHODS), min_length=1)
-    variants: list[Literal["none", "normal", "normal+ood"]] = Field(default_factory=lambda: list(VARIANTS),
-                                                                    min_length=1)
+    variants: list[Literal["none", "normal", "ood", "normal+ood"]] = Field(
+        default_factory=lambda: list(VARIANTS), min_length=1)
+    budget: Literal["steps", "images", "epochs"] = Field(
+        default="steps", description="the training budget of every arm of a method: the optimizer steps (or "
+        "images) the 'none' arm takes in its epochs; 'epochs': each arm trains its epochs (more images, more "
+        "steps). A steps or images value in [train], [pretrain] or [baseline] is used as it is")
     ce_ood_loss: Literal["extra-class", "outlier-exposure"] = Field(
         default="outlier-exposure", description="how the CE baseline uses OOD images when [baseline] sets none")
 
@@ -61,7 +72,7 @@ class PlannedRun:
     """One training run of the study (plus its probe for SupCon)."""
 
     method: str               # "ce" | "supcon"
-    variant: str              # "none" | "normal" | "normal+ood"
+    variant: str              # "none" | "normal" | "ood" | "normal+ood"
     seed: int
     path: Path
     settings: Any             # BaselineSettings | PretrainSettings
@@ -92,6 +103,7 @@ class Study:
     probe_settings: Any = None
     probe_sources: dict[str, str] = field(default_factory=dict)
     report_settings: Any = None
+    budget_notes: list[str] = field(default_factory=list)   # how each method's training budget was set
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -152,11 +164,11 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
     for p in [*spec.synthetic, *spec.ood, *spec.eval_ood]:
         if not p.is_file():
             raise InputError(f"study store {p} does not exist", hint="make it with `dsc augment` first")
-    needs = {"normal": bool(spec.synthetic), "normal+ood": bool(spec.synthetic and spec.ood)}
     for variant in spec.variants:
-        if variant != "none" and not needs[variant]:
-            raise ConfigError(f"variant {variant!r} needs " + ("synthetic = [...]" if variant == "normal" else
-                                                               "synthetic = [...] and ood = [...]"),
+        wants = [k for k, used in zip(("synthetic", "ood"), USES[variant], strict=True)
+                 if used and not getattr(spec, k)]
+        if wants:
+            raise ConfigError(f"variant {variant!r} needs " + " and ".join(f"{k} = [...]" for k in wants),
                               hint="list the stores in [study] or drop the variant")
     train = doc.get("train", {})
     bad = sorted(set(train) - set(TrainSettings.model_fields))
@@ -169,9 +181,13 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
     for method in spec.methods:
         section = "baseline" if method == "ce" else "pretrain"
         base = {**train, **doc.get(section, {})}
+        budget, note = _equal_budget(spec, section, base, Path(path))
+        base.update(budget)
+        study.budget_notes.append(f"{method}: {note}")
         for variant in spec.variants:
             values = dict(base)
-            negatives = list(spec.ood) if variant == "normal+ood" else []
+            uses_synthetic, uses_ood = USES[variant]
+            negatives = list(spec.ood) if uses_ood else []
             if method == "ce":
                 values.setdefault("ood_loss", "none")
                 if negatives and values["ood_loss"] == "none":
@@ -181,14 +197,51 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
             for seed in spec.seeds:
                 settings, sources = _resolve(section, {**values, "seed": seed}, f"study file {path} [{section}]",
                                              Path(path))
+                if budget:
+                    sources.update({k: f"study file {path} (equal budget: {note})" for k in budget})
                 study.runs.append(PlannedRun(method, variant, seed, spec.output / _dirname(method, variant, seed),
-                                             settings, list(spec.synthetic) if variant != "none" else [],
+                                             settings, list(spec.synthetic) if uses_synthetic else [],
                                              negatives, spec.data, sources=sources))
     if "supcon" in spec.methods:
         study.probe_settings, study.probe_sources = _resolve("probe", doc.get("probe", {}),
                                                              f"study file {path} [probe]", Path(path))
     study.report_settings = _settings("report", doc.get("report", {}), f"study file {path} [report]")
     return study
+
+
+def _equal_budget(spec: StudySpec, section: str, values: dict[str, Any], study_file: Path
+                  ) -> tuple[dict[str, int], str]:
+    """The budget every arm of one method trains with: ``{"steps": N}`` or ``{"images": N}`` derived from
+    the "none" arm (real train images only, no negatives) in its epochs, or ``{}`` when the study file or
+    ``[study] budget = "epochs"`` decides; and a sentence saying which."""
+    settings, _ = _resolve(section, values, f"study file {study_file} [{section}]", study_file)
+    batch = settings.batch_size
+    if settings.budget != "epochs":
+        amount = settings.steps if settings.budget == "steps" else settings.images
+        return {}, f"every arm trains {amount} {settings.budget} (batch {batch}), as the study file sets"
+    if spec.budget == "epochs":
+        return {}, (f"every arm trains {settings.epochs} epochs (batch {batch}): arms with more images take "
+                    "more optimizer steps ([study] budget = \"epochs\")")
+    from dsc.data.samplers import BatchPlan
+    from dsc.data.stores import real_rows
+    from dsc.store import open_store
+    from dsc.train.budget import pass_sizes
+
+    n_train = len(real_rows(open_store(spec.data, kind="data"), "train"))
+    if n_train == 0:
+        raise InputError(f"study data {spec.data} has no train rows", hint="make it with `dsc subset` (train split)")
+    import torch
+
+    sizes = pass_sizes(BatchPlan(torch.zeros(n_train, dtype=torch.int64), 0, batch))
+    if spec.budget == "steps":
+        amount = settings.epochs * len(sizes)
+        how = f"{settings.epochs} epochs x {len(sizes)} steps"
+    else:
+        amount = settings.epochs * sum(sizes)
+        how = f"{settings.epochs} epochs x {sum(sizes)} images"
+    return {spec.budget: amount}, (f"every arm trains {amount} optimizer {spec.budget} of batch {batch}, the "
+                                   f"'none' arm's {how} on {n_train} train images; evaluated in "
+                                   f"{settings.epochs} rounds")
 
 
 def plan(study: Study, *, force: bool = False) -> Study:
@@ -206,7 +259,7 @@ def plan(study: Study, *, force: bool = False) -> Study:
         info = existing.info
         wanted = r.settings.model_dump(mode="json")
         if info.get("settings_hash") and info.get("settings_hash") != settings_hash(wanted):
-            diff = settings_diff(info.get("settings", {}), wanted)
+            diff = settings_diff(info.get("settings", {}), wanted) or ["settings hash differs (another dsc version?)"]
             raise MismatchError(f"{r.path} was made with other settings ({'; '.join(diff[:6])})",
                                 hint="restore the study's settings, choose another output, or pass --force "
                                 "to redo the study's runs")
@@ -292,6 +345,9 @@ def execute(study: Study, *, keep_going: bool = False) -> list[tuple[PlannedRun,
 
     failures: list[tuple[PlannedRun, str]] = []
     todo = [r for r in study.runs if r.action != "skip"]
+    if todo:
+        for note in study.budget_notes:
+            err.print(f"[bold]study[/] budget {note}", highlight=False)
     for i, r in enumerate(todo, 1):
         err.print(f"[bold]study[/] {i}/{len(todo)}: {r.name} ({r.action}: {r.reason})", highlight=False)
         try:
@@ -333,4 +389,10 @@ def plan_rows(study: Study) -> list[dict[str, Any]]:
     """The plan as JSON-able rows (for --dry-run)."""
     return [{"run": str(r.path), "method": r.method, "variant": r.variant, "seed": r.seed, "action": r.action,
              "reason": r.reason, "synthetic": [str(p) for p in r.synthetic],
-             "negatives": [str(p) for p in r.negatives]} for r in study.runs]
+             "negatives": [str(p) for p in r.negatives], "budget": budget_text(r.settings)} for r in study.runs]
+
+
+def budget_text(settings: Any) -> str:
+    """"240 steps", "9600 images" or "8 epochs"."""
+    kind = settings.budget
+    return f"{getattr(settings, kind)} {kind}"

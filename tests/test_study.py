@@ -45,12 +45,17 @@ batch_size = 16
 def test_plan_covers_methods_variants_seeds(tmp_path, inputs):
     study = plan(load_study(write_study(tmp_path, inputs, "[baseline]\ncorruptions = false\n")))
     names = [r.name for r in study.runs]
-    assert len(names) == 12 and names[0] == "ce-none-s0" and "supcon-normal-ood-s1" in names
+    assert len(names) == 16 and names[0] == "ce-none-s0" and "supcon-normal-ood-s1" in names
     assert all(r.action == "run" for r in study.runs)
     by = {r.name: r for r in study.runs}
     assert by["ce-normal-ood-s0"].settings.ood_loss == "outlier-exposure"
     assert by["ce-normal-ood-s0"].negatives == [inputs["ood"]]
     assert by["ce-normal-s1"].settings.ood_loss == "none" and by["ce-normal-s1"].negatives == []
+    # the "ood" arm: OOD negatives alone, no normal synthetic data
+    for method in ("ce", "supcon"):
+        ood = by[f"{method}-ood-s0"]
+        assert ood.variant == "ood" and ood.synthetic == [] and ood.negatives == [inputs["ood"]]
+    assert by["ce-ood-s1"].settings.ood_loss == "outlier-exposure"
     assert by["supcon-none-s1"].settings.seed == 1 and by["supcon-none-s1"].synthetic == []
     assert by["ce-none-s0"].settings.corruptions is False and by["ce-none-s0"].settings.image_size == 32
     src = by["ce-none-s0"].sources
@@ -80,6 +85,43 @@ def test_variant_needs_its_stores(tmp_path, inputs):
         load_study(path)
     with pytest.raises(InputError, match="does not exist"):
         load_study(tmp_path / "nope.toml")
+    path.write_text(f'[study]\ndata = "{inputs["data"]}"\nvariants = ["none", "ood"]\n')
+    with pytest.raises(ConfigError, match="variant 'ood' needs ood"):
+        load_study(path)
+
+
+def _budgets(study) -> dict[str, set]:
+    return {m: {(r.settings.budget, r.settings.steps, r.settings.images) for r in study.runs if r.method == m}
+            for m in ("ce", "supcon")}
+
+
+def test_every_arm_of_a_method_trains_the_none_arms_steps(tmp_path, inputs):
+    """36 train images in batches of 16 make 3 steps per epoch (the last batch has 4 images): with
+    [baseline] epochs = 4 every CE arm trains 12 steps, with [train] epochs = 1 every SupCon arm 3."""
+    study = load_study(write_study(tmp_path, inputs, "[baseline]\nepochs = 4\n"))
+    assert _budgets(study) == {"ce": {("steps", 12, None)}, "supcon": {("steps", 3, None)}}
+    assert all(r.settings.epochs == (4 if r.method == "ce" else 1) for r in study.runs)   # evaluation rounds
+    assert {r.variant for r in study.runs} == {"none", "normal", "ood", "normal+ood"}
+    assert any("ce: every arm trains 12 optimizer steps of batch 16" in n and "4 epochs x 3 steps" in n
+               for n in study.budget_notes)
+    assert "equal budget" in study.runs[0].sources["steps"]
+    images = load_study(write_study(tmp_path, inputs, study_extra='budget = "images"'))
+    assert _budgets(images)["ce"] == {("images", None, 36)}
+    epochs = load_study(write_study(tmp_path, inputs, study_extra='budget = "epochs"'))
+    assert _budgets(epochs)["ce"] == {("epochs", None, None)} and "more optimizer steps" in epochs.budget_notes[0]
+    given = load_study(write_study(tmp_path, inputs, "steps = 5"))
+    assert _budgets(given) == {"ce": {("steps", 5, None)}, "supcon": {("steps", 5, None)}}
+    assert "as the study file sets" in given.budget_notes[0]
+
+
+def test_dry_run_shows_the_budget(run_dsc, tmp_path, inputs):
+    path = write_study(tmp_path, inputs)
+    res = run_dsc("study", path, "--dry-run", "--json")
+    assert res.code == 0, res
+    doc = json.loads(res.out)
+    assert {r["budget"] for r in doc["runs"]} == {"3 steps"} and len(doc["budget"]) == 2
+    res = run_dsc("study", path, "--dry-run")
+    assert res.code == 0 and "every arm trains 3 optimizer steps" in res.out and "3 steps" in res.out
 
 
 def _fake_training(monkeypatch, calls: list):
@@ -136,11 +178,10 @@ def test_study_runs_skips_and_reports(run_dsc, tmp_path, inputs, monkeypatch):
     path = write_study(tmp_path, inputs)
     res = run_dsc("study", path, "--json")
     assert res.code == 0, res
-    assert len([c for c in calls if c[0] != "probe"]) == 12 and len([c for c in calls if c[0] == "probe"]) == 6
+    assert len([c for c in calls if c[0] != "probe"]) == 16 and len([c for c in calls if c[0] == "probe"]) == 8
     report = json.loads(res.out)
     names = [c["name"] for c in report["configurations"]]
-    assert names == ["ce/none", "ce/normal", "ce/normal+ood", "supcon+probe/none", "supcon+probe/normal",
-                     "supcon+probe/normal+ood"]
+    assert names == [f"{m}/{v}" for m in ("ce", "supcon+probe") for v in ("none", "normal", "ood", "normal+ood")]
     assert all(c["n"] == 2 for c in report["configurations"])
     normal = next(c for c in report["configurations"] if c["name"] == "ce/normal")
     assert normal["deltas"]["top1"]["delta"] == pytest.approx(0.1)
@@ -169,7 +210,7 @@ def test_study_resumes_probes_and_refuses_changed_settings(tmp_path, inputs, mon
     study = plan(load_study(path))
     actions = {r.name: r.action for r in study.runs}
     assert actions["supcon-none-s0"] == "probe" and actions["ce-none-s1"] == "resume"
-    assert sum(a == "skip" for a in actions.values()) == 10
+    assert sum(a == "skip" for a in actions.values()) == 14
     calls.clear()
     execute(study)
     assert ("baseline", "ce-none-s1", True) in calls and ("probe", "supcon-none-s0", True) in calls
@@ -201,7 +242,7 @@ def test_study_reprobes_when_probe_settings_or_ood_stores_change(tmp_path, input
     assert "epochs: 100 -> 7" in got["supcon-none-s1"][1]
     calls.clear()
     execute(study)
-    assert sorted(c[0] for c in calls) == ["probe"] * 6
+    assert sorted(c[0] for c in calls) == ["probe"] * 8
     assert {a for a, _ in actions(plan(load_study(write_study(tmp_path, inputs, "[probe]\nepochs = 7")))).values()} \
         == {"skip"}
     # a new evaluation-only OOD store
@@ -253,3 +294,10 @@ corruptions = false
         "ce/none", "ce/normal+ood", "supcon+probe/none", "supcon+probe/normal+ood"]
     assert report["incomplete"] == []
     assert all(0 <= c["metrics"]["top1"]["mean"] <= 1 for c in report["configurations"])
+    # equal budget: the arm with OOD negatives has more images per pass, yet trains the none arm's steps
+    for method in ("ce", "supcon"):
+        infos = [json.loads((tmp_path / "out" / f"{method}-{v}-s0" / "run.json").read_text())
+                 for v in ("none", "normal-ood")]
+        assert infos[0]["optimizer_steps"] == infos[1]["optimizer_steps"] == infos[0]["budget"]["total_steps"]
+        assert infos[0]["images_seen"] == infos[1]["images_seen"]             # every batch is full
+        assert infos[1]["batch"]["steps_per_epoch"] > infos[0]["batch"]["steps_per_epoch"]

@@ -1,4 +1,5 @@
-"""``dsc study STUDY.toml``: run the whole study (CE and SupCon+probe x synthetic variants x seeds), then report."""
+"""``dsc study STUDY.toml``: run the whole study (CE and SupCon+probe x synthetic variants x seeds, every arm
+of a method with the same training budget), then report."""
 
 from __future__ import annotations
 
@@ -40,18 +41,19 @@ def study(
     if dry_run:
         rows = plan_rows(spec)
         if json_:
-            print_json({"runs": rows})
+            print_json({"runs": rows, "budget": spec.budget_notes})
             return
         from rich.table import Table
 
-        table = Table(title=f"Study plan ({file}): runs in {spec.spec.output}/", title_justify="left")
+        table = Table(title=f"Study plan ({file}): runs in {spec.spec.output}/", title_justify="left",
+                      caption="\n".join(f"budget {n}" for n in spec.budget_notes), caption_justify="left")
         table.add_column("run", no_wrap=True)
-        for col in ("action", "reason", "synthetic", "negatives"):
+        for col in ("action", "reason", "synthetic", "negatives", "budget"):
             table.add_column(col)
         for r in rows:
             table.add_row(Path(r["run"]).name, r["action"], r["reason"],
                           ", ".join(Path(p).name for p in r["synthetic"]) or "–",
-                          ", ".join(Path(p).name for p in r["negatives"]) or "–")
+                          ", ".join(Path(p).name for p in r["negatives"]) or "–", r["budget"])
         out.print(table)
         return
     failures = execute(spec, keep_going=keep_going)
