@@ -69,6 +69,8 @@ class DatasetPlugin(ABC):
     name: ClassVar[str]
     summary: ClassVar[str] = ""
     Options: ClassVar[type[DatasetOptions]] = DatasetOptions
+    #: How a user gives this dataset group information, quoted when `dsc subset` finds images without one.
+    groups_hint: ClassVar[str] = ""
 
     def __init__(self, options: DatasetOptions) -> None:
         self.options = options

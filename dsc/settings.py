@@ -48,6 +48,8 @@ class SubsetSettings(Section):
     seed: int = 0
     workers: int = Field(default=0, ge=0, description="decode processes; 0 = one per core")
     options: dict[str, Any] = Field(default_factory=dict, description="dataset plugin options")
+    require_groups: bool = Field(default=False, description="refuse to split images that have no group "
+                                 "(instead of making each its own group, with a warning)")
 
     @field_validator("split")
     @classmethod

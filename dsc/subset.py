@@ -70,6 +70,9 @@ class Plan:
     scanned_records: int = 0
     with_masks: bool = False
     capped: dict[str, int] = field(default_factory=dict)
+    groups_hint: str = ""      # how this dataset takes group information (DatasetPlugin.groups_hint)
+    ungrouped: int = 0         # training-class images without a group (each is its own group)
+    trained: int = 0           # training-class images
 
 
 @dataclass
@@ -300,7 +303,7 @@ def plan_subset(plugin: DatasetPlugin, settings: SubsetSettings) -> Plan:
 
     plan = Plan(train, holdout, rows, scanner.small, scanned_classes=len(scanner.records),
                 listed_classes=len(pool), scanned_records=scanner.n_records,
-                with_masks=with_masks, capped=capped)
+                with_masks=with_masks, capped=capped, groups_hint=plugin.groups_hint)
     _assign_splits(plan, settings, split_seq)
     rank = {s: i for i, s in enumerate(SPLITS)}
     plan.rows.sort(key=lambda r: (rank[r.split], r.holdout_label >= 0, r.label, r.holdout_label, r.order))
@@ -321,11 +324,42 @@ def _check_masks(rows: list[Row], settings: SubsetSettings) -> None:
     log.warning("%d images have no mask file; --on-missing-mask %s", len(missing), settings.on_missing_mask)
 
 
+def _check_groups(plan: Plan, split_by_dsc: list[Row], settings: SubsetSettings) -> None:
+    """Images without a group are each their own group: dsc cannot keep crops or views of one photo or
+    object together. Warn once when dsc splits such images; with ``--require-groups`` refuse instead."""
+    train_rows = [r for r in plan.rows if r.label >= 0]
+    plan.trained = len(train_rows)
+    plan.ungrouped = sum(r.record.group is None for r in train_rows)
+    missing = sum(r.record.group is None for r in split_by_dsc)
+    if not missing:
+        return
+    n = len(split_by_dsc)
+    what = f"all {n}" if missing == n else f"{missing} of {n}"
+    how = plan.groups_hint or "a dataset plugin gives groups in Record.group (docs/plugins.md)"
+    if settings.require_groups:
+        raise InputError(f"--require-groups: {what} images dsc splits have no group",
+                         hint=f"give groups: {how}; or drop --require-groups to split those images one by one")
+    log.warning("%s images dsc splits have no group, so each is its own group: several crops or views of one "
+                "photo or object can land in train and test. Give groups: %s (or pass --require-groups to "
+                "refuse instead)", what[0].upper() + what[1:], how)
+
+
+def grouping_text(ungrouped: int, total: int) -> str:
+    """The summary's word on groups: grouped, ungrouped (each image its own group) or partly grouped."""
+    if total and ungrouped == total:
+        return "ungrouped: each image is its own group"
+    if ungrouped:
+        return f"partly grouped: {ungrouped} of {total} images have no group (each is its own group)"
+    return "grouped"
+
+
 def _assign_splits(plan: Plan, settings: SubsetSettings, seq: np.random.SeedSequence) -> None:
     train_rows = [r for r in plan.rows if r.label >= 0]
     given = [r for r in train_rows if r.split]
     plan.dataset_splits = bool(given)
     todo = [r for r in train_rows if not r.split]
+    carve = not todo and bool(given) and not any(r.split == "val" for r in given) and settings.split[1] > 0
+    _check_groups(plan, todo or ([r for r in given if r.split == "train"] if carve else []), settings)
     if todo:
         if given:
             log.warning("%d of %d records have no split from the dataset; splitting those by group",
@@ -333,7 +367,7 @@ def _assign_splits(plan: Plan, settings: SubsetSettings, seq: np.random.SeedSequ
         for r, s in zip(todo, group_split([r.label for r in todo], [r.group for r in todo], settings.split, seq),
                         strict=True):
             r.split = s
-    elif given and not any(r.split == "val" for r in given) and settings.split[1] > 0:
+    elif carve:
         # the dataset has no validation split: carve one out of its train split, by group
         pool = [r for r in given if r.split == "train"]
         f_train, f_val = settings.split[0], settings.split[1]
@@ -587,13 +621,22 @@ def _summary(plan: Plan, written: list[Row], skips: list[dict[str, str]],
         "skipped_classes": plan.skipped_classes,
         "scanned": {"classes_listed": plan.listed_classes, "classes": plan.scanned_classes,
                     "records": plan.scanned_records},
-        "split_source": ("dataset" + (" (val carved from train by group)" if plan.carved_val else ""))
-        if plan.dataset_splits else "stratified by class, grouped",
+        "split_source": _split_source(plan),
+        "grouping": grouping_text(plan.ungrouped, plan.trained),
         "group_leaks": plan.group_leaks,
         "holdout_shared_groups": plan.holdout_shared_groups,
         "masks": plan.with_masks,
         "resolution": settings.resolution,
     }
+
+
+def _split_source(plan: Plan) -> str:
+    """Where the splits come from, and whether groups kept photos/objects together where dsc split."""
+    grouping = grouping_text(plan.ungrouped, plan.trained)
+    by = "by group" if grouping == "grouped" else grouping
+    if not plan.dataset_splits:
+        return f"stratified by class, {by}" if grouping == "grouped" else f"stratified by class; {by}"
+    return "dataset" + (f" (val carved from train, {by})" if plan.carved_val else "")
 
 
 def _fit_summary(summary: dict[str, Any], limit: int = 55_000) -> dict[str, Any]:

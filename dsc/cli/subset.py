@@ -100,6 +100,9 @@ def subset(
     split: Annotated[str | None, typer.Option(help="train,val,test fractions when the dataset has no splits. "
                                               "\\[default: 0.7,0.15,0.15]", show_default=False,
                                               rich_help_panel=CHOICE)] = None,
+    require_groups: Annotated[bool | None, typer.Option(
+        "--require-groups", help="Refuse to split images that have no group (by default each is its own group, "
+        "with a warning).", show_default=False, rich_help_panel=CHOICE)] = None,
     crop_to_object: Annotated[bool | None, typer.Option("--crop-to-object/--no-crop-to-object",
                                                         help="Crop a square box around the object mask. "
                                                         "\\[default: no]", show_default=False,
@@ -130,7 +133,8 @@ def subset(
         "subset", dataset=dataset, root=root, masks=masks, options=_parse_options(option),
         super_class=super_class, tag=tag, classes=classes, class_names=split_csv(class_names),
         holdout_classes=holdout_classes, min_per_class=min_per_class, max_per_class=max_per_class,
-        split=_parse_split(split), crop_to_object=crop_to_object, mask_dilation=mask_dilation, pad=pad,
+        split=_parse_split(split), require_groups=require_groups, crop_to_object=crop_to_object,
+        mask_dilation=mask_dilation, pad=pad,
         on_missing_mask=on_missing_mask, resolution=resolution, seed=seed, workers=workers,
     )
     subset_sources = {k: v for k, v in resolved.sources.items() if k.startswith("subset.")}

@@ -83,6 +83,8 @@ def render_provenance(attrs: dict[str, Any]) -> None:
             prov.add_row("skipped classes", _short(", ".join(f"{c['name']} ({c['images']})" for c in small)))
         if "split_source" in summary:
             prov.add_row("splits", escape(str(summary["split_source"])))
+        if "grouping" in summary:
+            prov.add_row("groups", escape(str(summary["grouping"])))
     timings = attrs.get("timings")
     if isinstance(timings, dict):
         prov.add_row("timings", ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()

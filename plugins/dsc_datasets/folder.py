@@ -46,6 +46,9 @@ class FolderDataset(DatasetPlugin):
     name = "folder"
     summary = "Image folders <root>/<class>/<image> with optional masks tree and metadata file"
     Options = FolderOptions
+    groups_hint = ('a manifest with one row per image (--option groups_csv=manifest.csv --option '
+                   'group_column=COLUMN) or a "groups" map {"<class>/<image>": "<group>"} in the root\'s '
+                   'metadata.json (docs/datasets.md)')
     options: FolderOptions
 
     @cached_property
