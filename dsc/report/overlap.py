@@ -98,7 +98,8 @@ def overlap_warnings(checks: list[PairCheck]) -> list[str]:
         elif o.get("same_conditions"):
             out.append(f"{runs}: {o['same_conditions']} of {o['n_negatives']} negatives in {c.negatives} were made "
                        f"from the same source image, prompt and strength as positives in {c.positives} (only the "
-                       "noise differs): they are drawn from the positives' distribution")
+                       "noise differs): they are drawn from the positives' distribution; give OOD images a strength "
+                       "above every normal strength, or another --ood-strategy")
     for w in out:
         log.warning(w)
     return out
