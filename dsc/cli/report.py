@@ -32,6 +32,9 @@ def report(
         "synthetic_ood_fpr95; the others are secondary.", show_default=False)] = None,
     ood_score: Annotated[str | None, typer.Option(
         "--ood-score", help="OOD score shown: msp, energy or knn (default msp).", show_default=False)] = None,
+    allow_unequal_budget: Annotated[bool, typer.Option(
+        "--allow-unequal-budget", help="Do not warn when compared configurations trained more than 5 % "
+        "different optimizer steps or images (the Training budget table still shows them).")] = False,
     json_: JsonFlag = False,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown.",
                                                    show_default=False)] = None,
@@ -93,7 +96,7 @@ def report(
     if runs:
         from dsc.report import make_report
 
-        result = make_report(list(runs), settings)
+        result = make_report(list(runs), settings, allow_unequal_budget=allow_unequal_budget)
         full = result.report
         sections += result.sections
         warnings += result.warnings

@@ -29,8 +29,10 @@ class ReportResult:
 
 
 def make_report(paths: list[Path], settings: Any, *, per_class: bool | None = None,
-                curves: bool | None = None) -> ReportResult:
-    """Discover runs under ``paths`` and build the comparison (``settings``: a ReportSettings)."""
+                curves: bool | None = None, allow_unequal_budget: bool = False) -> ReportResult:
+    """Discover runs under ``paths`` and build the comparison (``settings``: a ReportSettings);
+    ``allow_unequal_budget`` silences the warning about compared runs that trained unequal amounts."""
+    from dsc.report.budget import budget_section
     from dsc.report.caveats import apply_caveats
     from dsc.report.curves import curves_section, run_curves
     from dsc.report.overlap import attach_overlap
@@ -45,6 +47,9 @@ def make_report(paths: list[Path], settings: Any, *, per_class: bool | None = No
     sections: list[Section] = []
     if groups:
         sections.append(main_section(report))
+    budget = budget_section(report, groups, allow_unequal=allow_unequal_budget)   # steps and images per run
+    if budget is not None:
+        sections.append(budget)
     per_class = settings.per_class if per_class is None else per_class
     if per_class and groups:
         data = per_class_data(groups, settings.top_confused)
