@@ -85,3 +85,15 @@ def test_runs_without_both_kinds_of_store_add_nothing(run_dsc, study):
     res = run_dsc("report", study, "--json", "--no-curves")
     assert json.loads(res.out)["overlap"] == []
     assert "Negatives vs positives" not in run_dsc("report", study, "--no-curves").out
+
+
+def test_negatives_made_like_positives_get_a_milder_warning(run_dsc, tmp_path):
+    data = make_data(tmp_path / "data.h5", per_class=(4, 2, 2))
+    normal = write_synthetic(tmp_path / "aug-normal.h5", data, ood=False, seeds=[1, 2, 3], strengths=[0.25, 0.5, 0.75])
+    ood = write_synthetic(tmp_path / "aug-ood.h5", data, ood=True, seeds=[4, 5, 6], strengths=[0.75] * 3)
+    root = tmp_path / "runs"
+    _use(write_run(root, "ce-ood-s0", top1=0.65, label="normal+ood"), [normal], [ood])
+    report = json.loads(run_dsc("report", root, "--json", "--no-curves").out)
+    (w,) = [w for w in report["warnings"] if "aug-ood.h5" in w]
+    assert "1 of 3 negatives" in w and "only the noise differs" in w and "share" not in w
+    assert report["overlap"][0]["overlap"]["same_conditions"] == 1
