@@ -303,9 +303,10 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
     D.barrier(env)
     if env.main:
         log.info("%s: %d train images (%d real), %d negatives, %d val; %d steps/epoch, %d negatives per batch; "
-                 "budget %d %s = %d steps (%.2f epochs) in %d %ss", command, data.n_pos, data.n_real,
-                 len(data.pool) - data.n_pos, len(data.val), budget.steps_per_pass, plan.n_neg, budget.value,
-                 budget.kind, total_steps, total_steps / budget.steps_per_pass, budget.rounds, unit)
+                 "budget %d %s: %d steps, %d images, %.2f passes over the positives, in %d %ss", command,
+                 data.n_pos, data.n_real, len(data.pool) - data.n_pos, len(data.val), budget.steps_per_pass,
+                 plan.n_neg, budget.value, budget.kind, total_steps, budget.images_for(total_steps),
+                 budget.passes_for(total_steps), budget.rounds, unit)
 
     metrics = run.read_metrics() if resuming else []
     status = "complete"
