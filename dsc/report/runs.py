@@ -144,7 +144,9 @@ class Run:
         if isinstance(recorded, dict) and recorded.get("status") not in FINISHED:
             p = TrainingProgress(str(recorded.get("status")), _int(recorded.get("epochs_done")),
                                  _int(recorded.get("epochs")), self.kind, "")
-            return f"probed after its training was {p.describe()}"
+            since = (f"; the training has finished since: re-probe with `dsc probe {self.path} --force`"
+                     if self.progress.finished else "")
+            return f"probed after its training was {p.describe()}{since}"
         progress = self.progress
         if not progress.finished:
             return f"training {progress.describe()}; its metrics are of an unfinished model"

@@ -95,6 +95,14 @@ def test_report_marks_a_probed_unfinished_run_in_every_table_and_warns(run_dsc, 
     assert not any(line.strip().startswith("sc-0 (incomplete)") for line in lines)
 
 
+def test_probe_of_an_unfinished_training_stays_marked_after_the_training_finishes(tmp_path):
+    run = write_run(tmp_path, "r", method="supcon+probe",
+                    extra={"training": {"status": "interrupted", "epochs_done": 3, "epochs": 30}})
+    problem = load_run(run).training_problem     # run.json says complete now (resumed to the end)
+    assert problem == (f"probed after its training was interrupted at epoch 3 of 30; the training has finished "
+                       f"since: re-probe with `dsc probe {run} --force`")
+
+
 def test_run_restarted_after_its_probe_is_still_marked(tmp_path):
     """run.json says running (resumed or restarted after the probe): the metrics are of another model."""
     run = write_run(tmp_path, "r", method="supcon+probe")
