@@ -359,8 +359,8 @@ def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence
     if not progress.finished:
         if not allow_incomplete:
             raise InputError(f"{run_dir}: training {progress.reason()}",
-                             hint="or pass --allow-incomplete to probe its checkpoint anyway (`dsc report` then "
-                                  "marks the run as incomplete)")
+                             hint="or pass --allow-incomplete to probe its checkpoint anyway; `dsc report` then "
+                                  "marks the run as incomplete")
         log.warning("%s: training %s; probing its %r checkpoint anyway (--allow-incomplete)", run_dir,
                     progress.describe(), settings.checkpoint)
     out_dir = run_dir / PROBE_DIR
