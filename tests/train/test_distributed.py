@@ -16,14 +16,16 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_process_gloo_pretrain(stores, tmp_path):
-    """Two CPU processes (gloo) under torchrun, the launcher `accelerate launch --multi_gpu` uses on GPUs."""
+@pytest.mark.parametrize("budget", [[], ["--steps", "5"]])
+def test_two_process_gloo_pretrain(stores, tmp_path, budget):
+    """Two CPU processes (gloo) under torchrun, the launcher `accelerate launch --multi_gpu` uses on GPUs;
+    with an epochs budget and with a steps budget (full batches of 6 positives + 6 negatives)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK"))}
     env["OMP_NUM_THREADS"] = "1"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
            str(_free_port()), "-m", "dsc", "pretrain", str(stores["data"]), "--negatives", str(stores["ood"]),
            "--backbone", "timm:test_resnet", "--image-size", "16", "--batch-size", "12", "--epochs", "2",
-           "--ood-policy", "hard", "-o", str(tmp_path / "run")]
+           "--ood-policy", "hard", "-o", str(tmp_path / "run"), *budget]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     info = json.loads((tmp_path / "run" / "run.json").read_text())
@@ -32,3 +34,5 @@ def test_two_process_gloo_pretrain(stores, tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2] and all(r["loss"] == r["loss"] for r in rows)
     assert proc.stdout.count("complete") == 1  # only the main process reports
     assert (tmp_path / "run" / "checkpoints" / "best.safetensors").is_file()
+    assert info["optimizer_steps"] == rows[-1]["step"] == (5 if budget else 2 * 3)
+    assert info["images_seen"] == rows[-1]["images_seen"] == (5 * 12 if budget else 2 * 36)
