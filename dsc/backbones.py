@@ -47,22 +47,38 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 
 def create_backbone(spec: str, *, pretrained: bool = False, checkpoint: Path | str | None = None,
-                    **kwargs: Any) -> Backbone:
+                    stem: str = "imagenet", image_size: int | None = None, **kwargs: Any) -> Backbone:
     """Build the encoder named by ``spec`` (pooled features [B, feature_dim]).
 
     ``pretrained`` loads the library's weights from the local cache only (never downloads);
-    ``checkpoint`` loads a local weights file instead. Keyword arguments set to None are dropped
-    so plugin defaults stay in effect; the rest go to the plugin (e.g. ``drop_path_rate`` for timm).
+    ``checkpoint`` loads a local weights file instead. ``stem`` is "imagenet" (the model as the library
+    builds it), "small" (the small-image stem of :mod:`dsc.stems`, ResNets only) or "auto" (small for a
+    ResNet from random weights at ``image_size`` <= 64); the result sits in ``backbone.stem`` and
+    ``backbone.stem_reason``. Keyword arguments set to None are dropped so plugin defaults stay in
+    effect; the rest go to the plugin (e.g. ``drop_path_rate`` for timm).
     """
+    from dsc import stems
+
     plugin_name, model = parse_spec(spec)
     plugin = registry.get_plugin("backbone", plugin_name)()
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     ckpt = Path(checkpoint).expanduser() if checkpoint is not None else None
     if ckpt is not None and pretrained:
         log.info("--checkpoint given: its weights replace the pretrained ones")
-    backbone = plugin.create(model, pretrained=pretrained, checkpoint=ckpt, **kwargs)
-    log.info("backbone %s: %d features, input %s", backbone.model_id, backbone.feature_dim,
-             backbone.data_config.get("input_size"))
+    choice = stems.choose_early(stem, image_size=image_size, initial_weights=pretrained or ckpt is not None)
+    if choice is not None:
+        backbone = plugin.create(model, pretrained=pretrained, checkpoint=ckpt, **kwargs)
+    else:  # the choice needs the built model; a --checkpoint is loaded after the stem swap so its conv1 fits
+        backbone = plugin.create(model, pretrained=pretrained and ckpt is None, checkpoint=None, **kwargs)
+        choice = stems.choose(stem, backbone.module, backbone.model_id, image_size=image_size)
+        if choice.stem == "small":
+            what = stems.apply_small_stem(backbone.module, pretrained=pretrained and ckpt is None)
+            log.debug("%s small stem: %s", backbone.model_id, what)
+        if ckpt is not None:
+            load_weights(backbone.module, ckpt)
+    backbone.stem, backbone.stem_reason = choice.stem, choice.reason
+    log.info("backbone %s: %d features, input %s, stem %s (%s)", backbone.model_id, backbone.feature_dim,
+             backbone.data_config.get("input_size"), choice.stem, choice.reason)
     return backbone
 
 

@@ -97,6 +97,9 @@ class Backbone:
     feature_dim: int
     model_id: str
     data_config: dict[str, Any]  # input_size (C, H, W), mean, std, interpolation
+    # Set by dsc.backbones.create_backbone (plugins leave them): "imagenet" or "small" (dsc/stems.py), and why.
+    stem: str = "imagenet"
+    stem_reason: str = ""
 
 
 class BackbonePlugin(ABC):
