@@ -147,6 +147,9 @@ class TrainSettings(Section):
     pretrained: bool = False
     checkpoint: Path | None = None
     image_size: int = Field(default=224, ge=8)
+    stem: Literal["auto", "imagenet", "small"] = Field(
+        default="auto", description="ResNet stem: small (3x3 stride-1 conv, no max-pool), imagenet, or auto: "
+        "small for a ResNet from random weights at image_size <= 64 (docs/training.md#small-images)")
     batch_size: int = Field(default=256, ge=2)
     epochs: int = Field(default=100, ge=1, description="passes over the positives; with steps or images: the "
                         "number of evaluation rounds")
@@ -187,6 +190,8 @@ class TrainSettings(Section):
 class PretrainSettings(TrainSettings):
     temperature: float = Field(default=0.1, gt=0)
     base_temperature: float | None = None
+    head: Literal["mlp-bn", "mlp"] = Field(default="mlp-bn", description="projection head: mlp-bn (BatchNorm, "
+                                           "does not collapse) or mlp (SupContrast's)")
     head_dim: int = Field(default=128, ge=1)
     head_hidden: int | None = None
     ood_policy: Literal["negatives", "hard", "instance"] = "negatives"

@@ -28,6 +28,9 @@ Checkpoint = Annotated[Path | None, typer.Option(help="Initial encoder weights (
                                                  rich_help_panel=P_MODEL, show_default=False)]
 ImageSize = Annotated[int | None, typer.Option(help="Training resolution in px (images are resized once at load).",
                                                rich_help_panel=P_DATA, show_default=False)]
+Stem = Annotated[str | None, typer.Option(help="ResNet stem: auto (small for a ResNet from random weights at "
+                                          "--image-size <= 64), small (3x3 stride-1 conv, no max-pool) or "
+                                          "imagenet.", rich_help_panel=P_MODEL, show_default=False)]
 BatchSize = Annotated[int | None, typer.Option(help="Global batch size (split across processes).",
                                                rich_help_panel=P_OPT, show_default=False)]
 Epochs = Annotated[int | None, typer.Option(help="Passes over the positives; with --steps or --images, the "
@@ -99,6 +102,7 @@ def pretrain(
     pretrained: Pretrained = None,
     checkpoint: Checkpoint = None,
     image_size: ImageSize = None,
+    stem: Stem = None,
     batch_size: BatchSize = None,
     epochs: Epochs = None,
     steps: Steps = None,
@@ -112,6 +116,9 @@ def pretrain(
                                                       show_default=False)] = None,
     base_temperature: Annotated[float | None, typer.Option(help="Rescales the loss by T/base (default: none).",
                                                            rich_help_panel=P_OPT, show_default=False)] = None,
+    head: Annotated[str | None, typer.Option(help="Projection head: mlp-bn (default; BatchNorm keeps projections "
+                                             "from collapsing) or mlp (SupContrast's).", rich_help_panel=P_MODEL,
+                                             show_default=False)] = None,
     head_dim: Annotated[int | None, typer.Option(help="Projection dimension.", rich_help_panel=P_MODEL,
                                                  show_default=False)] = None,
     head_hidden: Annotated[int | None, typer.Option(help="Hidden width of the head (default: feature dim).",
@@ -138,9 +145,9 @@ def pretrain(
     positives and OOD negatives. Writes RUN/ (run.json, metrics.jsonl, checkpoints)."""
     resolved = resolve("pretrain", backbone=backbone, pretrained=pretrained, checkpoint=checkpoint,
                        image_size=image_size, batch_size=batch_size, epochs=epochs, steps=steps, images=images,
-                       lr=lr, optimizer=optimizer,
+                       stem=stem, lr=lr, optimizer=optimizer,
                        momentum=momentum, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
-                       temperature=temperature, base_temperature=base_temperature, head_dim=head_dim,
+                       temperature=temperature, base_temperature=base_temperature, head=head, head_dim=head_dim,
                        head_hidden=head_hidden, seed=seed, balanced=balanced, synthetic_policy=synthetic_policy,
                        synthetic_probability=synthetic_probability, negatives_fraction=negatives_fraction,
                        ood_policy=ood_policy, ood_weight=ood_weight, augmentation=augmentation, workers=workers,

@@ -203,7 +203,8 @@ def load_encoder(run_dir: Path | str, which: str = "best", device: str = "cpu") 
     bb = run_info.get("backbone") or {}
     if "name" not in bb:
         raise InputError(f"{run_dir}/run.json records no backbone", hint="is this a dsc pretrain/baseline run?")
-    backbone = create_backbone(bb["name"], pretrained=False, checkpoint=None)
+    # the stem the run resolved (runs made before --stem existed used the library's ImageNet stem)
+    backbone = create_backbone(bb["name"], pretrained=False, checkpoint=None, stem=bb.get("stem") or "imagenet")
     backbone.feature_dim = int(bb.get("feature_dim") or backbone.feature_dim)
     load_checkpoint(run_dir, which, {"encoder": backbone.module}, device="cpu")
     backbone.module.to(device).eval()

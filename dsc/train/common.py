@@ -143,6 +143,10 @@ class Task:
     def finish(self, ctx: Context, run: RunDir, result: Result) -> None:
         """Called once after the last epoch (the baseline evaluates its best checkpoint on test)."""
 
+    def epoch_stats(self) -> dict[str, Any]:
+        """Training-health figures of the epoch just ended, added to its metrics row (and reset)."""
+        return {}
+
 
 @dataclass
 class Context:
@@ -162,12 +166,14 @@ class Context:
 
 
 def build_backbone(settings: TrainSettings, seed: int):
-    """The backbone, initialised from a scoped seed (timm builds models from the global RNG)."""
+    """The backbone with the stem ``settings.stem`` resolves to (dsc/stems.py), initialised from a scoped seed
+    (timm builds models from the global RNG)."""
     from dsc.backbones import create_backbone
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        backbone = create_backbone(settings.backbone, pretrained=settings.pretrained, checkpoint=settings.checkpoint)
+        backbone = create_backbone(settings.backbone, pretrained=settings.pretrained, checkpoint=settings.checkpoint,
+                                   stem=settings.stem, image_size=settings.image_size)
     backbone.feature_dim = output_dim(backbone.module, settings.image_size, backbone.feature_dim)
     return backbone
 
@@ -188,7 +194,8 @@ def backbone_record(settings: TrainSettings, backbone: Any) -> dict[str, Any]:
     dc = {k: list(v) if isinstance(v, tuple) else v for k, v in backbone.data_config.items()}
     return {"name": settings.backbone, "model_id": backbone.model_id, "feature_dim": backbone.feature_dim,
             "data_config": dc, "pretrained": settings.pretrained,
-            "checkpoint": str(settings.checkpoint) if settings.checkpoint else None}
+            "checkpoint": str(settings.checkpoint) if settings.checkpoint else None,
+            "stem": backbone.stem, "stem_reason": backbone.stem_reason}
 
 
 @dataclass
@@ -352,7 +359,8 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                        "lr": lr,
                        "images_per_s": round(n_images / max(train_time, 1e-9), 2),
                        "data_wait_share": round(data_time / max(train_time, 1e-9), 4),
-                       "time_s": round(time.perf_counter() - t0, 3), task.val_key: None if math.isnan(val) else val}
+                       "time_s": round(time.perf_counter() - t0, 3), task.val_key: None if math.isnan(val) else val,
+                       **task.epoch_stats()}
                 metrics.append(row)
                 improved = not math.isnan(val) and val > best_val or (math.isnan(val))
                 if improved:
