@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 #: Largest ``image_size`` at which ``--stem auto`` takes the small stem (docs/training.md#small-images).
-SMALL_STEM_MAX_SIZE = 64
+SMALL_STEM_MAX_SIZE = 31  # docs/training.md 'Small images': measured, the ImageNet stem won at 32 and 64 px
 STEMS = ("auto", "imagenet", "small")
 # The library modules whose ResNet class the swap knows (looked up only when already imported).
 _RESNET_MODULES = ("timm.models.resnet", "torchvision.models.resnet")

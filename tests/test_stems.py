@@ -70,13 +70,13 @@ def test_deep_stem_keeps_its_convs_and_runs_the_first_at_stride_1() -> None:
 
 
 @pytest.mark.parametrize(("spec", "size", "stem", "reason"), [
-    ("timm:test_resnet", 16, "small", "auto: image_size 16 <= 64"),
-    ("timm:test_resnet", SMALL_STEM_MAX_SIZE, "small", "<= 64"),
-    ("timm:test_resnet", SMALL_STEM_MAX_SIZE + 1, "imagenet", "auto: image_size 65 > 64"),
-    ("torchvision:resnet18", 32, "small", "ResNet, random init"),
-    ("timm:test_convnext", 32, "imagenet", "timm:test_convnext is not a timm or torchvision ResNet"),
-    ("timm:test_byobnet", 32, "imagenet", "is not a timm or torchvision ResNet"),
-    ("torchvision:shufflenet_v2_x0_5", 32, "imagenet", "is not a timm or torchvision ResNet"),
+    ("timm:test_resnet", 16, "small", "auto: image_size 16 <= 31"),
+    ("timm:test_resnet", SMALL_STEM_MAX_SIZE, "small", "<= 31"),
+    ("timm:test_resnet", SMALL_STEM_MAX_SIZE + 1, "imagenet", "auto: image_size 32 > 31"),
+    ("torchvision:resnet18", 24, "small", "ResNet, random init"),
+    ("timm:test_convnext", 24, "imagenet", "timm:test_convnext is not a timm or torchvision ResNet"),
+    ("timm:test_byobnet", 24, "imagenet", "is not a timm or torchvision ResNet"),
+    ("torchvision:shufflenet_v2_x0_5", 24, "imagenet", "is not a timm or torchvision ResNet"),
 ])
 def test_auto_rules(spec: str, size: int, stem: str, reason: str) -> None:
     backbone = create_backbone(spec, stem="auto", image_size=size)
@@ -86,11 +86,11 @@ def test_auto_rules(spec: str, size: int, stem: str, reason: str) -> None:
 
 def test_auto_keeps_the_stem_of_initial_weights(tmp_path: Path) -> None:
     """Pretrained or --checkpoint weights were trained with some stem: auto does not discard their conv1."""
-    assert choose_early("auto", image_size=32, initial_weights=True).stem == "imagenet"
-    assert choose_early("auto", image_size=32, initial_weights=False) is None  # decided by the model
+    assert choose_early("auto", image_size=24, initial_weights=True).stem == "imagenet"
+    assert choose_early("auto", image_size=24, initial_weights=False) is None  # decided by the model
     path = tmp_path / "w.pth"
     torch.save(create_backbone("timm:resnet18").module.state_dict(), path)
-    backbone = create_backbone("timm:resnet18", checkpoint=path, stem="auto", image_size=32)
+    backbone = create_backbone("timm:resnet18", checkpoint=path, stem="auto", image_size=24)
     assert backbone.stem == "imagenet" and "pretrained or --checkpoint" in backbone.stem_reason
     assert backbone.module.conv1.kernel_size == (7, 7)
 

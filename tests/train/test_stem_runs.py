@@ -26,11 +26,11 @@ def test_auto_small_stem_is_logged_recorded_and_replayed_by_probe(stores, tmp_pa
     with caplog.at_level(logging.INFO, logger="dsc.backbones"):
         result = pretrain(stores["data"], run, settings)
     assert result.status == "complete"
-    assert "stem small (auto: image_size 16 <= 64, ResNet, random init)" in caplog.text
+    assert "stem small (auto: image_size 16 <= 31, ResNet, random init)" in caplog.text
     info = json.loads((run / "run.json").read_text())
     assert info["settings"]["stem"] == "auto"
     assert info["backbone"]["stem"] == "small"
-    assert info["backbone"]["stem_reason"] == "auto: image_size 16 <= 64, ResNet, random init"
+    assert info["backbone"]["stem_reason"] == "auto: image_size 16 <= 31, ResNet, random init"
 
     encoder, _ = load_encoder(run, "best")
     assert encoder.stem == "small" and encoder.module.conv1.kernel_size == (3, 3)
@@ -60,7 +60,7 @@ def test_explicit_imagenet_stem_and_runs_without_a_stem_record(stores, tmp_path)
 
 
 def test_build_backbone_is_reproducible_with_the_small_stem():
-    settings = BaselineSettings(backbone="timm:resnet18", image_size=32)
+    settings = BaselineSettings(backbone="timm:resnet18", image_size=24)
 
     def state(seed: int) -> dict[str, torch.Tensor]:
         backbone = build_backbone(settings, seed)
