@@ -166,7 +166,8 @@ class TrainSettings(Section):
     balanced: bool = False
     synthetic_policy: Literal["extra", "view"] = "extra"
     synthetic_probability: float = Field(default=0.5, ge=0, le=1)
-    augmentation: Literal["supcon", "light", "none"] = "supcon"
+    augmentation: Literal["auto", "supcon", "light", "none"] = Field(
+        default="auto", description="views: auto (light at <= 64 px, supcon above), supcon, light or none")
     workers: int = Field(default=0, ge=0)
     amp: Literal["auto", "off", "fp16", "bf16"] = "auto"
     channels_last: bool = True
@@ -190,8 +191,8 @@ class TrainSettings(Section):
 class PretrainSettings(TrainSettings):
     temperature: float = Field(default=0.1, gt=0)
     base_temperature: float | None = None
-    head: Literal["mlp-bn", "mlp"] = Field(default="mlp-bn", description="projection head: mlp-bn (BatchNorm, "
-                                           "does not collapse) or mlp (SupContrast's)")
+    head: Literal["mlp", "mlp-bn"] = Field(default="mlp", description="projection head: mlp (SupContrast's) or "
+                                           "mlp-bn (BatchNorm projector, as SimCLR v2 / MoCo v3)")
     head_dim: int = Field(default=128, ge=1)
     head_hidden: int | None = None
     ood_policy: Literal["negatives", "hard", "instance"] = "negatives"

@@ -59,7 +59,8 @@ SynProb = Annotated[float | None, typer.Option(help="Replacement probability for
 NegFraction = Annotated[float | None, typer.Option(help="Share of each batch drawn from --negatives "
                                                    "(default: their share of all training images).",
                                                    rich_help_panel=P_DATA, show_default=False)]
-Augmentation = Annotated[str | None, typer.Option(help="supcon (SupContrast recipe), light (crop+flip) or none.",
+Augmentation = Annotated[str | None, typer.Option(help="auto (light at <= 64 px, supcon above), supcon "
+                                                  "(SupContrast recipe), light (crop+flip) or none.",
                                                   rich_help_panel=P_DATA, show_default=False)]
 Workers = Annotated[int | None, typer.Option(help="0: prepare batches inline; >= 1: prepare the next batch in a "
                                              "background thread while the current one trains.",
@@ -116,8 +117,8 @@ def pretrain(
                                                       show_default=False)] = None,
     base_temperature: Annotated[float | None, typer.Option(help="Rescales the loss by T/base (default: none).",
                                                            rich_help_panel=P_OPT, show_default=False)] = None,
-    head: Annotated[str | None, typer.Option(help="Projection head: mlp-bn (default; BatchNorm keeps projections "
-                                             "from collapsing) or mlp (SupContrast's).", rich_help_panel=P_MODEL,
+    head: Annotated[str | None, typer.Option(help="Projection head: mlp (default, SupContrast's) or mlp-bn "
+                                             "(BatchNorm projector; see docs/training.md).", rich_help_panel=P_MODEL,
                                              show_default=False)] = None,
     head_dim: Annotated[int | None, typer.Option(help="Projection dimension.", rich_help_panel=P_MODEL,
                                                  show_default=False)] = None,

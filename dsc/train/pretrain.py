@@ -8,6 +8,7 @@ synthetic variants. OOD rows (``is_ood``) come from ``--negatives`` stores only.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,19 +16,37 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dsc.losses import SupConLoss, gather_for_contrast
+from dsc.losses import Contrast, SupConLoss, gather_for_contrast
 from dsc.settings import PretrainSettings
 from dsc.train.common import Context, Result, Task, TrainData, train
 from dsc.train.knn import encode, knn_top1
 
+log = logging.getLogger(__name__)
+
+
+HEADS = ("mlp-bn", "mlp")
+
 
 class ProjectionHead(nn.Module):
-    """SupContrast's MLP head: Linear(dim_in, hidden), ReLU, Linear(hidden, head_dim)."""
+    """The projection head; ``kind`` picks the layers.
 
-    def __init__(self, dim_in: int, head_dim: int = 128, hidden: int | None = None) -> None:
+    - ``mlp`` (the default): SupContrast's head, Linear, ReLU, Linear.
+    - ``mlp-bn``: Linear, BatchNorm, ReLU, Linear, BatchNorm without affine (the projectors of SimCLR v2 and
+      MoCo v3). The last BatchNorm keeps the projections centred with a fixed scale, so they cannot all sit at
+      one point and the gradient through the L2 normalisation keeps its size (docs/training.md, "Collapse").
+    """
+
+    def __init__(self, dim_in: int, head_dim: int = 128, hidden: int | None = None, kind: str = "mlp") -> None:
         super().__init__()
+        if kind not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {kind!r}")
         hidden = hidden or dim_in
-        self.net = nn.Sequential(nn.Linear(dim_in, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, head_dim))
+        self.kind = kind
+        if kind == "mlp":
+            self.net = nn.Sequential(nn.Linear(dim_in, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, head_dim))
+        else:
+            self.net = nn.Sequential(nn.Linear(dim_in, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                                     nn.Linear(hidden, head_dim, bias=False), nn.BatchNorm1d(head_dim, affine=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -44,6 +63,31 @@ class SupConNet(nn.Module):
         return F.normalize(self.head(self.encoder(x)).float(), dim=1)
 
 
+COLLAPSED_COS = 0.95  # mean cosine between different images' projections above which a run has collapsed
+
+
+class _Health:
+    """Per-epoch running means of the projections' mean pairwise cosine and of the collapse loss."""
+
+    def __init__(self) -> None:
+        self.cos_sum, self.collapsed_sum, self.n = 0.0, 0.0, 0
+
+    def add(self, feats: torch.Tensor, collapsed: float) -> None:
+        z = F.normalize(feats[:, 0].float(), dim=1)
+        n = z.shape[0]
+        if n > 1:
+            total = z.sum(0)
+            self.cos_sum += float((total @ total - n) / (n * (n - 1)))
+            self.collapsed_sum += collapsed
+            self.n += 1
+
+    def pop(self) -> dict[str, float]:
+        out = {} if self.n == 0 else {"proj_cos": round(self.cos_sum / self.n, 4),
+                                      "loss_collapsed": round(self.collapsed_sum / self.n, 6)}
+        self.__init__()
+        return out
+
+
 class PretrainTask(Task):
     command = "pretrain"
     val_key = "val_knn_top1"
@@ -51,10 +95,11 @@ class PretrainTask(Task):
     def __init__(self, backbone, data: TrainData, settings: PretrainSettings) -> None:
 
         self.data, self.settings = data, settings
-        head = ProjectionHead(backbone.feature_dim, settings.head_dim, settings.head_hidden)
+        head = ProjectionHead(backbone.feature_dim, settings.head_dim, settings.head_hidden, kind=settings.head)
         self.net = SupConNet(backbone.module, head)
         self.criterion = SupConLoss(temperature=settings.temperature, base_temperature=settings.base_temperature,
                                     ood_policy=settings.ood_policy, ood_weight=settings.ood_weight)
+        self._health, self._warned = _Health(), False
 
     def parts(self) -> dict[str, nn.Module]:
         return {"encoder": self.net.encoder, "head": self.net.head}
@@ -77,7 +122,29 @@ class PretrainTask(Task):
         labels, is_ood, source = batch["labels"], batch["is_ood"], batch["source"]
         # under DDP: this process's anchors against every process's views (gradients flow back to all)
         contrast = gather_for_contrast(feats, labels, is_ood, source)
-        return self.criterion(feats, labels=labels, is_ood=is_ood, source_labels=source, contrast=contrast)
+        loss = self.criterion(feats, labels=labels, is_ood=is_ood, source_labels=source, contrast=contrast)
+        with torch.no_grad():
+            self._health.add(feats.detach(), self._collapsed_loss(feats, labels, is_ood, source, contrast))
+        return loss
+
+    def _collapsed_loss(self, feats, labels, is_ood, source, contrast) -> float:
+        """The loss this batch would have if every projection were the same point (the collapse value)."""
+        same = torch.ones_like(feats[:1, :1]).expand_as(feats)
+        if contrast is not None:
+            contrast = Contrast(torch.ones_like(contrast.features[:1, :1]).expand_as(contrast.features),
+                                contrast.labels, contrast.is_ood, contrast.source_labels, contrast.offset)
+        return float(self.criterion(same, labels=labels, is_ood=is_ood, source_labels=source, contrast=contrast))
+
+    def epoch_stats(self) -> dict[str, float]:
+        """``proj_cos`` (mean cosine between projections of different images: 1 means collapsed) and
+        ``loss_collapsed`` (the loss of identical projections on the same batches); warns on collapse."""
+        stats = self._health.pop()
+        if stats.get("proj_cos", 0.0) > COLLAPSED_COS and not self._warned:
+            self._warned = True
+            log.warning("the projections have collapsed to one point (mean cosine %.3f; the loss of identical "
+                        "projections is %.4f): the encoder is not learning; see docs/training.md, 'Collapse' "
+                        "(lighter --augmentation, --head mlp-bn, more steps)", stats["proj_cos"], stats["loss_collapsed"])
+        return stats
 
     def validate(self, ctx: Context) -> float:
         data, enc = self.data, self.net.encoder
