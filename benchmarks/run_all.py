@@ -121,9 +121,24 @@ def _memory(d: dict) -> list[Row]:
             for case, c in d["cases"].items()]
 
 
+def _learning(d: dict) -> list[Row]:
+    s = d["settings"]
+    budget = f"{s['steps']} steps, {len(s['seeds'])} seed(s)"
+    rows = []
+    for name, res in d["datasets"].items():
+        for arm, other, metric, label in (("supcon", "reference", "probe_top1", "SupCon+probe test top-1"),
+                                          ("ce", "torchvision", "test_top1", "CE test top-1")):
+            if arm in res:
+                ours, base = res[arm]["dsc"]["summary"][metric], res[arm][other]["summary"][metric]
+                what = "SupContrast-style loop" if arm == "supcon" else "torchvision loop"
+                rows.append(row("learning", f"{label}, {name} ({budget}) vs {what}", ours["mean"], base["mean"],
+                                "% top-1", "higher", 100))
+    return rows
+
+
 ADAPTERS: dict[str, Callable[[dict], list[Row]]] = {
     "startup": _startup, "subset": _subset, "invert": _invert, "augment": _augment, "loss": _loss,
-    "pretrain": _pretrain, "probe": _probe, "memory": _memory,
+    "pretrain": _pretrain, "probe": _probe, "memory": _memory, "learning": _learning,
 }
 
 
