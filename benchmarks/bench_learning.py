@@ -17,7 +17,8 @@ SupCon arms (per seed):
 - reference: written here from SupContrast (Khosla et al. 2020) and not from dsc: the SupCon loss L_out
   (mask-based, all views as anchors), head Linear(d, d)-ReLU-Linear(d, 128), ``F.normalize``, two views per
   image made by torchvision.transforms on PIL images (supcon: RandomResizedCrop(scale 0.2-1), flip,
-  ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8, grayscale p 0.2; light: RandomResizedCrop(scale 0.6-1), flip).
+  ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8, grayscale p 0.2; light: RandomResizedCrop(scale 0.6-1), flip;
+  ``--augmentation auto``, dsc's default, is resolved as dsc resolves it: light at <= 64 px, else supcon).
 - Both encoders then go through ONE probe routine written here (frozen features before the head, a linear
   layer, SGD momentum 0.9, lr 0.1, cosine, best epoch by val): "probe top-1" is that test top-1. Also
   recorded: the loss of every step and the identical-embedding loss of the same batch (every projection
@@ -271,6 +272,13 @@ def build_encoder(args: argparse.Namespace, seed: int):
     return bb, dim
 
 
+def resolved_augmentation(args: argparse.Namespace) -> str:
+    """The recipe dsc's ``--augmentation`` resolves to at ``--size`` (dsc.train.common.resolve_augmentation)."""
+    from dsc.train.common import resolve_augmentation
+
+    return resolve_augmentation(args.augmentation, args.size)
+
+
 def torchvision_transform(aug: str, size: int, mean: list[float], std: list[float]):
     """SupContrast's per-image training transform (PIL in, normalised tensor out)."""
     from torchvision import transforms as T
@@ -312,7 +320,7 @@ def reference_supcon(arrays: Arrays, args: argparse.Namespace, seed: int) -> dic
         encoder = bb.module
         net = nn.Sequential(encoder, head).to(dev)
         mean, std = mean_std(bb)
-        transform = torchvision_transform(args.augmentation, args.size, mean, std)
+        transform = torchvision_transform(resolved_augmentation(args), args.size, mean, std)
         opt = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
         batches = FullBatches(len(arrays.train_y), args.batch_size, seed)
         total, ends = args.steps, round_ends(args.steps, args.rounds)
@@ -348,7 +356,7 @@ def reference_supcon(arrays: Arrays, args: argparse.Namespace, seed: int) -> dic
             encoder.load_state_dict(best_state)
         probe = probe_encoder(encoder, arrays, mean, std, dev, seed, args)
     return {"seed": seed, **probe, **loss_stats(losses, ident), **cos, "val_knn_final": val_curve[-1][1],
-            "steps": total, "images": total * batches.batch, "train_s": round(train_s, 1),
+            "steps": total, "images": total * batches.batch, "train_s": round(train_s, 1), "stem": bb.stem,
             "curves": {"loss": losses, "identical": ident, "val_knn": val_curve}}
 
 
@@ -416,7 +424,7 @@ def dsc_supcon(arrays: Arrays, args: argparse.Namespace, seed: int, work: Path) 
     return {"seed": seed, **ours, "dsc_probe_top1": own.metrics["test"]["top1"],
             **loss_stats(rec["loss"], rec["identical"]), **cos, "val_knn_final": val_curve[-1][1],
             "steps": result.optimizer_steps, "images": result.images_seen, "train_s": round(train_s, 1),
-            "dsc_last_round": health,
+            "stem": bb.stem, "dsc_last_round": health,
             "curves": {"loss": rec["loss"], "identical": rec["identical"], "val_knn": val_curve,
                        "rounds": [{k: v for k, v in r.items() if k not in ("time_s",)} for r in rows]}}
 
@@ -439,7 +447,7 @@ def plain_ce(arrays: Arrays, args: argparse.Namespace, seed: int) -> dict[str, A
         bb, dim = build_encoder(args, seed)
         net = nn.Sequential(bb.module, nn.Linear(dim, len(arrays.classes))).to(dev)
         mean, std = mean_std(bb)
-        transform = torchvision_transform(args.augmentation, args.size, mean, std)
+        transform = torchvision_transform(resolved_augmentation(args), args.size, mean, std)
         opt = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
         batches = FullBatches(len(arrays.train_y), args.batch_size, seed)
         total, ends = args.steps, round_ends(args.steps, args.rounds)
@@ -574,9 +582,13 @@ def print_table(results: dict[str, Any]) -> None:
     from rich.table import Table
 
     s = results["settings"]
-    table = Table(title=f"learning: dsc vs reference loops, same data and budget ({s['backbone']} at {s['size']} px, "
+    stems = sorted({run.get("stem") for res in results["datasets"].values() for arm in res.values()
+                    if isinstance(arm, dict) for side in arm.values() if isinstance(side, dict)
+                    for run in side.get("runs", [])} - {None})
+    table = Table(title=f"learning: dsc vs reference loops, same data and budget ({s['backbone']}, stem "
+                        f"{'/'.join(stems) or s['stem']}, {s['size']} px, {s['augmentation_resolved']} views, "
                         f"batch {s['batch_size']}, {s['steps']} steps, {s['rounds']} rounds, seeds {s['seeds']}; "
-                        "mean ± std over seeds, top-1 in %)", title_justify="left")
+                        f"head {s['head']}; mean ± std over seeds, top-1 in %)", title_justify="left")
     for col in ("dataset", "figure", "dsc", "baseline", "dsc / baseline", "verdict"):
         table.add_column(col, justify="right" if col in ("dsc", "baseline", "dsc / baseline") else "left")
     for name, res in results["datasets"].items():
@@ -664,7 +676,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--temperature", type=float, default=0.1)
     ap.add_argument("--head", default="mlp-bn", choices=("mlp-bn", "mlp"), help="dsc's projection head (the "
                     "reference always uses SupContrast's Linear-ReLU-Linear)")
-    ap.add_argument("--augmentation", default="supcon", choices=("supcon", "light"))
+    ap.add_argument("--augmentation", default="auto", choices=("auto", "supcon", "light"),
+                    help="dsc's views (auto, dsc's default: light at <= 64 px, else supcon); the reference makes "
+                    "the resolved recipe with torchvision")
     ap.add_argument("--amp", default="off", choices=("off", "auto", "bf16", "fp16"),
                     help="dsc's autocast (the reference runs in float32; CPU: always off)")
     ap.add_argument("--seeds", default=None, help="comma-separated (default 0,1,2; quick 0)")
@@ -697,7 +711,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                 if k not in ("json", "curves", "work")}
     results: dict[str, Any] = {"benchmark": "learning", "settings": {
-        **settings, "threads": torch.get_num_threads(), "device": str(device()), "below": BELOW,
+        **settings, "augmentation_resolved": resolved_augmentation(args), "threads": torch.get_num_threads(),
+        "device": str(device()), "below": BELOW,
         "early_steps": EARLY, "knn": {"k": 20, "t": 0.07}}, "datasets": {}}
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:

@@ -85,6 +85,22 @@ def test_knn_and_projection_cosines() -> None:
     assert spread["proj_cos_mean"] < 0.5 and spread["proj_cos_min"] < spread["proj_cos_mean"]
 
 
+def test_reference_encoder_starts_from_dscs_weights() -> None:
+    from dsc.settings import PretrainSettings
+    from dsc.train.common import build_backbone
+
+    args = bl.parse_args(["--quick", "--backbone", "timm:test_resnet", "--size", "32"])
+    ours, dim = bl.build_encoder(args, seed=3)
+    theirs = build_backbone(PretrainSettings(backbone="timm:test_resnet", image_size=32, seed=3), seed=3)
+    assert dim == theirs.feature_dim and ours.stem == theirs.stem
+    a, b = ours.module.state_dict(), theirs.module.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    other, _ = bl.build_encoder(args, seed=4)
+    assert not all(torch.equal(a[k], v) for k, v in other.module.state_dict().items())
+    assert [type(t).__name__ for t in bl.torchvision_transform("supcon", 32, [0.5] * 3, [0.5] * 3).transforms] == [
+        "RandomResizedCrop", "RandomHorizontalFlip", "RandomApply", "RandomGrayscale", "ToTensor", "Normalize"]
+
+
 def test_linear_probe_learns_separable_features() -> None:
     gen = torch.Generator().manual_seed(1)
     centres = torch.randn(3, 16, generator=gen) * 4
@@ -109,7 +125,9 @@ def test_quick_path_end_to_end(tmp_path: Path) -> None:
                    "--curves", str(tmp_path / "c.png"), "--work", str(tmp_path / "work")])
     assert (PretrainTask.compute, BaselineTask.compute) == before  # the recording wrapper is removed
     data = json.loads(path.read_text())
+    assert res["datasets"].keys() == data["datasets"].keys()
     assert data["settings"]["steps"] == 4 and data["settings"]["seeds"] == [0]
+    assert data["settings"]["augmentation_resolved"] == "light"  # dsc's auto at 32 px, made with torchvision
     (name, ds), = data["datasets"].items()
     assert name.startswith("toyparts5_6obj") and ds["data"]["classes"] == 5
     sup = ds["supcon"]
@@ -122,6 +140,7 @@ def test_quick_path_end_to_end(tmp_path: Path) -> None:
         assert 0 <= run["probe_top1"] <= 1 and -1 <= run["proj_cos_min"] <= run["proj_cos_mean"] <= 1
         assert set(sup[arm]["summary"]["probe_top1"]) == {"mean", "std"}
     assert 0 <= sup["dsc"]["runs"][0]["dsc_probe_top1"] <= 1
+    assert sup["dsc"]["runs"][0]["stem"] == sup["reference"]["runs"][0]["stem"]
     assert sup["verdict"]["metric"] == "probe_top1" and isinstance(sup["verdict"]["pass"], bool)
     ce = ds["ce"]
     for arm in ("dsc", "torchvision"):
