@@ -218,8 +218,9 @@ def identical_loss(labels: torch.Tensor, temperature: float, views: int = 2) -> 
 
 
 def loss_stats(loss: list[float], identical: list[float]) -> dict[str, Any]:
-    """Final loss against the identical-embedding value, the ratio by step EARLY and the first step where the
-    running mean drops below BELOW x that value."""
+    """Final loss (mean of the last tenth of the steps) against the identical-embedding value, their ratio in
+    the 10 steps up to step EARLY (or the last step, in shorter runs) and the first step where the 10-step
+    running mean of the loss drops below BELOW x that value (None: never)."""
     if not loss:
         return {}
 
@@ -605,7 +606,7 @@ def print_table(results: dict[str, Any]) -> None:
             table.add_row(name, "  final loss (identical-embedding value)",
                           f"{_ms(d, 'final_loss', False)} ({d['final_identical']['mean']:.3f})",
                           f"{_ms(r, 'final_loss', False)} ({r['final_identical']['mean']:.3f})", "", "")
-            table.add_row(name, f"  loss / identical value at step {EARLY} (10-step mean)",
+            table.add_row(name, f"  loss / identical value at step {min(EARLY, s['steps'])} (10-step mean)",
                           _ms(d, f"ratio_at_{EARLY}", False), _ms(r, f"ratio_at_{EARLY}", False), "", "")
             table.add_row(name, f"  first step with loss < {BELOW} x identical (per seed)",
                           str(d.get("first_step_below")), str(r.get("first_step_below")), "", "")
