@@ -342,6 +342,8 @@ def reference_supcon(arrays: Arrays, args: argparse.Namespace, seed: int) -> dic
             loss.backward()
             opt.step()
             losses.append(round(float(loss.detach()), 5))
+            if not math.isfinite(losses[-1]):
+                raise FloatingPointError(f"the reference loss became {losses[-1]} at step {step + 1}")
             ident.append(round(identical_loss(y, args.temperature), 5))
             if step + 1 in ends:
                 val = knn_top1(apply(encoder, arrays.train_x, mean, std, dev), arrays.train_y,
@@ -466,6 +468,8 @@ def plain_ce(arrays: Arrays, args: argparse.Namespace, seed: int) -> dict[str, A
             loss.backward()
             opt.step()
             losses.append(round(float(loss.detach()), 5))
+            if not math.isfinite(losses[-1]):
+                raise FloatingPointError(f"the torchvision CE loss became {losses[-1]} at step {step + 1}")
             if step + 1 in ends:
                 val = accuracy(net, arrays.val_x, arrays.val_y, mean, std, dev)
                 val_curve.append([step + 1, val])
@@ -521,16 +525,19 @@ SUMMARY_KEYS = ("probe_top1", "dsc_probe_top1", "probe_val_top1", "val_knn_final
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and sample standard deviation over seeds of every numeric figure in SUMMARY_KEYS."""
-    out: dict[str, Any] = {"seeds": [r["seed"] for r in runs]}
+    summary: dict[str, Any] = {"seeds": [r["seed"] for r in runs if "error" not in r]}
+    failed = [r["seed"] for r in runs if "error" in r]
+    if failed:
+        summary["failed_seeds"] = failed
     for key in SUMMARY_KEYS:
         vals = [r[key] for r in runs if isinstance(r.get(key), (int, float)) and not math.isnan(r[key])]
         if vals:
-            out[key] = {"mean": round(statistics.fmean(vals), 5),
-                        "std": round(statistics.stdev(vals), 5) if len(vals) > 1 else 0.0}
+            summary[key] = {"mean": round(statistics.fmean(vals), 5),
+                            "std": round(statistics.stdev(vals), 5) if len(vals) > 1 else 0.0}
     firsts = [r.get("first_step_below") for r in runs if "first_step_below" in r]
     if firsts:
-        out["first_step_below"] = firsts
-    return out
+        summary["first_step_below"] = firsts
+    return summary
 
 
 def verdict(ours: dict[str, Any], ref: dict[str, Any], key: str) -> dict[str, Any]:
@@ -542,21 +549,36 @@ def verdict(ours: dict[str, Any], ref: dict[str, Any], key: str) -> dict[str, An
             "margin": round(d["mean"] - (r["mean"] - r["std"]), 5), "pass": d["mean"] >= r["mean"] - r["std"]}
 
 
-def run_dataset(name: str, arrays: Arrays, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    res: dict[str, Any] = {"data": {"path": str(arrays.path), **arrays.counts()}}
-    if not args.ce_only:
-        ours = [dsc_supcon(arrays, args, s, work) for s in args.seeds]
-        ref = [reference_supcon(arrays, args, s) for s in args.seeds]
-        so, sr = summarise(ours), summarise(ref)
-        res["supcon"] = {"dsc": {"summary": so, "runs": ours}, "reference": {"summary": sr, "runs": ref},
-                         "verdict": verdict(so, sr, "probe_top1")}
-    if args.ce or args.ce_only:
-        ours = [dsc_ce(arrays, args, s, work) for s in args.seeds]
-        plain = [plain_ce(arrays, args, s) for s in args.seeds]
-        so, sp = summarise(ours), summarise(plain)
-        res["ce"] = {"dsc": {"summary": so, "runs": ours}, "torchvision": {"summary": sp, "runs": plain},
-                     "verdict": verdict(so, sp, "test_top1")}
-    return res
+def guarded(fn: Callable[..., dict[str, Any]], seed: int, *args: Any) -> dict[str, Any]:
+    """One run; a run that diverges (dsc's DivergedError, a non-finite reference loss) or fails on its inputs is
+    recorded as ``{"seed", "error"}`` and the benchmark goes on (summaries skip it)."""
+    from dsc.errors import DscError
+
+    try:
+        return fn(*args)
+    except (DscError, FloatingPointError) as exc:
+        log.error("%s, seed %d: %s", fn.__name__, seed, exc)
+        return {"seed": seed, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def run_dataset(arrays: Arrays, args: argparse.Namespace, work: Path, res: dict[str, Any],
+                save: Callable[[], None]) -> None:
+    """Every arm and seed on one dataset into ``res``; ``save`` is called after each run (partial results)."""
+    res["data"] = {"path": str(arrays.path), **arrays.counts()}
+    arms = ([] if args.ce_only else [("supcon", "dsc", dsc_supcon), ("supcon", "reference", reference_supcon)]) + \
+        ([("ce", "dsc", dsc_ce), ("ce", "torchvision", plain_ce)] if args.ce or args.ce_only else [])
+    for kind, arm, fn in arms:
+        runs: list[dict[str, Any]] = []
+        res.setdefault(kind, {})[arm] = {"runs": runs}
+        for seed in args.seeds:
+            extra = (work,) if arm == "dsc" else ()
+            runs.append(guarded(fn, seed, arrays, args, seed, *extra))
+            res[kind][arm]["summary"] = summarise(runs)
+            save()
+    for kind, other, metric in (("supcon", "reference", "probe_top1"), ("ce", "torchvision", "test_top1")):
+        if kind in res:
+            res[kind]["verdict"] = verdict(res[kind]["dsc"]["summary"], res[kind][other]["summary"], metric)
+    save()
 
 
 # ------------------------------------------------------------------------------------------------- output
@@ -566,6 +588,10 @@ def _ms(s: dict[str, Any], key: str, pct: bool = True) -> str:
         return "-"
     f = 100 if pct else 1
     return f"{f * v['mean']:.1f} ± {f * v['std']:.1f}" if pct else f"{v['mean']:.3f} ± {v['std']:.3f}"
+
+
+def _mean(s: dict[str, Any], key: str) -> str:
+    return f"{s[key]['mean']:.3f}" if key in s else "-"
 
 
 def _ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> str:
@@ -596,6 +622,12 @@ def print_table(results: dict[str, Any]) -> None:
         if "skipped" in res:
             table.add_row(name, f"skipped: {res['skipped']}", "-", "-", "-", "")
             continue
+        for kind in ("supcon", "ce"):
+            for arm in res.get(kind, {}).values():
+                for run in arm.get("runs", []):
+                    if "error" in run:
+                        table.add_row(name, f"[red]{kind} seed {run['seed']} failed: {run['error']}[/]", "", "", "",
+                                      "")
         if "supcon" in res:
             d, r, v = res["supcon"]["dsc"]["summary"], res["supcon"]["reference"]["summary"], res["supcon"]["verdict"]
             table.add_row(name, "SupCon+probe test top-1 vs SupContrast-style loop (same probe)",
@@ -604,15 +636,15 @@ def print_table(results: dict[str, Any]) -> None:
             table.add_row(name, "  val k-NN top-1, last round", _ms(d, "val_knn_final"), _ms(r, "val_knn_final"),
                           _ratio(d, r, "val_knn_final"), "")
             table.add_row(name, "  final loss (identical-embedding value)",
-                          f"{_ms(d, 'final_loss', False)} ({d['final_identical']['mean']:.3f})",
-                          f"{_ms(r, 'final_loss', False)} ({r['final_identical']['mean']:.3f})", "", "")
+                          f"{_ms(d, 'final_loss', False)} ({_mean(d, 'final_identical')})",
+                          f"{_ms(r, 'final_loss', False)} ({_mean(r, 'final_identical')})", "", "")
             table.add_row(name, f"  loss / identical value at step {min(EARLY, s['steps'])} (10-step mean)",
                           _ms(d, f"ratio_at_{EARLY}", False), _ms(r, f"ratio_at_{EARLY}", False), "", "")
             table.add_row(name, f"  first step with loss < {BELOW} x identical (per seed)",
                           str(d.get("first_step_below")), str(r.get("first_step_below")), "", "")
             table.add_row(name, "  projection cosine at the end, mean / min",
-                          f"{d['proj_cos_mean']['mean']:.3f} / {d['proj_cos_min']['mean']:.3f}",
-                          f"{r['proj_cos_mean']['mean']:.3f} / {r['proj_cos_min']['mean']:.3f}", "", "")
+                          f"{_mean(d, 'proj_cos_mean')} / {_mean(d, 'proj_cos_min')}",
+                          f"{_mean(r, 'proj_cos_mean')} / {_mean(r, 'proj_cos_min')}", "", "")
             table.add_row(name, "  training time, s", _ms(d, "train_s", False), _ms(r, "train_s", False), "", "")
         if "ce" in res:
             d, p, v = res["ce"]["dsc"]["summary"], res["ce"]["torchvision"]["summary"], res["ce"]["verdict"]
@@ -716,6 +748,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "device": str(device()), "below": BELOW,
         "early_steps": EARLY, "knn": {"k": 20, "t": 0.07}}, "datasets": {}}
     t0 = time.perf_counter()
+
+    def save() -> None:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1) + "\n")
+
     with contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dsc-bench-learning-")))
         work.mkdir(parents=True, exist_ok=True)
@@ -725,11 +762,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 continue
             label = f"toyparts5_{args.objects}obj" if name == "toyparts" else f"carparts{args.carparts_classes}"
             store = make_store(work, name, args.size, args.objects, args.carparts_classes)
-            results["datasets"][label] = run_dataset(label, load_arrays(store, args.size), args, work)
+            results["datasets"][label] = {}
+            run_dataset(load_arrays(store, args.size), args, work, results["datasets"][label], save)
     results["wall_s"] = round(time.perf_counter() - t0, 1)
+    save()
     print_table(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
     if args.curves:
         plot_curves(results, args.curves)
     return results

@@ -101,6 +101,24 @@ def test_reference_encoder_starts_from_dscs_weights() -> None:
         "RandomResizedCrop", "RandomHorizontalFlip", "RandomApply", "RandomGrayscale", "ToTensor", "Normalize"]
 
 
+def test_summaries_verdict_and_failed_runs() -> None:
+    from dsc.train.common import DivergedError
+
+    def diverges(*_args: object) -> dict:
+        raise DivergedError("the loss became nan")
+
+    failed = bl.guarded(diverges, 2)
+    assert failed == {"seed": 2, "error": "DivergedError: the loss became nan"}
+    ours = bl.summarise([{"seed": 0, "probe_top1": 0.5}, {"seed": 1, "probe_top1": 0.7}, failed])
+    assert ours["seeds"] == [0, 1] and ours["failed_seeds"] == [2]
+    assert ours["probe_top1"] == {"mean": 0.6, "std": pytest.approx(0.141421, abs=1e-5)}
+    ref = {"probe_top1": {"mean": 0.65, "std": 0.06}}
+    assert bl.verdict(ours, ref, "probe_top1")["pass"] is True       # 0.60 >= 0.65 - 0.06
+    ref = {"probe_top1": {"mean": 0.65, "std": 0.04}}
+    assert bl.verdict(ours, ref, "probe_top1")["pass"] is False      # 0.60 < 0.65 - 0.04
+    assert bl.verdict({}, ref, "probe_top1")["pass"] is None
+
+
 def test_linear_probe_learns_separable_features() -> None:
     gen = torch.Generator().manual_seed(1)
     centres = torch.randn(3, 16, generator=gen) * 4
