@@ -64,6 +64,7 @@ class SupConNet(nn.Module):
 
 
 COLLAPSED_COS = 0.95  # mean cosine between different images' projections above which a run has collapsed
+COLLAPSED_ROUNDS = 3  # collapsed rounds in a row before the warning (early rounds pass near the point)
 
 
 class _Health:
@@ -99,7 +100,7 @@ class PretrainTask(Task):
         self.net = SupConNet(backbone.module, head)
         self.criterion = SupConLoss(temperature=settings.temperature, base_temperature=settings.base_temperature,
                                     ood_policy=settings.ood_policy, ood_weight=settings.ood_weight)
-        self._health, self._warned = _Health(), False
+        self._health, self._warned, self._collapsed_rounds, self._last_stats = _Health(), False, 0, {}
 
     def parts(self) -> dict[str, nn.Module]:
         return {"encoder": self.net.encoder, "head": self.net.head}
@@ -137,14 +138,27 @@ class PretrainTask(Task):
 
     def epoch_stats(self) -> dict[str, float]:
         """``proj_cos`` (mean cosine between projections of different images: 1 means collapsed) and
-        ``loss_collapsed`` (the loss of identical projections on the same batches); warns on collapse."""
+        ``loss_collapsed`` (the loss of identical projections on the same batches). Early rounds often pass
+        near the collapsed point on the way down, so the warning waits for 3 collapsed rounds in a row (or a
+        last round that is collapsed)."""
         stats = self._health.pop()
-        if stats.get("proj_cos", 0.0) > COLLAPSED_COS and not self._warned:
-            self._warned = True
-            log.warning("the projections have collapsed to one point (mean cosine %.3f; the loss of identical "
-                        "projections is %.4f): the encoder is not learning; see docs/training.md, 'Collapse' "
-                        "(lighter --augmentation, --head mlp-bn, more steps)", stats["proj_cos"], stats["loss_collapsed"])
+        self._collapsed_rounds = self._collapsed_rounds + 1 if stats.get("proj_cos", 0.0) > COLLAPSED_COS else 0
+        if self._collapsed_rounds >= COLLAPSED_ROUNDS:
+            self._warn_collapsed(stats)
+        self._last_stats = stats
         return stats
+
+    def finish(self, ctx: Context, run, result: Result) -> None:
+        if self._collapsed_rounds:
+            self._warn_collapsed(self._last_stats)
+
+    def _warn_collapsed(self, stats: dict[str, float]) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        log.warning("the projections have collapsed to one point (mean cosine %.3f; the loss of identical "
+                    "projections is %.4f): the encoder is not learning; see docs/training.md, 'Collapse' "
+                    "(lighter --augmentation, --head mlp-bn, more steps)", stats["proj_cos"], stats["loss_collapsed"])
 
     def validate(self, ctx: Context) -> float:
         data, enc = self.data, self.net.encoder
