@@ -160,6 +160,9 @@ class Task:
         """Training-health figures of the epoch just ended, added to its metrics row (and reset)."""
         return {}
 
+    def end(self) -> None:
+        """Called once when the training loop ends (complete or stopped), before ``finish``."""
+
 
 @dataclass
 class Context:
@@ -410,6 +413,8 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                            error=f"{type(exc).__name__}: {exc}", **_done(step, images_seen, budget))
             raise
     timings["train"] = round(time.perf_counter() - t_start, 3)
+    if env.main:
+        task.end()
     result = Result(run.path, epoch, best_epoch, None if best_val == -math.inf else best_val, metrics,
                     status, dict(timings), env.main, step, images_seen)
     if status == "complete" and type(task).finish is not Task.finish:

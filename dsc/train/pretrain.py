@@ -64,7 +64,6 @@ class SupConNet(nn.Module):
 
 
 COLLAPSED_COS = 0.95  # mean cosine between different images' projections above which a run has collapsed
-COLLAPSED_ROUNDS = 3  # collapsed rounds in a row before the warning (early rounds pass near the point)
 
 
 class _Health:
@@ -139,16 +138,14 @@ class PretrainTask(Task):
     def epoch_stats(self) -> dict[str, float]:
         """``proj_cos`` (mean cosine between projections of different images: 1 means collapsed) and
         ``loss_collapsed`` (the loss of identical projections on the same batches). Early rounds often pass
-        near the collapsed point on the way down, so the warning waits for 3 collapsed rounds in a row (or a
-        last round that is collapsed)."""
+        near the collapsed point on the way down and leave it later, so the warning is given only when the
+        run ends collapsed (``end``)."""
         stats = self._health.pop()
         self._collapsed_rounds = self._collapsed_rounds + 1 if stats.get("proj_cos", 0.0) > COLLAPSED_COS else 0
-        if self._collapsed_rounds >= COLLAPSED_ROUNDS:
-            self._warn_collapsed(stats)
         self._last_stats = stats
         return stats
 
-    def finish(self, ctx: Context, run, result: Result) -> None:
+    def end(self) -> None:
         if self._collapsed_rounds:
             self._warn_collapsed(self._last_stats)
 
@@ -156,8 +153,8 @@ class PretrainTask(Task):
         if self._warned:
             return
         self._warned = True
-        log.warning("the projections have collapsed to one point (mean cosine %.3f; the loss of identical "
-                    "projections is %.4f): the encoder is not learning; see docs/training.md, 'Collapse' "
+        log.warning("the run ended with its projections collapsed to one point (mean cosine %.3f; the loss of "
+                    "identical projections is %.4f): the encoder did not learn; see docs/training.md, 'Collapse' "
                     "(lighter --augmentation, --head mlp-bn, more steps)", stats["proj_cos"], stats["loss_collapsed"])
 
     def validate(self, ctx: Context) -> float:

@@ -52,7 +52,7 @@ def test_supcon_with_the_defaults_learns_and_does_not_collapse(run_dsc, toy_stor
 
 
 def test_strong_crops_with_supcontrast_head_collapse_and_the_run_says_so(run_dsc, toy_store, tmp_path, caplog):
-    """The recipe that used to be the default: the detector records the collapse and warns once."""
+    """The recipe that used to be the default: the run records the collapse and warns at its end."""
     out = tmp_path / "collapsed"
     with caplog.at_level(logging.WARNING):
         res = run_dsc("pretrain", toy_store, *TRAIN, "--head", "mlp", "--augmentation", "supcon", "-o", out)
@@ -60,7 +60,7 @@ def test_strong_crops_with_supcontrast_head_collapse_and_the_run_says_so(run_dsc
     rows = _rows(out)
     assert rows[-1]["proj_cos"] > 0.95, rows
     assert rows[-1]["loss"] > 0.97 * rows[-1]["loss_collapsed"], rows
-    assert "projections have collapsed" in caplog.text + res.err
+    assert "projections collapsed to one point" in caplog.text + res.err
 
 
 def test_ce_baseline_learns(run_dsc, toy_store, tmp_path):
