@@ -26,11 +26,11 @@ demo: setup
     mkdir -p demo-out
     tiny="--model tiny --tokens demo-out/tokens --resolution 64 --steps 10 --per-image 2 --examples-per-class 4"
     dsc subset --dataset toyparts --classes 6 --holdout-classes 2 --crop-to-object --mask-dilation 8 \
-        --resolution 64 --seed 0 --output demo-out/data.h5 --force
+        --option objects_per_class=30 --resolution 64 --seed 0 --output demo-out/data.h5 --force
     dsc info demo-out/data.h5
     dsc invert demo-out/data.h5 --model tiny --output demo-out/tokens --steps 20 --resolution 64 \
         --examples-per-class 4 --batch-size 4 --num-vectors 2 --force
-    dsc augment demo-out/data.h5 $tiny --mode normal --strength 0.25,0.5,0.75,1.0 \
+    dsc augment demo-out/data.h5 $tiny --mode normal --strength 0.25,0.5 \
         --output demo-out/aug-normal.h5 --force
     dsc augment demo-out/data.h5 $tiny --mode ood --ood-strategy strength --output demo-out/aug-ood.h5 --force
     dsc augment demo-out/data.h5 $tiny --mode ood --ood-strategy strength --split test \
