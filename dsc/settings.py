@@ -191,8 +191,8 @@ class TrainSettings(Section):
 class PretrainSettings(TrainSettings):
     temperature: float = Field(default=0.1, gt=0)
     base_temperature: float | None = None
-    head: Literal["mlp", "mlp-bn"] = Field(default="mlp", description="projection head: mlp (SupContrast's) or "
-                                           "mlp-bn (BatchNorm projector, as SimCLR v2 / MoCo v3)")
+    head: Literal["mlp-bn", "mlp"] = Field(default="mlp-bn", description="projection head: mlp-bn (BatchNorm "
+                                           "projector, as SimCLR v2 / MoCo v3; cannot collapse) or mlp (SupContrast's)")
     head_dim: int = Field(default=128, ge=1)
     head_hidden: int | None = None
     ood_policy: Literal["negatives", "hard", "instance"] = "negatives"

@@ -117,8 +117,9 @@ def pretrain(
                                                       show_default=False)] = None,
     base_temperature: Annotated[float | None, typer.Option(help="Rescales the loss by T/base (default: none).",
                                                            rich_help_panel=P_OPT, show_default=False)] = None,
-    head: Annotated[str | None, typer.Option(help="Projection head: mlp (default, SupContrast's) or mlp-bn "
-                                             "(BatchNorm projector; see docs/training.md).", rich_help_panel=P_MODEL,
+    head: Annotated[str | None, typer.Option(help="Projection head: mlp-bn (default; BatchNorm projector that "
+                                             "cannot collapse) or mlp (SupContrast's); docs/training.md.",
+                                             rich_help_panel=P_MODEL,
                                              show_default=False)] = None,
     head_dim: Annotated[int | None, typer.Option(help="Projection dimension.", rich_help_panel=P_MODEL,
                                                  show_default=False)] = None,

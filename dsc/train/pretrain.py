@@ -30,10 +30,11 @@ HEADS = ("mlp-bn", "mlp")
 class ProjectionHead(nn.Module):
     """The projection head; ``kind`` picks the layers.
 
-    - ``mlp`` (the default): SupContrast's head, Linear, ReLU, Linear.
-    - ``mlp-bn``: Linear, BatchNorm, ReLU, Linear, BatchNorm without affine (the projectors of SimCLR v2 and
-      MoCo v3). The last BatchNorm keeps the projections centred with a fixed scale, so they cannot all sit at
-      one point and the gradient through the L2 normalisation keeps its size (docs/training.md, "Collapse").
+    - ``mlp-bn`` (dsc's default): Linear, BatchNorm, ReLU, Linear, BatchNorm without affine (the projectors
+      of SimCLR v2 and MoCo v3). The last BatchNorm keeps the projections centred with a fixed scale, so they
+      cannot all sit at one point and the gradient through the L2 normalisation keeps its size.
+    - ``mlp``: SupContrast's head, Linear, ReLU, Linear. From a random init on small data it falls into the
+      identical-projection state and stays there (docs/training.md, "Collapse").
     """
 
     def __init__(self, dim_in: int, head_dim: int = 128, hidden: int | None = None, kind: str = "mlp") -> None:

@@ -1,6 +1,6 @@
 """Training dynamics on small procedural data: SupCon and CE must learn, and a collapse must be seen.
 
-These train a few hundred steps on toyparts at 32 px with the tiny ``timm:test_resnet``, so a regression in
+These train 150 steps on toyparts at 32 px with ``timm:resnet18`` (ImageNet stem), so a regression in
 the loss, the head, the views or the schedule fails CI instead of silently printing chance-level reports.
 Runs are deterministic on the CPU; the thresholds leave room above chance, not above today's figures.
 """
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 CLASSES = 4
 CHANCE = 1 / CLASSES
-TRAIN = ["--backbone", "timm:test_resnet", "--image-size", "32", "--batch-size", "32", "--steps", "150",
+TRAIN = ["--backbone", "timm:resnet18", "--image-size", "32", "--batch-size", "32", "--steps", "150",
          "--epochs", "3", "--seed", "0"]
 
 
@@ -48,11 +48,12 @@ def test_supcon_with_the_defaults_learns_and_does_not_collapse(run_dsc, toy_stor
     assert last["proj_cos"] < 0.9, rows  # projections of different images are not one point
     assert max(r["val_knn_top1"] for r in rows) >= CHANCE + 0.1, rows
     info = json.loads((out / "run.json").read_text())
-    assert info["augmentation"] == "light"  # auto at 32 px
+    assert info["augmentation"] == "light" and info["settings"]["head"] == "mlp-bn"  # the defaults at 32 px
 
 
 def test_strong_crops_with_supcontrast_head_collapse_and_the_run_says_so(run_dsc, toy_store, tmp_path, caplog):
-    """The recipe that used to be the default: the run records the collapse and warns at its end."""
+    """The recipe that used to be the default (SupContrast's head and views): the run records the collapse
+    and warns at its end."""
     out = tmp_path / "collapsed"
     with caplog.at_level(logging.WARNING):
         res = run_dsc("pretrain", toy_store, *TRAIN, "--head", "mlp", "--augmentation", "supcon", "-o", out)
