@@ -127,6 +127,13 @@ class TestResult:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
+def _no_spread(sd: float, values: Sequence[float]) -> bool:
+    """True when ``sd`` is zero up to float rounding (equal differences computed from different numbers,
+    e.g. 4.1666...70 and 4.1666...61, must not give a zero-width interval or an infinite t)."""
+    scale = max([1.0, *(abs(v) for v in values)])
+    return sd <= 1e-9 * scale
+
+
 def paired_ttest(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
     """Paired t-test of ``a - b`` against 0: (t, df, two-sided p). nan when undefined."""
     if len(a) != len(b):
@@ -136,7 +143,7 @@ def paired_ttest(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, 
     if n < 2:
         return math.nan, math.nan, math.nan
     sd = std(diffs)
-    if sd == 0.0:
+    if _no_spread(sd, diffs):
         return math.nan, float(n - 1), math.nan
     t = mean(diffs) / (sd / math.sqrt(n))
     return t, float(n - 1), t_sf_two_sided(t, n - 1)
@@ -148,7 +155,7 @@ def welch_ttest(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, f
     if na < 2 or nb < 2:
         return math.nan, math.nan, math.nan
     va, vb = std(a) ** 2 / na, std(b) ** 2 / nb
-    if va + vb == 0.0:
+    if _no_spread(math.sqrt(va + vb), [*a, *b]):
         return math.nan, math.nan, math.nan
     t = (mean(a) - mean(b)) / math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))

@@ -66,6 +66,19 @@ def test_undefined_tests_give_nan():
         stats.paired_ttest([0.1, 0.2], [0.1])
 
 
+def test_equal_differences_up_to_rounding_are_not_an_interval():
+    """The demo's ce/normal+ood showed "+4.2 [+4.2, +4.2]": two seeds both 3 of 72 test images better, whose
+    float differences differ in the last bit. That is no spread, not a certain effect."""
+    a, b = [22 / 72, 24 / 72], [19 / 72, 21 / 72]
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    assert diffs[0] != diffs[1]   # the rounding the test is about
+    t, _, p = stats.paired_ttest(a, b)
+    assert math.isnan(t) and math.isnan(p)
+    res = stats.compare(dict(enumerate(a)), dict(enumerate(b)))
+    assert res.ci is None and res.delta == pytest.approx(3 / 72)
+    assert math.isnan(stats.welch_ttest([0.25, 0.25 + 1e-16], [0.2, 0.2])[0])  # 2 ulps apart
+
+
 def test_compare_pairs_on_matched_seeds_only():
     base = {0: 0.60, 1: 0.62, 2: 0.58, 3: 0.65}
     new = {1: 0.65, 2: 0.64, 3: 0.70, 7: 0.10}      # seed 7 has no partner and is ignored
