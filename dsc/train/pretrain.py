@@ -68,23 +68,26 @@ COLLAPSED_COS = 0.95  # mean cosine between different images' projections above 
 
 
 class _Health:
-    """Per-epoch running means of the projections' mean pairwise cosine and of the collapse loss."""
+    """Per-epoch running means of the projections' mean pairwise cosine and of the collapse loss, kept as
+    device tensors so the training step never waits for the device; read once per epoch in ``pop``."""
 
     def __init__(self) -> None:
-        self.cos_sum, self.collapsed_sum, self.n = 0.0, 0.0, 0
+        self.cos_sum: torch.Tensor | float = 0.0
+        self.collapsed_sum: torch.Tensor | float = 0.0
+        self.n = 0
 
-    def add(self, feats: torch.Tensor, collapsed: float) -> None:
+    def add(self, feats: torch.Tensor, collapsed: torch.Tensor) -> None:
         z = F.normalize(feats[:, 0].float(), dim=1)
         n = z.shape[0]
         if n > 1:
             total = z.sum(0)
-            self.cos_sum += float((total @ total - n) / (n * (n - 1)))
-            self.collapsed_sum += collapsed
+            self.cos_sum = self.cos_sum + (total @ total - n) / (n * (n - 1))
+            self.collapsed_sum = self.collapsed_sum + collapsed
             self.n += 1
 
     def pop(self) -> dict[str, float]:
-        out = {} if self.n == 0 else {"proj_cos": round(self.cos_sum / self.n, 4),
-                                      "loss_collapsed": round(self.collapsed_sum / self.n, 6)}
+        out = {} if self.n == 0 else {"proj_cos": round(float(self.cos_sum) / self.n, 4),
+                                      "loss_collapsed": round(float(self.collapsed_sum) / self.n, 6)}
         self.__init__()
         return out
 
@@ -128,13 +131,13 @@ class PretrainTask(Task):
             self._health.add(feats.detach(), self._collapsed_loss(feats, labels, is_ood, source, contrast))
         return loss
 
-    def _collapsed_loss(self, feats, labels, is_ood, source, contrast) -> float:
+    def _collapsed_loss(self, feats, labels, is_ood, source, contrast) -> torch.Tensor:
         """The loss this batch would have if every projection were the same point (the collapse value)."""
         same = torch.ones_like(feats[:1, :1]).expand_as(feats)
         if contrast is not None:
             contrast = Contrast(torch.ones_like(contrast.features[:1, :1]).expand_as(contrast.features),
                                 contrast.labels, contrast.is_ood, contrast.source_labels, contrast.offset)
-        return float(self.criterion(same, labels=labels, is_ood=is_ood, source_labels=source, contrast=contrast))
+        return self.criterion(same, labels=labels, is_ood=is_ood, source_labels=source, contrast=contrast).detach()
 
     def epoch_stats(self) -> dict[str, float]:
         """``proj_cos`` (mean cosine between projections of different images: 1 means collapsed) and
