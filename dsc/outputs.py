@@ -9,7 +9,6 @@ import logging
 import os
 import shutil
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -44,6 +43,62 @@ def check_output(path: Path, *, force: bool = False, resume: bool = False) -> No
             f"{path} already exists", hint="pass --force to overwrite it" + (
                 " or --resume to continue it" if path.is_dir() else "")
         )
+    claim(path)
+    claim(partial_path(path))
+
+
+# ------------------------------------------------------------------------------ nothing left behind
+#: Outputs this process was asked to create that did not exist then (absolute path -> path). A command that
+#: fails or is interrupted removes those of them that hold no work (``discard_unused``), so the corrected
+#: retry is not refused by an empty folder the failed attempt made.
+_CLAIMED: dict[str, Path] = {}
+#: Files a command writes into its output folder before any work is done (an augment plan, a token
+#: manifest without tokens): a folder holding nothing else holds no work.
+BOOKKEEPING = frozenset({"plan.json", "tokens.json"})
+
+
+def claim(path: Path) -> None:
+    """Note that this command will create ``path`` (only if it does not exist now)."""
+    path = Path(path)
+    key = os.path.abspath(path)
+    if key not in _CLAIMED and not (path.exists() or path.is_symlink()):
+        _CLAIMED[key] = path
+
+
+def forget_claims() -> None:
+    """Start a new command: no output is claimed."""
+    _CLAIMED.clear()
+
+
+def holds_no_work(path: Path) -> bool:
+    """True for a real folder whose files are all ``BOOKKEEPING`` ones (or that has none). Files, links and
+    anything else count as work."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_dir():
+        return False
+    for root, dirs, files in os.walk(path, followlinks=False):
+        if any(f not in BOOKKEEPING for f in files):
+            return False
+        if any(Path(root, d).is_symlink() for d in dirs):
+            return False
+    return True
+
+
+def discard_unused() -> list[Path]:
+    """Remove the claimed outputs that this command created but left without work; returns them.
+
+    Only folders are removed, and only when every file in them is a ``BOOKKEEPING`` file: nothing a user
+    made, and nothing a finished or resumable step wrote, is ever deleted."""
+    removed = []
+    for key, path in list(_CLAIMED.items()):
+        if holds_no_work(path):
+            with suppress(OSError):
+                shutil.rmtree(path)
+                removed.append(path)
+        _CLAIMED.pop(key, None)
+    if removed:
+        log.debug("removed what the failed command had created: %s", ", ".join(map(str, removed)))
+    return removed
 
 
 def remove(path: Path) -> None:
@@ -56,7 +111,13 @@ def remove(path: Path) -> None:
 
 
 def commit(tmp: Path, final: Path) -> None:
-    """Atomically move a finished temporary output into place (replacing an old one under --force)."""
+    """Atomically move a finished temporary output into place (replacing an old one under --force).
+
+    After a Ctrl-C it raises ``KeyboardInterrupt`` instead, even when the interrupt's exception was
+    swallowed on the way (``dsc.interrupts``): an interrupted command never leaves a final output."""
+    from dsc import interrupts
+
+    interrupts.check()
     final = Path(final)
     if final.is_dir() and not final.is_symlink():
         old = final.with_name(final.name + ".old")
@@ -88,6 +149,22 @@ def disk_full_error(path: Path, *, resumable: bool = True) -> ResourceError:
                          hint="free space and rerun with --resume" if resumable else "free space and rerun")
 
 
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new, exclusively created temporary file next to ``path``: (fd, name).
+
+    Created with mode 0o666 filtered by the process's umask, like any file the user makes (and like the
+    stores); ``tempfile.mkstemp`` would make it 0600, so reports, run.json and tokens were private.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        name = str(path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            return os.open(name, flags, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name next to {path}")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file next to ``path``, fsync, rename over ``path``.
 
@@ -97,7 +174,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = _create_temp(path)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -6,9 +6,10 @@ import datetime as _dt
 import hashlib
 import json
 import platform
+import shlex
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -34,8 +35,25 @@ def now() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
+#: The arguments the ``dsc`` entry point was given (set by :func:`record_argv`); None outside the CLI.
+_ARGV: list[str] | None = None
+
+
+def record_argv(argv: Sequence[str] | None) -> None:
+    """Remember the arguments the CLI parses, so outputs record exactly what the user typed (also when
+    ``dsc.cli.main.main`` is called in-process with an argument list); None forgets them."""
+    global _ARGV
+    _ARGV = None if argv is None else [str(a) for a in argv]
+
+
 def command_line() -> str:
-    return " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    """The command as the user gave it, shell-quoted so it can be pasted back (``dsc subset -o 'a b.h5'``).
+
+    Inside the CLI it is ``dsc`` followed by the recorded arguments; elsewhere the process's ``sys.argv``.
+    """
+    if _ARGV is not None:
+        return shlex.join(["dsc", *_ARGV])
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
 def provenance(settings: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:

@@ -91,7 +91,37 @@ def _oom_message(exc: BaseException) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point. A command that fails or is interrupted removes the output folders it
+    created and left without work (``dsc.outputs.discard_unused``); Ctrl-C always ends with exit 130."""
+    from dsc import interrupts, outputs
+    from dsc.provenance import record_argv
+
+    record_argv(sys.argv[1:] if argv is None else argv)
+    outputs.forget_claims()
+    ok = False
+    try:
+        with interrupts.sigint_remembered():
+            _run(argv)
+            if interrupts.interrupted():  # a Ctrl-C whose exception something swallowed
+                _interrupted()
+            ok = True
+    except KeyboardInterrupt:
+        _interrupted()
+    except SystemExit as exc:
+        ok = exc.code in (0, None)
+        raise
+    finally:
+        if not ok:
+            outputs.discard_unused()
+        record_argv(None)
+
+
+def _interrupted() -> None:
+    err.print("[red]Interrupted.[/] Outputs were left untouched; rerun with --resume where supported.")
+    sys.exit(130)
+
+
+def _run(argv: list[str] | None) -> None:
     from dsc.errors import DscError
 
     command = typer.main.get_command(app)
@@ -99,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         rv = command.main(args=argv, prog_name="dsc", standalone_mode=False)
         if isinstance(rv, int) and rv:  # click returns 130 for an interrupt it caught
             if rv == 130:
-                err.print("[red]Interrupted.[/] Outputs were left untouched; rerun with --resume where supported.")
+                _interrupted()
             sys.exit(rv)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -107,8 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show(file=sys.stderr)
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        err.print("[red]Interrupted.[/] Outputs were left untouched; rerun with --resume where supported.")
-        sys.exit(130)
+        _interrupted()
     except DscError as exc:
         if State.debug:
             err.print_exception(show_locals=False)
