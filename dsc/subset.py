@@ -461,6 +461,7 @@ def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
                  sources: dict[str, str] | None = None, show_progress: bool = True,
                  on_plan: Callable[[Plan], None] | None = None, command: str | None = None) -> SubsetResult:
     """Make a DATA.h5 store at ``output`` from ``settings`` (see the module docstring)."""
+    from dsc import interrupts
     from dsc.console import progress
     from dsc.provenance import Timings, command_line, provenance
     from dsc.registry import list_plugins
@@ -526,6 +527,7 @@ def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
                     bar.start()
                     task = bar.add_task("subset", total=len(items), status="")
                 for p in results:
+                    interrupts.check()  # stop at once after a Ctrl-C, even one a finaliser swallowed
                     row = plan.rows[p.index]
                     if p.reason is not None:
                         if p.mask_problem and settings.on_missing_mask == "error":

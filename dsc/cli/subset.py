@@ -49,26 +49,6 @@ def _parse_options(values: list[str] | None) -> dict[str, Any] | None:
     return out
 
 
-def _command_line(values: dict[str, Any]) -> str:
-    """The invocation as typed (rebuilt from the parsed options, so it is right in-process too)."""
-    import shlex
-
-    parts = ["dsc", "subset"]
-    for key, value in values.items():
-        flag = "--" + key.rstrip("_").replace("_", "-")
-        if value is False and key == "crop_to_object":
-            parts.append("--no-crop-to-object")
-        if value is None or value is False:
-            continue
-        if value is True:
-            parts.append(flag)
-        elif isinstance(value, list):
-            parts.extend(x for v in value for x in (flag, shlex.quote(str(v))))
-        else:
-            parts.extend((flag, shlex.quote(str(value))))
-    return " ".join(parts)
-
-
 def subset(
     output: Annotated[Path, typer.Option("--output", "-o", help="The store to write (.h5).",
                                          show_default=False, rich_help_panel=RUN)],
@@ -128,7 +108,6 @@ def subset(
     """Choose classes of a dataset; convert, crop and resize their images into a DATA.h5 store."""
     from dsc.subset import build_subset
 
-    command = _command_line(dict(locals()))
     resolved = resolve(
         "subset", dataset=dataset, root=root, masks=masks, options=_parse_options(option),
         super_class=super_class, tag=tag, classes=classes, class_names=split_csv(class_names),
@@ -139,7 +118,7 @@ def subset(
     )
     subset_sources = {k: v for k, v in resolved.sources.items() if k.startswith("subset.")}
     result = build_subset(resolved.section("subset"), output, force=force, sources=subset_sources,
-                          show_progress=not json_, command=command)
+                          show_progress=not json_)
     if json_:
         print_json({"path": str(result.path), "n": result.n, "fingerprint": result.fingerprint,
                     "timings": result.timings, "summary": result.summary})
