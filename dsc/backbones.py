@@ -46,6 +46,17 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return plugin, model
 
 
+def check_backbone(spec: str, *, pretrained: bool = False) -> None:
+    """Fail fast, before any data or model is loaded, on a backbone that cannot be built: an unknown plugin
+    or model name, or (``pretrained``) weights missing from the local cache. Imports the plugin's library
+    (timm) but builds nothing; plugins without a ``check(model, pretrained=...)`` method pass."""
+    plugin_name, model = parse_spec(spec)
+    plugin = registry.get_plugin("backbone", plugin_name)()
+    check = getattr(plugin, "check", None)
+    if callable(check):
+        check(model, pretrained=pretrained)
+
+
 def create_backbone(spec: str, *, pretrained: bool = False, checkpoint: Path | str | None = None,
                     stem: str = "imagenet", image_size: int | None = None, **kwargs: Any) -> Backbone:
     """Build the encoder named by ``spec`` (pooled features [B, feature_dim]).

@@ -226,6 +226,7 @@ class Result:
     main: bool = True  # False in the non-main processes of a multi-process run
     optimizer_steps: int = 0
     images_seen: int = 0
+    already_complete: bool = False  # --resume found the run finished and did nothing
 
 
 def train(task_factory, command: str, settings: TrainSettings, sources: dict[str, str], data_path: Path,
@@ -242,6 +243,9 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
         logging.getLogger().setLevel(logging.WARNING)  # one process reports
     lock = OutputLock(output)  # RUN.lock: a second command writing the same RUN/ is refused (main process)
     try:
+        from dsc.backbones import check_backbone
+
+        check_backbone(settings.backbone, pretrained=settings.pretrained and not settings.checkpoint)
         if env.main:
             lock.acquire()
         with timings.stage("load"):
@@ -257,7 +261,9 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
             sjson = settings.model_dump(mode="json")
             record = inputs.record()
             if resuming:
-                run.check_resume(command, sjson, record)
+                info = run.check_resume(command, sjson, record)
+                if info.get("status") == "complete":  # nothing to resume: leave every file as it is
+                    return _already_complete(run, info, env.main)
             data = load_data(inputs, settings, use_negatives=use_negatives)
         with torch.random.fork_rng(devices=[env.device] if env.device.type == "cuda" else []):
             torch.manual_seed(settings.seed + 2)
@@ -266,6 +272,14 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
     finally:
         lock.release()
         D.teardown(env)
+
+
+def _already_complete(run: RunDir, info: dict[str, Any], main: bool) -> Result:
+    """The result of a finished run, read from its files (``--resume`` on it changes nothing)."""
+    best_val = info.get("best_val")
+    return Result(run.path, int(info.get("epochs_done") or 0), info.get("best_epoch"), best_val,
+                  run.read_metrics(), "complete", dict(info.get("timings") or {}), main,
+                  int(info.get("optimizer_steps") or 0), int(info.get("images_seen") or 0), already_complete=True)
 
 
 def _fit(task_factory, command, settings, sources, env, run, data, record, resuming, timings, stop_after,
