@@ -81,13 +81,19 @@ def run_summary(result: Any, json_: bool, extra: dict[str, Any] | None = None) -
 
     if not result.main:
         return
+    noop = getattr(result, "already_complete", False)
     doc = {"run": str(result.run_dir), "status": result.status, "epochs": result.epochs,
            "best_epoch": result.best_epoch, "best_val": result.best_val, "optimizer_steps": result.optimizer_steps,
-           "images_seen": result.images_seen, "timings": result.timings, **(extra or {})}
+           "images_seen": result.images_seen, "timings": result.timings, **({"already_complete": True} if noop
+                                                                           else {}), **(extra or {})}
     if json_:
         print_json(doc)
         return
     val = f"{result.best_val:.4f}" if result.best_val is not None else "n/a"
+    if noop:
+        out.print(f"{result.run_dir} is already complete ({result.epochs} epochs, best epoch {result.best_epoch}, "
+                  f"val {val}); nothing to resume, no file changed (pass --force to train it again)")
+        return
     out.print(f"{result.run_dir}: {result.status}, {result.epochs} epochs ({result.optimizer_steps} steps, "
               f"{result.images_seen} images), best epoch {result.best_epoch} "
               f"(val {val}), {result.timings.get('train', 0):.1f}s training"
