@@ -240,6 +240,22 @@ def test_atomic_write_disk_full_keeps_previous_content(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary file left
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_atomic_writes_follow_the_umask_like_stores(tmp_path, umask):
+    """Reports, figures, run.json, metrics and tokens (all written by atomic_write_*) get 0o666 & ~umask,
+    the mode the stores get; tempfile.mkstemp made them 0600 whatever the umask."""
+    old = os.umask(umask)
+    try:
+        atomic_write_json(tmp_path / "run.json", {"v": 1})
+        atomic_write_text(tmp_path / "report.md", "# dsc report\n")
+        atomic_write_text(tmp_path / "report.md", "# again\n")   # replacing keeps the mode
+        _write_store(tmp_path / "data.h5")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"run.json": 0o666 & ~umask, "report.md": 0o666 & ~umask, "data.h5": 0o666 & ~umask}
+
+
 def test_store_disk_full_rolls_back_batch_keeps_resumable_partial(tmp_path, monkeypatch):
     out = tmp_path / "SYN.h5"
     reference = tmp_path / "ref.h5"
