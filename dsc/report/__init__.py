@@ -33,7 +33,7 @@ def make_report(paths: list[Path], settings: Any, *, per_class: bool | None = No
     """Discover runs under ``paths`` and build the comparison (``settings``: a ReportSettings);
     ``allow_unequal_budget`` silences the warning about compared runs that trained unequal amounts."""
     from dsc.report.budget import budget_section
-    from dsc.report.caveats import apply_caveats
+    from dsc.report.caveats import apply_caveats, flag_tiny_evaluation
     from dsc.report.curves import curves_section, run_curves
     from dsc.report.overlap import attach_overlap
     from dsc.report.per_class import per_class_data, per_class_sections
@@ -44,6 +44,7 @@ def make_report(paths: list[Path], settings: Any, *, per_class: bool | None = No
                                   primary_metric=settings.primary_metric, ood_score=settings.ood_score,
                                   alpha=settings.alpha)
     apply_caveats(report, groups)   # optimistic synthetic-OOD metrics: noted and marked before the tables
+    flag_tiny_evaluation(report, groups)   # test classes under 5 images, test splits under 30: a warning
     sections: list[Section] = []
     if groups:
         sections.append(main_section(report))

@@ -8,7 +8,10 @@
   held-out-class AUROC is the fair measure (``apply_caveats``: a note, a mark in the table, a warning);
 - OOD negatives that a real-data classifier still puts in their source class (label noise), from the
   quality assessment or from the stores' own ``--max-source-confidence`` filter records
-  (``caveat_rows``: a Findings row per store, a warning above ``LABEL_NOISE_SHARE``).
+  (``caveat_rows``: a Findings row per store, a warning above ``LABEL_NOISE_SHARE``);
+- tiny evaluation sets: a test class with fewer than ``MIN_CLASS_TEST`` images, or a test split below
+  ``MIN_TEST`` images, whose accuracy moves in steps of 20 % (a class) or several points (the split) per
+  image (``flag_tiny_evaluation``: a warning naming them).
 
 Stores are opened only for their root attributes; a store that is missing or changed since the run (other
 fingerprint) is reported as not checked, never guessed.
@@ -29,6 +32,9 @@ INCOMPLETE = " (incomplete)"
 OPTIMISTIC = " (optimistic)"
 #: Above this share of OOD images still put in their source class, the negatives are called label noise.
 LABEL_NOISE_SHARE = 0.30
+#: Fewer test images than these in a class / in the whole test split: the accuracy moves in coarse steps.
+MIN_CLASS_TEST = 5
+MIN_TEST = 30
 #: The metrics measured on the evaluation-only OOD stores.
 SYNTHETIC_OOD_METRICS = ("synthetic_ood_auroc", "synthetic_ood_fpr95")
 
@@ -249,3 +255,53 @@ def caveat_rows(report: dict[str, Any], groups: list[Group]) -> list[dict[str, s
                   + (f"{100 * fair['mean']:.1f}" if fair else "(not measured: no held-out classes)"))
         rows.append({"question": f"syn-OOD AUROC a fair measure? ({name})", "answer": answer})
     return rows
+
+
+# ------------------------------------------------------------------------------------------ tiny test sets
+def _test_counts(run: Any) -> tuple[int | None, dict[str, int]]:
+    """(test images, {class: test images}) of a run, from metrics.json ``test.n`` and the confusion rows."""
+    metrics = run.metrics or {}
+    test = metrics.get("test") or {}
+    n = test.get("n") if isinstance(test.get("n"), int) and not isinstance(test.get("n"), bool) else None
+    classes, conf = metrics.get("classes") or [], test.get("confusion")
+    per: dict[str, int] = {}
+    if isinstance(conf, list) and len(conf) == len(classes):
+        for name, row in zip(classes, conf, strict=True):
+            if isinstance(row, list) and all(isinstance(v, (int, float)) for v in row):
+                per[str(name)] = int(sum(row))
+    return n, per
+
+
+def flag_tiny_evaluation(report: dict[str, Any], groups: list[Group]) -> None:
+    """Warn about test splits below ``MIN_TEST`` images and test classes below ``MIN_CLASS_TEST`` images (one
+    image of 4 is 25 %): per DATA.h5 fingerprint, with the counts; JSON ``caveats.tiny_evaluation``."""
+    seen: dict[str, dict[str, Any]] = {}
+    for g in groups:
+        for run in g.runs:
+            n, per = _test_counts(run)
+            fp = str(((run.metrics or {}).get("data") or {}).get("fingerprint") or "?")
+            entry = seen.setdefault(fp, {"data_fingerprint": fp, "test_images": n, "small_classes": {}})
+            if entry["test_images"] is None:
+                entry["test_images"] = n
+            for name, k in per.items():
+                if k < MIN_CLASS_TEST:
+                    entry["small_classes"].setdefault(name, k)
+    flagged = [e for e in seen.values()
+               if e["small_classes"] or (e["test_images"] is not None and e["test_images"] < MIN_TEST)]
+    for e in flagged:
+        where = f"the test split (DATA.h5 {e['data_fingerprint']})" if len(seen) > 1 else "the test split"
+        parts = []
+        n = e["test_images"]
+        if n is not None and n < MIN_TEST:
+            parts.append(f"{where} has only {n} images (< {MIN_TEST}): one image moves top-1 by "
+                         f"{100 / max(n, 1):.1f} points")
+        small = e["small_classes"]
+        if small:
+            listed = ", ".join(f"{c} ({k} image{'s' if k != 1 else ''})" for c, k in small.items())
+            worst = min(small.values())
+            parts.append(f"{len(small)} class(es) have fewer than {MIN_CLASS_TEST} test images: {listed}; their "
+                         f"accuracy moves in steps of {100 / max(worst, 1):.0f} % or more")
+        warn(report, "tiny evaluation set: " + "; ".join(parts) + ". Read such numbers as rough; make DATA.h5 "
+             "with more test images per class (`dsc subset`) for firmer ones")
+    if flagged:
+        report.setdefault("caveats", {})["tiny_evaluation"] = flagged
