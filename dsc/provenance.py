@@ -56,6 +56,13 @@ def command_line() -> str:
     return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
+def threads_record() -> dict[str, Any]:
+    """The CPU threads the command computed with (dsc/threads.py)."""
+    from dsc.threads import record
+
+    return record()
+
+
 def provenance(settings: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     """The standard provenance block: created, command, versions, host, settings and extras."""
     block = {
@@ -63,6 +70,7 @@ def provenance(settings: dict[str, Any] | None = None, **extra: Any) -> dict[str
         "command": command_line(),
         "versions": versions(),
         "host": {"platform": platform.platform(), "machine": platform.machine()},
+        "threads": threads_record(),
     }
     if settings is not None:
         block["settings"] = settings

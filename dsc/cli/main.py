@@ -52,19 +52,31 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+#: Commands that compute with torch or worker processes: their threads are set before they start (dsc/threads.py).
+COMPUTING = {"subset", "invert", "augment", "pretrain", "probe", "baseline", "report", "study"}
+
+
 @app.callback()
 def root(
+    ctx: typer.Context,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file "
                                                 "(default: ./dsc.toml if present).", show_default=False)] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=1, help="CPU threads per process (also DSC_THREADS; default: the idle cores, see "
+        "docs/performance.md#threads).", show_default=False)] = None,
 ) -> None:
     """Does synthetic data help? dsc answers it end to end for your dataset."""
     State.config = config
     State.debug = debug or os.environ.get("DSC_DEBUG", "") in {"1", "true", "yes"}
     setup_logging("WARNING" if quiet else "INFO", debug=State.debug)
+    if ctx.invoked_subcommand in COMPUTING:
+        from dsc.threads import configure
+
+        configure(threads)
 
 
 def _register() -> None:
