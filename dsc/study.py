@@ -113,8 +113,15 @@ def _read(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise InputError(f"study file {path} does not exist", hint="see docs/commands/study.md for the format"
                          ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"study file {path} is not valid TOML: {exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        with Path(path).open("rb") as fh:
+            hdf5 = fh.read(8) == b"\x89HDF\r\n\x1a\n"
+        if hdf5:
+            raise InputError(f"{path} is an HDF5 store, not a study file",
+                             hint="dsc study takes a STUDY.toml (see examples/study-demo.toml) whose [study] "
+                                  f"table names the store: data = \"{path}\"") from None
+        raise ConfigError(f"study file {path} is not valid TOML: {exc}",
+                          hint="see examples/study-demo.toml and docs/commands/study.md") from None
     unknown = sorted(set(doc) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"study file {path} has unknown table(s) {', '.join(unknown)}",
@@ -173,8 +180,20 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
     train = doc.get("train", {})
     bad = sorted(set(train) - set(TrainSettings.model_fields))
     if bad:
+        from dsc.settings import BaselineSettings, PretrainSettings, did_you_mean
+
+        typos = [f"{k}{did_you_mean(k, TrainSettings.model_fields)}" for k in bad]
+        if all("did you mean" in t for t in typos):
+            raise ConfigError(f"unknown [train] key(s) {', '.join(typos)}",
+                              hint="[train] holds the settings pretrain and baseline share")
+        owner = {k: "pretrain" if k in PretrainSettings.model_fields else "baseline"
+                 if k in BaselineSettings.model_fields else None for k in bad}
+        unknown = [t for t, k in zip(typos, bad, strict=True) if owner[k] is None]
+        if unknown:
+            raise ConfigError(f"unknown [train] key(s) {', '.join(unknown)}",
+                              hint="[train] holds the settings pretrain and baseline share")
         raise ConfigError(f"[train] keys {', '.join(bad)} are not shared training settings",
-                          hint="move them to [pretrain] or [baseline]")
+                          hint="move " + ", ".join(f"{k} to [{owner[k]}]" for k in bad))
     if "seed" in {*train, *doc.get("pretrain", {}), *doc.get("baseline", {}), *doc.get("probe", {})}:
         raise ConfigError("set seeds with [study] seeds = [...], not a seed key", hint="remove the seed key")
     study = Study(Path(path), spec, doc)

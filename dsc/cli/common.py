@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,3 +39,61 @@ def split_csv(value: str | None, cast: type = str) -> list[Any] | None:
     if value is None:
         return None
     return [cast(v.strip()) for v in value.split(",") if v.strip()]
+
+
+def _default_text(option: Any, value: Any) -> str | None:
+    """How a setting's default reads in --help (``None`` when it has none worth showing)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        names = option.opts if value else option.secondary_opts
+        return names[0] if names else str(value).lower()
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) if value else None
+    if isinstance(value, dict):
+        return None
+    return str(value)
+
+
+def polish_help(group: Any) -> None:
+    """Every command's --help shows the default of each setting an option falls through to (the option's own
+    default is None, so that lower settings layers apply), and flags show no type placeholder."""
+    from rich.markup import escape
+
+    from dsc.settings import DscSettings
+
+    _hide_flag_types(group)
+    if group.help:  # one paragraph per blank line; a docstring's line breaks are not the help's
+        group.help = re.sub(r"(?<!\n)\n(?!\n)", " ", group.help)
+    for name, command in getattr(group, "commands", {}).items():
+        polish_help(command)
+        field = DscSettings.model_fields.get(name)
+        if field is None:
+            continue
+        fields = field.annotation.model_fields  # type: ignore[union-attr]
+        for param in command.params:
+            if param.param_type_name != "option" or param.default is not None:
+                continue
+            info = fields.get((param.name or "").rstrip("_"))
+            help_text = param.help or ""
+            if info is None or "default" in help_text.lower():
+                continue
+            text = _default_text(param, info.get_default(call_default_factory=True))
+            if text is not None:
+                param.help = f"{help_text} \\[default: {escape(text)}]".strip()
+
+
+def _hide_flag_types(command: Any) -> None:
+    """No ``<bool>`` after a flag (--help included)."""
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    original = command.get_help_option
+
+    def get_help_option(ctx: Any) -> Any:
+        option = original(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = get_help_option

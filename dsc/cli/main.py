@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.markup import escape
 
@@ -18,6 +17,8 @@ from dsc.cli.common import State
 from dsc.console import err, setup_logging
 
 log = logging.getLogger("dsc")
+#: The click that typer runs on (its own copy since typer 0.26, the click package before).
+click_errors = importlib.import_module(typer.BadParameter.__module__)
 
 app = typer.Typer(
     name="dsc",
@@ -133,22 +134,85 @@ def _interrupted() -> None:
     sys.exit(130)
 
 
+def _hoist_config(argv: list[str]) -> list[str]:
+    """``dsc subset --config x.toml ...`` -> ``dsc --config x.toml subset ...`` (it is a global option)."""
+    names = {name for _, _, name, _ in COMMANDS} | {name for _, _, name, _ in SUBAPPS}
+    start = next((i for i, a in enumerate(argv) if a in names), None)
+    if start is None:
+        return argv
+    head, tail, moved = argv[:start], [], []
+    rest = iter(argv[start:])
+    for arg in rest:
+        if arg == "--":
+            tail += [arg, *rest]
+        elif arg == "--config":
+            moved += [arg, next(rest, "")]
+        elif arg.startswith("--config="):
+            moved.append(arg)
+        else:
+            tail.append(arg)
+    return head + moved + tail
+
+
+def _usage_message(exc: Exception) -> str:
+    """A click usage error as one line that says what the command expects."""
+    import re
+
+    ctx = getattr(exc, "ctx", None)
+    where = f"dsc {ctx.command_path.split(' ', 1)[1]}" if ctx and " " in ctx.command_path else "dsc"
+    help_hint = f"see `{where} --help`"
+    if isinstance(exc, click_errors.NoSuchOption):
+        import difflib
+
+        best = difflib.get_close_matches(exc.option_name, list(exc.possibilities or []), n=1, cutoff=0.5)
+        guess = f"; did you mean {best[0]}?" if best else ""
+        return f"no option {exc.option_name}{guess} ({help_hint})"
+    message = exc.format_message()  # type: ignore[attr-defined]
+    unknown = re.match(r"No such command '(.*?)'\.", message)
+    if unknown:
+        return _unknown_command(unknown.group(1))
+    return f"{message.rstrip('.')} ({help_hint})"
+
+
+def _unknown_command(word: str) -> str:
+    import difflib
+
+    names = [name for _, _, name, _ in COMMANDS] + [name for _, _, name, _ in SUBAPPS]
+    if word.endswith((".h5", ".hdf5")):
+        hint = f"dsc takes a command first; to see what the store holds: dsc info {word}"
+    elif word.endswith(".toml"):
+        hint = f"dsc takes a command first; to run a study file: dsc study {word}"
+    else:
+        close = difflib.get_close_matches(word, names, n=1)
+        hint = f"did you mean dsc {close[0]}?" if close else "dsc takes a command first"
+    return f"{word!r} is not a dsc command ({hint}; commands: {', '.join(names)})"
+
+
 def _run(argv: list[str] | None) -> None:
+    from dsc.cli.common import polish_help
     from dsc.errors import DscError
 
     command = typer.main.get_command(app)
+    polish_help(command)
+    args = _hoist_config(list(sys.argv[1:] if argv is None else argv))
     try:
-        rv = command.main(args=argv, prog_name="dsc", standalone_mode=False)
+        rv = command.main(args=args, prog_name="dsc", standalone_mode=False)
         if isinstance(rv, int) and rv:  # click returns 130 for an interrupt it caught
             if rv == 130:
                 _interrupted()
             sys.exit(rv)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except click_errors.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `dsc` or `dsc config`: the help
+            exc.show(file=sys.stderr)
+            sys.exit(exc.exit_code)
+        err.print(f"[bold red]Error:[/] {escape(_usage_message(exc))}", highlight=False)
+        sys.exit(exc.exit_code)
+    except click_errors.ClickException as exc:
         exc.show(file=sys.stderr)
         sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         _interrupted()
     except DscError as exc:
         if State.debug:
