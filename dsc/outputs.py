@@ -341,6 +341,10 @@ class OutputLock:
             except OSError as exc:
                 if is_disk_full(exc):
                     raise disk_full_error(self.path) from None
+                parent = self.path.parent
+                if not parent.is_dir():  # the same words as check_output, which often runs after the lock
+                    raise InputError(f"output directory {parent} does not exist",
+                                     hint=f"create it: mkdir -p {parent}") from None
                 raise InputError(f"cannot create lock file {self.path}: {exc.strerror or exc}",
                                  hint="the output folder must be writable") from None
             try:

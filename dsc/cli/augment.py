@@ -95,6 +95,11 @@ def augment(
     json_: JsonFlag = False,
 ) -> None:
     """Make synthetic variants of the real training images (in-distribution or OOD), batched and resumable."""
+    from dsc.cli.checks import require
+
+    require("DATA.h5", data)
+    require("--tokens", tokens, folder=True)
+    require("--filter", filter_, folder=True)
     from dsc.augment import run_augment, run_preview
 
     resolved = resolve("augment", model=model, tokens=tokens, revision=revision, local_files_only=local_files_only,
@@ -108,6 +113,9 @@ def augment(
                        filter=filter_, min_confidence=min_confidence,
                        max_source_confidence=max_source_confidence)
     settings = resolved.section("augment")
+    from dsc.registry import get_plugin
+
+    get_plugin("augmenter", settings.strategy)  # an unknown strategy fails before the store or model is read
     sources = {k: v for k, v in resolved.sources.items() if k.startswith("augment.")}
     if preview is not None:
         path = run_preview(data, output, settings, sources, n=preview, force=force)

@@ -39,6 +39,8 @@ from dsc.cli.pretrain import (
     Warmup,
     WeightDecay,
     Workers,
+    check_backbone_early,
+    require_inputs,
     run_summary,
 )
 
@@ -88,6 +90,7 @@ def baseline(
 ) -> None:
     """Cross-entropy training of encoder + linear layer, same data options as pretrain; the best epoch by val
     is evaluated on test into RUN/metrics.json."""
+    require_inputs(data, synthetic, negatives, checkpoint)
     resolved = resolve("baseline", backbone=backbone, pretrained=pretrained, checkpoint=checkpoint,
                        image_size=image_size, batch_size=batch_size, epochs=epochs, steps=steps, images=images,
                        stem=stem, lr=lr, optimizer=optimizer,
@@ -97,6 +100,7 @@ def baseline(
                        negatives_fraction=negatives_fraction, ood_loss=ood_loss, ood_weight=ood_weight,
                        corruptions=corruptions, augmentation=augmentation, workers=workers, amp=amp,
                        channels_last=channels_last, knn_k=knn_k)
+    check_backbone_early(resolved, "baseline")
     import json
 
     from dsc.train.baseline import baseline as run_baseline

@@ -77,6 +77,9 @@ def invert(
     json_: JsonFlag = False,
 ) -> None:
     """Learn one token per class (textual inversion, DA-Fusion style) into TOKENS/."""
+    from dsc.cli.checks import require
+
+    require("DATA.h5", data)
     from dsc.console import out
     from dsc.diffusion.invert import run_invert
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from dsc.cli.checks import require
 from dsc.cli.common import Force, JsonFlag, Resume, print_json, resolve
 
 P_MODEL, P_DATA, P_OPT, P_RUN = "Model", "Data", "Optimisation", "Run"
@@ -74,6 +75,24 @@ KnnK = Annotated[int | None, typer.Option(help="k of the kNN accuracy on val.", 
                                           show_default=False)]
 
 
+
+
+def require_inputs(data: Path, synthetic: list[Path] | None, negatives: list[Path] | None,
+                   checkpoint: Path | None) -> None:
+    """Every input path of pretrain/baseline exists (checked before torch is imported)."""
+    require("DATA.h5", data)
+    require("--synthetic", synthetic)
+    require("--negatives", negatives)
+    require("--checkpoint", checkpoint)
+
+
+def check_backbone_early(resolved: Any, section: str) -> None:
+    """An unknown backbone plugin or model, or missing cached weights, fail now: before the data is read."""
+    from dsc.backbones import check_backbone
+
+    s = resolved.section(section)
+    check_backbone(s.backbone, pretrained=s.pretrained and not s.checkpoint)
+    require("--checkpoint", s.checkpoint)  # also one set in dsc.toml or the environment
 
 
 def run_summary(result: Any, json_: bool, extra: dict[str, Any] | None = None) -> None:
@@ -151,6 +170,7 @@ def pretrain(
 ) -> None:
     """Supervised contrastive pre-training (two views, MLP head, SupCon loss) with optional synthetic
     positives and OOD negatives. Writes RUN/ (run.json, metrics.jsonl, checkpoints)."""
+    require_inputs(data, synthetic, negatives, checkpoint)
     resolved = resolve("pretrain", backbone=backbone, pretrained=pretrained, checkpoint=checkpoint,
                        image_size=image_size, batch_size=batch_size, epochs=epochs, steps=steps, images=images,
                        stem=stem, lr=lr, optimizer=optimizer,
@@ -160,6 +180,7 @@ def pretrain(
                        synthetic_probability=synthetic_probability, negatives_fraction=negatives_fraction,
                        ood_policy=ood_policy, ood_weight=ood_weight, augmentation=augmentation, workers=workers,
                        amp=amp, channels_last=channels_last, knn_k=knn_k)
+    check_backbone_early(resolved, "pretrain")
     from dsc.train.pretrain import pretrain as run_pretrain
 
     sources = {k.split(".", 1)[1]: v for k, v in resolved.sources.items() if k.startswith("pretrain.")}

@@ -49,6 +49,10 @@ def probe(
 ) -> None:
     """Train a linear classifier on the frozen encoder's features (cached in RUN/embeddings.h5), select
     it on val, and write test metrics, robustness and OOD detection to RUN/probe/metrics.json."""
+    from dsc.cli.checks import require
+
+    require("RUN", run, folder=True)
+    require("--ood", ood)
     resolved = resolve("probe", epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
                        with_synthetic=with_synthetic, checkpoint=checkpoint, seed=seed,
                        corruptions=False if no_corruptions else None, severities=split_csv(severities, int),

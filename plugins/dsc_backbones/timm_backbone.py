@@ -31,6 +31,15 @@ class TimmBackbone(BackbonePlugin):
             names.update(timm.list_models(pattern, pretrained=True))
         return sorted(names)
 
+    def check(self, model: str, *, pretrained: bool = False) -> None:
+        """Fail fast (nothing built, nothing downloaded): an unknown name, a hub model that is not in the
+        local cache, or pretrained weights that are not."""
+        self._check_name(model)
+        if _hub_id(model):
+            hub_snapshot(model, weights=pretrained)
+        elif pretrained:
+            cached_weights(model)
+
     def create(self, model: str, *, pretrained: bool = False, checkpoint: Path | None = None,
                **kwargs: Any) -> Backbone:
         import timm
@@ -39,20 +48,28 @@ class TimmBackbone(BackbonePlugin):
         self._check_name(model)
         overlay = None
         source = "random"
-        if pretrained and checkpoint is None:
+        name = model
+        if _hub_id(model):  # timm would download config (and weights): read the local snapshot instead
+            folder = hub_snapshot(model, weights=pretrained and checkpoint is None)
+            name = f"local-dir:{folder}"
+            if pretrained and checkpoint is None:
+                source = f"pretrained:{folder}"
+        elif pretrained and checkpoint is None:
             path = cached_weights(model)
             overlay = {"file": str(path)}
             source = f"pretrained:{path}"
+        hub_weights = name != model and source != "random"
         try:
-            net = timm.create_model(model, pretrained=overlay is not None, num_classes=0,
+            net = timm.create_model(name, pretrained=overlay is not None or hub_weights, num_classes=0,
                                     pretrained_cfg_overlay=overlay, **kwargs)
         except TypeError as exc:  # an option this architecture does not take
             raise ModelError(f"timm cannot build {model!r} with options {sorted(kwargs)}: {exc}",
                              hint="drop the options this model does not accept") from exc
         except Exception as exc:  # a damaged or foreign weights file (safetensors, torch or timm errors)
-            if overlay is None:
+            if overlay is None and name == model:
                 raise
-            raise ModelError(f"cannot load the cached weights of {model!r} ({overlay['file']}): "
+            where = overlay["file"] if overlay is not None else name.removeprefix("local-dir:")
+            raise ModelError(f"cannot load the cached weights of {model!r} ({where}): "
                              f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
                              hint="delete the damaged file and fetch it again online, or pass --checkpoint PATH") from exc
         if checkpoint is not None:
@@ -80,6 +97,35 @@ class TimmBackbone(BackbonePlugin):
             raise unknown_model_error("timm", model, timm.list_models())
         if tag and model not in timm.list_models(arch, pretrained=True):
             raise unknown_model_error("timm", model, timm.list_models(f"{arch}*", pretrained=True))
+
+
+def _hub_id(model: str) -> str | None:
+    """``timm/resnet18.a1_in1k`` for ``hf-hub:timm/resnet18.a1_in1k`` (``hf_hub:`` too); None otherwise."""
+    for prefix in ("hf-hub:", "hf_hub:"):
+        if model.startswith(prefix):
+            return model[len(prefix):]
+    return None
+
+
+def hub_snapshot(model: str, *, weights: bool = False) -> Path:
+    """The local snapshot folder of an ``hf-hub:REPO[@REVISION]`` model: its ``config.json`` (and, with
+    ``weights``, its weights file) must be in the Hugging Face cache. Never contacts the hub, whatever
+    ``HF_HUB_OFFLINE`` says; ``ModelError`` naming the folder looked in and the command that fills it."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    repo, _, revision = (_hub_id(model) or model).partition("@")
+    folder = Path(constants.HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
+    fetch = f"hf download {repo}" + (f" --revision {revision}" if revision else "")
+    hint = (f"download it once with `{fetch}` (or `huggingface-cli download {repo}`); dsc never downloads "
+            "backbones")
+    config = try_to_load_from_cache(repo, "config.json", revision=revision or None)
+    if not isinstance(config, str) or not Path(config).is_file():
+        raise ModelError(f"timm model {model!r} is not in the local Hugging Face cache ({folder})", hint=hint)
+    snapshot = Path(config).parent
+    if weights and not any((snapshot / f).is_file() for f in _HF_FILES):
+        raise ModelError(f"the weights of timm model {model!r} are not in the local Hugging Face cache "
+                         f"({snapshot} has no {' or '.join(_HF_FILES[:2])})", hint=hint)
+    return snapshot
 
 
 def cached_weights(model: str) -> Path:
