@@ -28,6 +28,14 @@ class TorchvisionBackbone(BackbonePlugin):
 
         return sorted(fnmatch.filter(torchvision.models.list_models(module=torchvision.models), pattern))
 
+    def check(self, model: str, *, pretrained: bool = False) -> None:
+        """Fail fast (nothing built): an unknown name, or (``pretrained``) weights not in the torch hub cache."""
+        known = self.list_models()
+        if model not in known:
+            raise unknown_model_error("torchvision", model, known)
+        if pretrained:
+            _cached_file(model, _default_weights(model))
+
     def create(self, model: str, *, pretrained: bool = False, checkpoint: Path | None = None,
                **kwargs: Any) -> Backbone:
         import torch
