@@ -32,9 +32,10 @@ def study(
     resuming interrupted ones, then print the report. --force redoes every run."""
     from dsc.console import out
     from dsc.outputs import check_output
-    from dsc.study import execute, load_study, plan, plan_rows
+    from dsc.study import check_inputs, execute, load_study, plan, plan_rows
 
     spec = plan(load_study(file, seeds=split_csv(seeds, int), output=output), force=force)
+    check_inputs(spec)  # every input of every run, before anything runs (--dry-run too)
     for path in (markdown, html):
         if path is not None:
             check_output(path, force=True)
