@@ -62,7 +62,7 @@ def per_class_data(groups: list[Group], top_k: int = 5) -> dict[str, Any]:
 def per_class_sections(data: dict[str, Any]) -> list[Section]:
     names = list(data["accuracy"])
     acc = Section("Per-class test accuracy % (mean over seeds)", ["class", *names],
-                  right=set(range(1, len(names) + 1)))
+                  right=set(range(1, len(names) + 1)), alias_headers=set(range(1, len(names) + 1)))
     for c in data["classes"]:
         vals = [data["accuracy"][n].get(c) for n in names]
         present = [v for v in vals if v is not None]

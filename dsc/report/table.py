@@ -1,14 +1,20 @@
 """The report as tables: a small renderer-neutral model (sections of text cells with a style) that the
-terminal (rich), Markdown and HTML exports all draw from, so they always show the same thing."""
+terminal (rich, ``dsc.report.layout``), Markdown and HTML exports all draw from, so they always show the
+same thing. Cell and column text is plain user text, never markup.
+
+Layout hints a renderer may use (Markdown ignores them): ``Cell.parts`` are the pieces a cell may be broken
+between (``66.3`` / ``± 2.6``; delta / interval / status), ``Section.key`` the column that names a row
+(repeated when a narrow terminal splits the table), ``Section.keep`` the columns that must stay in the
+first part (the primary metric and its Δ), ``Section.alias_headers`` the columns headed by a configuration
+name (a narrow terminal numbers them C1, C2, ... with a legend)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 STYLES = {"best": "bold green", "good": "green", "bad": "red", "dim": "dim", "warn": "yellow", None: ""}
@@ -18,6 +24,13 @@ STYLES = {"best": "bold green", "good": "green", "bad": "red", "dim": "dim", "wa
 class Cell:
     text: str
     style: str | None = None   # "best" | "good" | "bad" | "dim" | "warn"
+    parts: tuple[str, ...] = ()   # where the text may break: " ".join(parts) == text (else words)
+
+    @classmethod
+    def of(cls, *parts: str, style: str | None = None) -> Cell:
+        """A cell made of pieces that may go on separate lines: ``Cell.of("66.3", "± 2.6")``."""
+        parts = tuple(p for p in parts if p)
+        return cls(" ".join(parts), style, parts)
 
 
 @dataclass
@@ -27,6 +40,9 @@ class Section:
     rows: list[list[Cell]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     right: set[int] = field(default_factory=set)   # right-aligned column indices
+    key: int | None = 0                               # the column naming a row (None: no such column)
+    keep: set[int] = field(default_factory=set)       # columns a narrow layout keeps in its first part
+    alias_headers: set[int] = field(default_factory=set)   # columns headed by a configuration name
 
 
 def pct(x: float | None, digits: int = 1) -> str:
@@ -41,8 +57,8 @@ def seconds(s: float) -> str:
     return f"{s / 3600:.1f}h"
 
 
-def stage_times(t: dict[str, float]) -> str:
-    """"train 52s + probe 1.3s + eval 6.0s": the main stages (all stages are in --json)."""
+def stage_parts(t: dict[str, float]) -> tuple[str, ...]:
+    """("train 52s", "+ probe 1.3s", "+ eval 6.0s"): the main stages (all stages are in --json)."""
     parts = []
     train = t.get("pretrain", t.get("train"))
     if train is not None:
@@ -51,15 +67,25 @@ def stage_times(t: dict[str, float]) -> str:
         parts.append(f"probe {seconds(t['probe'])}")
     if "evaluate" in t:
         parts.append(f"eval {seconds(t['evaluate'])}")
-    return " + ".join(parts) or "–"
+    return tuple(p if i == 0 else f"+ {p}" for i, p in enumerate(parts)) or ("–",)
+
+
+def stage_times(t: dict[str, float]) -> str:
+    """"train 52s + probe 1.3s + eval 6.0s"."""
+    return " ".join(stage_parts(t))
+
+
+def mean_std_parts(summary: dict[str, Any] | None) -> tuple[str, ...]:
+    """("66.3", "± 2.6") in %; ("66.3",) for one seed; ("–",) without a value."""
+    if not summary or summary.get("mean") is None:
+        return ("–",)
+    if summary.get("std") is None:
+        return (pct(summary["mean"]),)
+    return pct(summary["mean"]), f"± {pct(summary['std'])}"
 
 
 def mean_std(summary: dict[str, Any] | None) -> str:
-    if not summary or summary.get("mean") is None:
-        return "–"
-    if summary.get("std") is None:
-        return pct(summary["mean"])
-    return f"{pct(summary['mean'])} ± {pct(summary['std'])}"
+    return " ".join(mean_std_parts(summary))
 
 
 def delta_text(d: dict[str, Any] | None) -> Cell:
@@ -72,26 +98,42 @@ def delta_text(d: dict[str, Any] | None) -> Cell:
         lo, hi = d["ci"]
         parts.append(f"[{100 * lo:+.1f}, {100 * hi:+.1f}]")
     verdict = d.get("verdict") or ("untested" if d.get("p") is None else "exploratory")
-    unpaired = " (unpaired)" if d.get("test") == "welch-t" else ""
+    unpaired = ["(unpaired)"] if d.get("test") == "welch-t" else []
     if verdict == "untested":
         parts.append(f"(n={d.get('n', 0)}, untested)")
     elif verdict == "exploratory":
-        parts.append(f"exploratory (n={d['n']}){unpaired}")
+        parts += ["exploratory", f"(n={d['n']})", *unpaired]
     elif verdict == "secondary":
-        parts.append(f"n={d['n']} p={_p(d['p'])} secondary{unpaired}")
+        parts += [f"n={d['n']}", f"p={_p(d['p'])}", "secondary", *unpaired]
     else:
-        parts.append(f"n={d['n']} p_Holm={_p(d['p_holm'])}{unpaired}")
+        parts += [f"n={d['n']}", f"p_Holm={_p(d['p_holm'])}", *unpaired]
     mark = d.get("mark") or ""
     if mark:
-        parts.append(mark)
+        parts[-1] += f" {mark}"   # the mark stays with its p-value
     style = None
     if mark and mark != "n.s.":
         style = "good" if d.get("better") else "bad"
-    return Cell(" ".join(parts), style)
+    return Cell.of(*parts, style=style)
 
 
 def _p(p: float) -> str:
     return f"{p:.3f}" if p >= 0.001 else "<0.001"
+
+
+def _metric_cell(report: dict[str, Any], m: dict[str, Any]) -> Callable[[dict[str, Any]], Cell]:
+    """The cell maker of one metric column: mean ± std, bold where best, "(optimistic)" when flagged."""
+    def cell(c: dict[str, Any]) -> Cell:
+        best = c["name"] in report["best"].get(m["key"], [])
+        flag = "(optimistic)" if m["key"] in c.get("caveats", {}) else ""   # caveats.apply_caveats
+        return Cell.of(*mean_std_parts(c["metrics"].get(m["key"])), flag, style="best" if best else None)
+    return cell
+
+
+def _rel_ce_cell(c: dict[str, Any], base: str | None) -> Cell:
+    v = c.get("relative_corruption_error")
+    if c["name"] == base:
+        return Cell.of("1.00", "(ref)")
+    return Cell("–" if v is None else f"{v:.2f}", None if v is None else ("good" if v < 1 else "bad"))
 
 
 def main_section(report: dict[str, Any]) -> Section:
@@ -106,33 +148,29 @@ def main_section(report: dict[str, Any]) -> Section:
     show_val = any(c.get("val") for c in configs)
     show_delta = base is not None and any(primary["key"] in c["deltas"] for c in configs)
     show_mce = any("relative_corruption_error" in c for c in configs)
-    cols = ["configuration", "method", "synthetic", "seeds"]
-    cols += [m["label"] + ("↓" if not m["higher_is_better"] else "") for m in metrics]
+    primary_first = sorted(metrics, key=lambda m: m["key"] != primary["key"])   # primary, then the others
+    section = Section("Comparison", [])
+    columns: list[tuple[str, bool, Callable[[dict[str, Any]], Cell]]] = [   # header, right-aligned, cell
+        ("configuration", False, lambda c: Cell.of(c["name"], "(baseline)" if c["name"] == base else "")),
+        ("seeds", True, lambda c: Cell(str(c["n"])))]
+    for m in primary_first:
+        columns.append((m["label"] + ("↓" if not m["higher_is_better"] else ""), True, _metric_cell(report, m)))
+        if m is primary and show_delta:
+            columns.append((f"Δ {primary['label']} (pp, primary)", False, lambda c: (
+                delta_text(c["deltas"].get(primary["key"])) if c["name"] != base else Cell("—", "dim"))))
     if show_val:
-        cols.append("val top-1")
-    if show_delta:
-        cols.append(f"Δ {primary['label']} (pp, primary)")
+        columns.append(("val top-1", True, lambda c: Cell.of(*mean_std_parts((c.get("val") or {}).get("top1")),
+                                                             style="best" if c["name"] == chosen else None)))
     if show_mce:
-        cols.append("rel. CE↓")
-    cols.append("time")
-    section = Section("Comparison", cols, right=set(range(3, 4 + len(metrics) + show_val)))
-    for c in configs:
-        row = [Cell(c["name"] + (" (baseline)" if c["name"] == base else "")), Cell(c["method_label"]),
-               Cell(c["synthetic_label"]), Cell(str(c["n"]))]
-        for m in metrics:
-            best = c["name"] in report["best"].get(m["key"], [])
-            flag = " (optimistic)" if m["key"] in c.get("caveats", {}) else ""   # caveats.apply_caveats
-            row.append(Cell(mean_std(c["metrics"].get(m["key"])) + flag, "best" if best else None))
-        if show_val:
-            row.append(Cell(mean_std((c.get("val") or {}).get("top1")), "best" if c["name"] == chosen else None))
-        if show_delta:
-            row.append(delta_text(c["deltas"].get(primary["key"])) if c["name"] != base else Cell("—", "dim"))
-        if show_mce:
-            v = c.get("relative_corruption_error")
-            row.append(Cell("1.00 (ref)" if c["name"] == base else ("–" if v is None else f"{v:.2f}"),
-                            None if v is None or c["name"] == base else ("good" if v < 1 else "bad")))
-        row.append(Cell(stage_times(c.get("timings") or {}), "dim"))
-        section.rows.append(row)
+        columns.append(("rel. CE↓", False, lambda c: _rel_ce_cell(c, base)))
+    columns += [("time", False, lambda c: Cell.of(*stage_parts(c.get("timings") or {}), style="dim")),
+                ("method", False, lambda c: Cell(c["method_label"])),
+                ("synthetic", False, lambda c: Cell(c["synthetic_label"]))]
+    section.columns = [h for h, _, _ in columns]
+    section.right = {i for i, (_, right, _) in enumerate(columns) if right}
+    section.keep = {i for i, (h, _, _) in enumerate(columns)
+                    if h.startswith("Δ ") or (primary in metrics and i == 2)}
+    section.rows = [[cell(c) for _, _, cell in columns] for c in configs]
     notes = []
     if show_delta:
         st = report.get("statistics") or {}
@@ -180,27 +218,16 @@ def incomplete_section(report: dict[str, Any]) -> Section | None:
     return s
 
 
-def to_rich(section: Section) -> Table:
-    table = Table(title=section.title, box=box.SIMPLE_HEAVY, title_justify="left", title_style="bold",
-                  caption="\n".join(section.notes) or None, caption_justify="left", caption_style="dim")
-    for i, col in enumerate(section.columns):
-        table.add_column(col, justify="right" if i in section.right else "left", overflow="fold",
-                         no_wrap=i == 0 or i in section.right)
-    for row in section.rows:
-        table.add_row(*[Text(c.text, style=STYLES.get(c.style, "")) for c in row])
-    return table
+def render(sections: list[Section], console: Console, warnings: list[str] | None = None,
+           width: int | None = None) -> None:
+    """Print the warnings and every section on ``console``, fitted to ``width`` (default: the console's):
+    nothing is cut, wide tables are wrapped or split (``dsc.report.layout``), text wraps at word boundaries."""
+    from dsc.report.layout import render_section
 
-
-def render(sections: list[Section], console: Console, warnings: list[str] | None = None) -> None:
+    width = width or console.width
     for w in warnings or []:
-        console.print(Text(f"Warning: {w}", style="yellow"))
-    from rich.measure import Measurement
-
+        console.print(Text(f"Warning: {w}", style="yellow"), soft_wrap=False, width=width)
+    if warnings:
+        console.print()
     for s in sections:
-        table = to_rich(s)
-        target = console
-        if not console.is_terminal:   # piped or redirected: do not squeeze the table into 80 columns
-            width = Measurement.get(console, console.options.update_width(250), table).maximum
-            if width > console.width:
-                target = Console(file=console.file, width=width, no_color=console.no_color)
-        target.print(table)
+        render_section(s, console, width)
