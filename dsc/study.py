@@ -197,6 +197,7 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
     if "seed" in {*train, *doc.get("pretrain", {}), *doc.get("baseline", {}), *doc.get("probe", {})}:
         raise ConfigError("set seeds with [study] seeds = [...], not a seed key", hint="remove the seed key")
     study = Study(Path(path), spec, doc)
+    sizes: dict[str, tuple[int, str]] = {}
     for method in spec.methods:
         section = "baseline" if method == "ce" else "pretrain"
         base = {**train, **doc.get(section, {})}
@@ -216,6 +217,7 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
             for seed in spec.seeds:
                 settings, sources = _resolve(section, {**values, "seed": seed}, f"study file {path} [{section}]",
                                              Path(path))
+                settings, sources = _sized(settings, sources, spec.data, sizes)
                 if budget:
                     sources.update({k: f"study file {path} (equal budget: {note})" for k in budget})
                 study.runs.append(PlannedRun(method, variant, seed, spec.output / _dirname(method, variant, seed),
@@ -287,6 +289,23 @@ def _check_eval_ood(data_path: Path, paths: list[Path]) -> None:
         if len(ood_indices(store)) == 0:
             raise InputError(f"study eval_ood store {path} has no OOD rows (is_ood)",
                              hint="list a store made with `dsc augment --mode ood --split test`")
+
+
+def _sized(settings: Any, sources: dict[str, str], data: Path, cache: dict[str, tuple[int, str]]
+           ) -> tuple[Any, dict[str, str]]:
+    """``settings`` with the image size the run will train at when the study leaves it out (the store's
+    resolution, capped at the backbone's native size: dsc/train/image_size.py), so that the settings of a
+    finished run match the plan."""
+    if settings.image_size is not None:
+        return settings, sources
+    if settings.backbone not in cache:
+        from dsc.store import open_store
+        from dsc.train.image_size import native_size, resolve_image_size, store_resolution
+
+        side = store_resolution(open_store(data, kind="data"))
+        cache[settings.backbone] = resolve_image_size(None, side, lambda: native_size(settings.backbone))
+    size, note = cache[settings.backbone]
+    return settings.model_copy(update={"image_size": size}), {**sources, "image_size": note}
 
 
 def _equal_budget(spec: StudySpec, section: str, values: dict[str, Any], study_file: Path

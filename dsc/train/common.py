@@ -250,6 +250,7 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
             lock.acquire()
         with timings.stage("load"):
             inputs = open_inputs(data_path, synthetic, negatives)
+            settings, sources = with_image_size(settings, sources, inputs.data)
             if negatives and not use_negatives:
                 raise ConfigError("--negatives were given but this configuration does not use them",
                                   hint="pass --ood-loss extra-class or outlier-exposure, or drop --negatives")
@@ -272,6 +273,17 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
     finally:
         lock.release()
         D.teardown(env)
+
+
+def with_image_size(settings: TrainSettings, sources: dict[str, str], data: Any
+                    ) -> tuple[TrainSettings, dict[str, str]]:
+    """``settings`` with the training image size resolved for DATA.h5 (dsc/train/image_size.py), and
+    ``sources`` saying where it came from."""
+    from dsc.train.image_size import native_size, resolve_image_size, store_resolution
+
+    size, note = resolve_image_size(settings.image_size, store_resolution(data),
+                                    lambda: native_size(settings.backbone), store_name=str(data.path))
+    return settings.model_copy(update={"image_size": size}), {**sources, "image_size": note} if note else sources
 
 
 def _already_complete(run: RunDir, info: dict[str, Any], main: bool) -> Result:
