@@ -27,8 +27,9 @@ Pretrained = Annotated[bool | None, typer.Option("--pretrained/--no-pretrained",
                                                  show_default=False)]
 Checkpoint = Annotated[Path | None, typer.Option(help="Initial encoder weights (.safetensors / .pt).",
                                                  rich_help_panel=P_MODEL, show_default=False)]
-ImageSize = Annotated[int | None, typer.Option(help="Training resolution in px (images are resized once at load).",
-                                               rich_help_panel=P_DATA, show_default=False)]
+ImageSize = Annotated[int | None, typer.Option(help="Training resolution in px (images are resized once at load). "
+                                               "Default: the resolution of DATA.h5, at most the backbone's "
+                                               "native input size.", rich_help_panel=P_DATA, show_default=False)]
 Stem = Annotated[str | None, typer.Option(help="ResNet stem: auto (small for a ResNet from random weights at "
                                           "--image-size <= 64), small (3x3 stride-1 conv, no max-pool) or "
                                           "imagenet.", rich_help_panel=P_MODEL, show_default=False)]
