@@ -1,15 +1,15 @@
-"""Exports of the same report: Markdown (written here from the table model) and HTML (rich's recorded
-console), both written atomically."""
+"""Exports of the same report, both drawn from the table model and written atomically: Markdown (here) and
+a self-contained HTML document (``dsc.report.html``)."""
 
 from __future__ import annotations
 
-import io
+from collections.abc import Sequence
 from pathlib import Path
-
-from rich.console import Console
+from typing import Any
 
 from dsc.outputs import atomic_write_text
-from dsc.report.table import Section, render
+from dsc.report.html import Figure, to_html
+from dsc.report.table import Section
 
 MD_STYLE = {"best": "**{}**", "good": "{} ✓", "bad": "{} ✗"}
 
@@ -37,18 +37,15 @@ def to_markdown(sections: list[Section], warnings: list[str] | None = None,
     return "\n".join(lines).rstrip() + "\n"
 
 
-def to_html(sections: list[Section], warnings: list[str] | None = None, title: str = "dsc report") -> str:
-    console = Console(record=True, file=io.StringIO(), width=200, force_terminal=True, color_system="truecolor")
-    console.print(f"[bold]{title}[/]")
-    render(sections, console, warnings)
-    return console.export_html(inline_styles=True)
-
-
 def write_markdown(path: Path, sections: list[Section], warnings: list[str] | None = None) -> Path:
     atomic_write_text(Path(path), to_markdown(sections, warnings))
     return Path(path)
 
 
-def write_html(path: Path, sections: list[Section], warnings: list[str] | None = None) -> Path:
-    atomic_write_text(Path(path), to_html(sections, warnings))
+def write_html(path: Path, sections: list[Section], warnings: list[str] | None = None, *,
+               report: dict[str, Any] | None = None, runs: Sequence[Any] = (), figures: Sequence[Figure] = (),
+               command: str | None = None) -> Path:
+    """The self-contained HTML report (``dsc.report.html.to_html``; figures embedded)."""
+    atomic_write_text(Path(path), to_html(sections, warnings, report=report, runs=runs, figures=figures,
+                                          command=command))
     return Path(path)
