@@ -38,7 +38,8 @@ def report(
     json_: JsonFlag = False,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown.",
                                                    show_default=False)] = None,
-    html: Annotated[Path | None, typer.Option("--html", help="Also write the report as HTML.",
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the report as one self-contained HTML "
+                                               "file (tables; the pictures asked for embedded).",
                                                show_default=False)] = None,
     synthetic: Annotated[list[Path] | None, typer.Option(
         "--synthetic", help="Synthetic store (AUG.h5) to assess; repeatable.", rich_help_panel=_Q,
@@ -126,14 +127,20 @@ def report(
         if result is None:
             raise InputError("--embedding-map needs a run with embeddings.h5", hint="give a probed pretrain run")
         written.append(embedding_map_png(embedding_map, result.runs, seed=settings.seed))
+    pictures = list(written)   # every picture made above; the HTML embeds them
     if markdown is not None:
         from dsc.report.export import write_markdown
 
         written.append(write_markdown(markdown, sections, warnings))
     if html is not None:
+        from dsc.provenance import command_line
         from dsc.report.export import write_html
 
-        written.append(write_html(html, sections, warnings))
+        titles = {samples: "Real and synthetic images per class", confusion: "Confusion matrices",
+                  embedding_map: "Embedding map"}
+        figures = [(titles.get(p) or p.stem.replace("-", " ").capitalize(), p) for p in pictures]
+        written.append(write_html(html, sections, warnings, report=full, runs=result.runs if result else (),
+                                  figures=figures, command=command_line()))
     if written:
         full["written"] = [str(p) for p in written]
     if json_:
