@@ -743,12 +743,13 @@ def _runs(rows: list[int]) -> list[tuple[int, int]]:
 # ------------------------------------------------------------------------------------------------ preview
 def run_preview(data: Path, output: Path, settings: AugmentSettings, sources: dict[str, str] | None = None,
                 *, n: int = 4, force: bool = False) -> Path:
-    """A PNG grid: ``n`` real images (spread over classes), each followed by its variants. No store written."""
-    from PIL import Image
-
-    from dsc.outputs import atomic_write_bytes
+    """A grid (PNG, PDF or SVG by the suffix): ``n`` real images (spread over classes), each followed by its
+    variants, every tile labelled with its class, strength and seed. No store written."""
+    from dsc.report.figures.style import figure_format
+    from dsc.report.figures.tiles import Tile, tile_label, write_tile_grid
 
     output = Path(output)
+    figure_format(output)
     check_output(output, force=force)
     if n < 1:
         raise ConfigError("--preview needs a number of images >= 1")
@@ -766,23 +767,19 @@ def run_preview(data: Path, output: Path, settings: AugmentSettings, sources: di
     plan = [p for p in job.plan if p.source_index in keep]
     job.load()
     res = job.s.resolution
-    tiles: dict[int, list[np.ndarray]] = {r: [] for r in chosen}
+    names = job.store.classes
+    tiles: dict[int, list[Tile]] = {r: [] for r in chosen}
     cache: dict[int, Any] = {}
     for start in range(0, len(plan), job.s.batch_size):
         batch = plan[start:start + job.s.batch_size]
         images, _, cache = job.generate(batch, cache)
         for p, im in zip(batch, images, strict=True):
-            tiles[p.source_index].append(im)
+            name = names[p.source_label] + (f" + {names[p.other_label]}" if p.other_label >= 0 else "")
+            what = ("OOD, " if job.s.mode == "ood" else "") + f"strength {p.strength:.2f}"
+            tiles[p.source_index].append(Tile(im, tile_label(name, what, p.seed)))
     real = _resize(job.store.images(chosen), res)
-    cols = 1 + job.s.per_image
-    grid = np.full((len(chosen) * res, cols * res, 3), 255, dtype=np.uint8)
-    for i, r in enumerate(chosen):
-        for j, im in enumerate([real[i], *tiles[r]]):
-            grid[i * res:(i + 1) * res, j * res:(j + 1) * res] = im
-    import io
-
-    buf = io.BytesIO()
-    Image.fromarray(grid).save(buf, format="PNG")
-    atomic_write_bytes(output, buf.getvalue())
+    rows = [[Tile(real[i], tile_label(names[int(labels[r])], f"real image, row {r}")), *tiles[r]]
+            for i, r in enumerate(chosen)]
+    write_tile_grid(output, rows)
     job.store.close()
     return output

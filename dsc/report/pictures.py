@@ -1,44 +1,56 @@
-"""Pictures (matplotlib, Agg backend, imported only when a picture is asked for):
+"""Pictures of a report (matplotlib, Agg backend, imported only when a picture is asked for); each is
+written as PNG, PDF or SVG by its file suffix (``dsc.report.figures.style``):
 
+- ``results_png``: the results figure (primary metric per configuration: mean, interval, seeds);
 - ``samples_grid``: per class, a few real train images | normal synthetic | OOD synthetic images;
-- ``confusion_png``: the row-normalised confusion matrix of each configuration (summed over seeds);
+- ``confusion_png``: the row-normalised confusion matrix of each configuration (summed over seeds), in a grid;
 - ``embedding_map_png``: a 2-D PCA projection of a run's test features (``embeddings.h5``), coloured by
-  class, with OOD / held-out rows marked.
+  class, held-out classes and synthetic OOD marked.
+
+``figure_list`` gives what a report drew as (title, path) pairs, for exports that embed the figures.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from dsc.errors import InputError
+from dsc.report.figures.style import figure_format, figure_style, save_figure, wrap
 
 log = logging.getLogger(__name__)
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+#: Titles of the figures, by the report key they are listed under (``report["figures"]``).
+TITLES = {"results": "Results", "samples": "Real and synthetic samples", "confusion": "Confusion matrices",
+          "embedding": "Embedding map"}
 
 
-def _save(fig: Any, path: Path) -> Path:
-    """Write a figure atomically (temporary name, then rename)."""
-    import io
+class FigureFile(NamedTuple):
+    """A figure a report wrote: its title and path."""
 
-    from dsc.outputs import atomic_write_bytes
+    title: str
+    path: Path
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(fig)
-    atomic_write_bytes(Path(path), buf.getvalue())
+
+def figure_list(report: dict[str, Any]) -> list[FigureFile]:
+    """The figures recorded in ``report["figures"]`` (by ``record_figure``), in the order they were drawn."""
+    return [FigureFile(str(f["title"]), Path(f["path"])) for f in report.get("figures") or []]
+
+
+def record_figure(report: dict[str, Any], kind: str, path: Path) -> Path:
+    """Note a written figure in ``report["figures"]`` as {"kind", "title", "path"}; returns ``path``."""
+    report.setdefault("figures", []).append({"kind": kind, "title": TITLES.get(kind, kind), "path": str(path)})
     return Path(path)
+
+
+def results_png(path: Path, report: dict[str, Any]) -> Path:
+    """The results figure of a report dict (see ``dsc.report.figures.results``)."""
+    from dsc.report.figures.results import write_results_figure
+
+    return write_results_figure(path, report)
 
 
 def _tile(images: np.ndarray, k: int, size: int) -> np.ndarray:
@@ -87,111 +99,73 @@ def samples_grid(path: Path, data_path: Path, synthetic_paths: list[Path], *, pe
                                       _tile(ood_im, per_class, size)], axis=1))
     if not strips:
         raise InputError(f"{data_path} has no classes to show")
-    plt = _pyplot()
     width = strips[0].shape[1]
     fig_w = 3 * per_class * 0.8
-    fig, axes = plt.subplots(len(strips), 1, figsize=(fig_w, fig_w * size / width * len(strips) * 1.08 + 0.5),
-                             squeeze=False, gridspec_kw={"hspace": 0.08})
-    for ax, strip, name in zip(axes[:, 0], strips, classes, strict=False):
-        ax.imshow(strip)
-        ax.set_yticks([])
-        ax.set_xticks([])
-        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
-    for j, title in enumerate(("real", "normal synthetic", "OOD synthetic")):
-        axes[0, 0].text((j + 0.5) * width / 3, -6, title, ha="center", va="bottom", fontsize=10)
-    return _save(fig, path)
+    with figure_style() as plt:
+        fig, axes = plt.subplots(len(strips), 1, figsize=(fig_w + 1.2, fig_w * size / width * len(strips) * 1.1
+                                                          + 0.6), squeeze=False, layout="constrained")
+        for ax, strip, name in zip(axes[:, 0], strips, classes, strict=False):
+            ax.imshow(strip)
+            ax.set_yticks([])
+            ax.set_xticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            ax.set_ylabel(wrap(name, 16), rotation=0, ha="right", va="center", fontsize=9)
+        for j, title in enumerate(("real", "normal synthetic", "OOD synthetic")):
+            axes[0, 0].text((j + 0.5) / 3, 1.04, title, ha="center", va="bottom", fontsize=10,
+                            transform=axes[0, 0].transAxes)
+    return save_figure(fig, path)
 
 
-def confusion_png(path: Path, groups: list[Any], max_groups: int = 6) -> Path:
-    """Row-normalised confusion matrices, one panel per configuration (summed over its seeds)."""
-    panels = []
-    for g in groups[:max_groups]:
-        total, names = None, None
-        for r in g.runs:
-            m = ((r.metrics or {}).get("test") or {}).get("confusion")
-            if m is None:
-                continue
-            m = np.asarray(m, dtype=np.float64)
-            if total is None:
-                total, names = m.copy(), (r.metrics or {}).get("classes") or [str(i) for i in range(len(m))]
-            elif m.shape == total.shape:
-                total += m
-        if total is not None:
-            panels.append((g.name, total / np.clip(total.sum(1, keepdims=True), 1, None), names))
-    if not panels:
-        raise InputError("no confusion matrices in these runs", hint="metrics.json test.confusion is missing")
-    plt = _pyplot()
-    k = len(panels[0][2])
-    side = max(3.0, 0.35 * k + 1.5)
-    fig, axes = plt.subplots(1, len(panels), figsize=(side * len(panels) * 1.1, side), squeeze=False,
-                             gridspec_kw={"wspace": 0.35})
-    for ax, (name, m, names) in zip(axes[0], panels, strict=True):
-        im = ax.imshow(m, vmin=0, vmax=1, cmap="Blues")
-        ax.set_title(name, fontsize=9)
-        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(names)), names, fontsize=7)
-        ax.set_xlabel("predicted")
-    axes[0, 0].set_ylabel("true")
-    fig.colorbar(im, ax=list(axes[0]), shrink=0.7, label="share of true class")
-    return _save(fig, path)
+def confusion_png(path: Path, groups: list[Any], max_groups: int = 9) -> Path:
+    """Row-normalised confusion matrices in a grid, one panel per configuration (summed over its seeds)."""
+    from dsc.report.figures.confusion import write_confusion_figure
+
+    return write_confusion_figure(path, groups, max_groups)
 
 
 def pca_2d(x: np.ndarray) -> np.ndarray:
     """Projection on the first two principal components (sign fixed: largest loading positive)."""
-    xc = x - x.mean(0)
-    _, _, vt = np.linalg.svd(xc, full_matrices=False)
-    comps = vt[:2]
-    signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(1)])
-    proj = xc @ (comps * signs[:, None]).T
-    return proj if proj.shape[1] == 2 else np.pad(proj, ((0, 0), (0, 2 - proj.shape[1])))
+    from dsc.report.figures.embedding import pca
+
+    return pca(x)[0]
 
 
-FEATURE_COLUMNS = ("features", "embeddings", "feats")
+def embedding_map_png(path: Path, runs: list[Any], seed: int = 0, max_points: int = 5000,
+                      choice: str | None = None) -> Path:
+    """PCA map of the run ``choice`` (a run directory or name), else the first run that has embeddings.h5."""
+    from dsc.report.figures.embedding import write_embedding_figure
+
+    return write_embedding_figure(path, runs, choice=choice, seed=seed, max_points=max_points)
 
 
-def _embeddings(run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """(features, labels, ood mask, classes) of the test split (+ all OOD rows) of RUN/embeddings.h5."""
-    from dsc.store import open_store
-
-    store = open_store(run_dir / "embeddings.h5", kind="embeddings")
-    col = next((c for c in FEATURE_COLUMNS if store.has(c)), None)
-    if col is None:
-        raise InputError(f"{run_dir}/embeddings.h5 has no feature column", hint=f"it has {store.columns}")
-    n = len(store)
-    labels = store.labels if store.has("labels") else np.zeros(n, np.int64)
-    split = store.split
-    # `dsc probe` stores sets "train", "val", "test", "holdout" (held-out classes), "ood:*" and "synthetic:*"
-    ood = (labels < 0) | (split == "holdout") | (split == "ood")
-    for flag in ("is_ood", "holdout"):
-        if store.has(flag):
-            ood |= store.column(flag).astype(bool)
-    rows = np.flatnonzero((split == "test") | ood) if (split == "test").any() else np.arange(n)
-    feats = store.read(col, rows).astype(np.float64)
-    return feats.reshape(len(rows), -1), labels[rows], ood[rows], store.classes
+def check_figure_paths(*paths: Path | None) -> None:
+    """Refuse figure paths whose suffix is not .png, .pdf or .svg (before any work starts)."""
+    for path in paths:
+        if path is not None:
+            figure_format(path)
 
 
-def embedding_map_png(path: Path, runs: list[Any], seed: int = 0, max_points: int = 5000) -> Path:
-    """PCA map of the first run (in the given order) that has an embeddings.h5."""
-    run = next((r for r in runs if (Path(r.path) / "embeddings.h5").is_file()), None)
-    if run is None:
-        raise InputError("none of these runs has embeddings.h5", hint="run `dsc probe` on a pretrain run")
-    feats, labels, ood, classes = _embeddings(Path(run.path))
-    if len(feats) > max_points:
-        keep = np.sort(np.random.default_rng(seed).choice(len(feats), max_points, replace=False))
-        feats, labels, ood = feats[keep], labels[keep], ood[keep]
-    norm = np.linalg.norm(feats, axis=1, keepdims=True)
-    xy = pca_2d(feats / np.clip(norm, 1e-12, None))
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 6))
-    cmap = plt.get_cmap("tab20" if len(classes) > 10 else "tab10")
-    for c, name in enumerate(classes):
-        sel = (labels == c) & ~ood
-        if sel.any():
-            ax.scatter(xy[sel, 0], xy[sel, 1], s=12, color=cmap(c % cmap.N), label=name, alpha=0.8)
-    if ood.any():
-        ax.scatter(xy[ood, 0], xy[ood, 1], s=22, marker="x", color="black", label="OOD / held-out", alpha=0.8)
-    ax.set_title(f"test features of {run.name} (PCA of L2-normalised features)", fontsize=10)
-    ax.set_xlabel("PC 1")
-    ax.set_ylabel("PC 2")
-    ax.legend(fontsize=7, markerscale=1.2, loc="best", ncol=2 if len(classes) > 10 else 1)
-    return _save(fig, path)
+def draw_figures(report: dict[str, Any], result: Any, *, results: Path | None = None, samples: Path | None = None,
+                 confusion: Path | None = None, embedding_map: Path | None = None, embedding_run: str | None = None,
+                 data: Path | None = None, synthetic: list[Path] | None = None, seed: int = 0) -> list[Path]:
+    """Draw the figures asked for (``result``: the ReportResult of the runs, or None), record each in
+    ``report["figures"]`` (see ``figure_list``) and return their paths in the order drawn."""
+    runs_needed = {"--results-figure": results, "--confusion": confusion, "--embedding-map": embedding_map}
+    for option, path in runs_needed.items():
+        if path is not None and (result is None or not result.groups):
+            raise InputError(f"{option} needs complete runs", hint="give run directories with metrics")
+    if embedding_run is not None and embedding_map is None:
+        raise InputError("--embedding-run chooses the run of --embedding-map", hint="add --embedding-map map.png")
+    if results is not None:
+        record_figure(report, "results", results_png(results, report))
+    if samples is not None:
+        if data is None:
+            raise InputError("--samples needs the real images", hint="add --data DATA.h5")
+        record_figure(report, "samples", samples_grid(samples, data, list(synthetic or []), seed=seed))
+    if confusion is not None:
+        record_figure(report, "confusion", confusion_png(confusion, result.groups))
+    if embedding_map is not None:
+        record_figure(report, "embedding", embedding_map_png(embedding_map, result.runs, seed=seed,
+                                                             choice=embedding_run))
+    return [f.path for f in figure_list(report)]

@@ -115,15 +115,32 @@ def test_classes_and_examples_per_class_select_sources(run_dsc, data_h5, tmp_pat
     assert len(aug) == 2 and set(aug.labels.tolist()) == {1}
 
 
-def test_preview_writes_a_grid_and_no_store(run_dsc, data_h5, tmp_path):
+def test_preview_writes_a_labelled_grid_and_no_store(run_dsc, data_h5, tmp_path, monkeypatch):
+    """Every tile is labelled (class, real row or strength, seed) at >= 8 pt; the PNG is >= 150 dpi."""
     from PIL import Image
 
+    import dsc.report.figures.tiles as tiles
+
+    figures = []
+    draw = tiles.tile_figure
+    monkeypatch.setattr(tiles, "tile_figure", lambda rows, **kw: figures.append(draw(rows, **kw)) or figures[-1])
     res = run_dsc("augment", data_h5, "--strategy", "real-guidance", *FAST, "--preview", "2",
                   "-o", tmp_path / "grid.png")
     assert res.code == 0, res
     im = Image.open(tmp_path / "grid.png")
-    assert im.size == (3 * RES, 2 * RES)
+    assert min(im.info["dpi"]) >= 150 and im.size[0] > im.size[1] > 2 * RES   # 2 rows of 1 real + 2 variants
     assert not list(tmp_path.glob("*.h5*"))
+    titles = [ax.get_title() for ax in figures[0].axes if ax.get_title()]
+    assert len(titles) == 6 and sum("real image, row" in t for t in titles) == 2
+    variants = [t for t in titles if "strength" in t]
+    assert len(variants) == 4 and all(t.split("\n")[0] in CLASSES and "seed " in t for t in variants)
+    assert all(ax.title.get_fontsize() >= 8 for ax in figures[0].axes if ax.get_title())
+
+
+def test_preview_refuses_an_unknown_figure_type(run_dsc, data_h5, tmp_path):
+    res = run_dsc("augment", data_h5, "--strategy", "real-guidance", *FAST, "--preview", "1",
+                  "-o", tmp_path / "grid.jpg")
+    assert res.code == 1 and ".png" in res.err and not (tmp_path / "grid.jpg").exists()
 
 
 def test_prompts_encoded_once_per_class_and_sources_once_per_image(data_h5, tmp_path, monkeypatch):
