@@ -61,15 +61,22 @@ def report(
     quality: Annotated[bool, typer.Option(
         "--quality/--no-quality", help="Assess the --synthetic stores (default); --no-quality when they are "
         "given only for --samples.", rich_help_panel=_Q)] = True,
+    results_figure: Annotated[Path | None, typer.Option(
+        "--results-figure", help="Figure (.png, .pdf or .svg by suffix): per configuration the primary metric's "
+        "mean, interval and seeds, baseline marked; corruption and OOD AUROC panels when measured.",
+        rich_help_panel=_P, show_default=False)] = None,
     samples: Annotated[Path | None, typer.Option(
-        "--samples", help="PNG grid per class: real | normal synthetic | OOD synthetic (needs --data).",
+        "--samples", help="Figure per class: real | normal synthetic | OOD synthetic (needs --data).",
         rich_help_panel=_P, show_default=False)] = None,
     confusion: Annotated[Path | None, typer.Option(
-        "--confusion", help="PNG of the confusion matrix of each configuration (summed over seeds).",
+        "--confusion", help="Figure: the confusion matrix of each configuration (summed over seeds), 3 per row.",
         rich_help_panel=_P, show_default=False)] = None,
     embedding_map: Annotated[Path | None, typer.Option(
-        "--embedding-map", help="PNG: 2-D PCA of a run's test features from embeddings.h5, OOD marked.",
-        rich_help_panel=_P, show_default=False)] = None,
+        "--embedding-map", help="Figure: 2-D PCA of a run's test features from embeddings.h5, held-out "
+        "classes and synthetic OOD marked.", rich_help_panel=_P, show_default=False)] = None,
+    embedding_run: Annotated[str | None, typer.Option(
+        "--embedding-run", help="Run of --embedding-map: its directory or name (default: the first run with "
+        "embeddings.h5).", rich_help_panel=_P, show_default=False)] = None,
     force: Force = False,
 ) -> None:
     """Compare runs across seeds (mean ± std, t-intervals, Holm-corrected tests), assess synthetic data, pictures."""
@@ -84,7 +91,10 @@ def report(
     if not runs and not synthetic and samples is None:
         raise InputError("nothing to report: no RUN given",
                          hint="give run directories (dsc report runs/), or --synthetic AUG.h5 --data DATA.h5")
-    for path in (markdown, html, samples, confusion, embedding_map):
+    from dsc.report.pictures import check_figure_paths
+
+    check_figure_paths(results_figure, samples, confusion, embedding_map)
+    for path in (markdown, html, results_figure, samples, confusion, embedding_map):
         if path is not None:
             check_output(path, force=force)
     if (synthetic or samples is not None) and data is None:
@@ -110,23 +120,11 @@ def report(
         sections += quality_sections(quality)
         sections = attach_findings(full, result.groups if result else [], sections, settings)
         warnings = list(full.get("warnings", warnings))   # the Findings may add some (OOD label noise)
-    written = []
-    if samples is not None:
-        from dsc.report.pictures import samples_grid
+    from dsc.report.pictures import draw_figures
 
-        written.append(samples_grid(samples, data, list(synthetic or []), seed=settings.seed))
-    if confusion is not None:
-        from dsc.report.pictures import confusion_png
-
-        if result is None or not result.groups:
-            raise InputError("--confusion needs complete runs", hint="give run directories with metrics")
-        written.append(confusion_png(confusion, result.groups))
-    if embedding_map is not None:
-        from dsc.report.pictures import embedding_map_png
-
-        if result is None:
-            raise InputError("--embedding-map needs a run with embeddings.h5", hint="give a probed pretrain run")
-        written.append(embedding_map_png(embedding_map, result.runs, seed=settings.seed))
+    written = draw_figures(full, result, results=results_figure, samples=samples, confusion=confusion,
+                           embedding_map=embedding_map, embedding_run=embedding_run, data=data,
+                           synthetic=list(synthetic or []), seed=settings.seed)
     pictures = list(written)   # every picture made above; the HTML embeds them
     if markdown is not None:
         from dsc.report.export import write_markdown
