@@ -131,7 +131,7 @@ def findings(report: dict[str, Any], groups: list[Group]) -> list[Row]:
 def findings_section(rows: list[Row], level: float = 0.95) -> Section | None:
     if not rows:
         return None
-    s = Section("Findings: the three questions", ["question", "answer"])
+    s = Section("Findings: the three questions", ["question", "answer"], key=None)   # both columns wrap alike
     for r in rows:
         s.rows.append([Cell(r["question"]), Cell(r["answer"])])
     s.notes.append(

@@ -24,8 +24,6 @@ from dsc.report.table import STYLES, Cell, Section
 
 #: Words longer than this are also broken after / + , ; and before [ ( (paths, configuration names).
 LONG_WORD = 16
-#: Splitting a table, a column is counted at least this wide (or its widest token, or its natural width).
-COMFORT = 12
 _SPLIT = re.compile(r"(?<=[/+,;])|(?=[\[(])")
 
 
@@ -72,6 +70,11 @@ class Column:
     def most(self) -> int:
         return max(len("".join(toks).rstrip()) for toks in [self.header, *self.cells])
 
+    @property
+    def comfort(self) -> int:
+        """The width it needs wrapped at about half its natural width (mean over ± std, two-line text)."""
+        return self.used(max(self.least, -(-self.most // 2)))
+
     def used(self, width: int) -> int:
         """The widest line when wrapped at ``width``."""
         return max(len(line) for toks in [self.header, *self.cells] for line in wrap(toks, width))
@@ -99,9 +102,11 @@ def fit_widths(cols: list[Column], width: int, weights: list[float] | None = Non
 
 
 def _weight(section: Section, j: int) -> float:
-    """How readily column ``j`` wraps: free text 1, numbers 0.6, the key and kept columns 0.5."""
-    if j == section.key or j in section.keep:
-        return 0.5
+    """How readily column ``j`` wraps: free text 1, numbers 0.6, the key 0.4, kept columns 0.3."""
+    if j in section.keep:
+        return 0.3
+    if j == section.key:
+        return 0.4
     return 0.6 if j in section.right else 1.0
 
 
@@ -109,8 +114,8 @@ def split(cols: list[Column], key: int | None, keep: list[int], width: int) -> l
     """Column indices of each part: the first holds the key and ``keep`` columns, every part the key."""
     head = [key] if key is not None else []
 
-    def fits(idx: list[int]) -> bool:   # a column joins a part only if it need not wrap below COMFORT
-        return sum(min(cols[i].most, max(cols[i].least, COMFORT)) for i in idx) + overhead(len(idx)) <= width
+    def fits(idx: list[int]) -> bool:   # a column joins a part only if it fits at about half its width
+        return sum(cols[i].comfort for i in idx) + overhead(len(idx)) <= width
 
     rest = [i for i in range(len(cols)) if i != key and i not in keep]
     pieces, first = [], head + [i for i in keep if i != key]
@@ -183,7 +188,9 @@ def render_section(section: Section, console: Console, width: int | None = None)
     """Print the section's tables and its notes (wrapped at word boundaries) on ``console``."""
     width = width or console.width
     tables, notes = to_rich_tables(section, width)
-    for t in tables:
+    for k, t in enumerate(tables):
+        if k:
+            console.print()
         # wider than ``width`` only when one token and the key column cannot fit: then lines run long
         # (the terminal wraps them) rather than rich squeezing a column and cutting its figures
         need = sum(c.width or 0 for c in t.columns) + overhead(len(t.columns))
