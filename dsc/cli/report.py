@@ -146,4 +146,4 @@ def report(
         return
     render(sections, out)  # warnings were logged on stderr
     for p in written:
-        out.print(f"wrote {p}", highlight=False)
+        out.print(f"wrote {p}", highlight=False, markup=False)   # a path is not markup

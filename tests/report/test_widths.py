@@ -174,8 +174,9 @@ def test_user_text_is_never_markup(study_report, width):
     text = _text(study_report, width)
     flat = " ".join(text.split())
     assert "[timm:test_resnet]" in text and "[bold]bolt[/bold]" in flat
+    assert f"against {MARKUP}" in flat                         # the Δ footnote names the baseline
     if width >= 120:
-        assert MARKUP in text and f"against {MARKUP}" in flat   # the Δ footnote names the baseline
+        assert MARKUP in text
 
 
 def test_a_table_too_wide_is_split_and_keeps_its_key():
@@ -215,3 +216,14 @@ def test_footnotes_wrap_at_word_boundaries():
     found = [w for line in lines for w in line.split()]
     assert all(w in found for w in words)                               # no word broken across lines
     assert max(len(line.rstrip()) for line in lines) <= 80
+
+
+def test_cli_prints_bracketed_names_and_paths_as_written(run_dsc, tmp_path):
+    root = tmp_path / "runs"
+    for s in (0, 1):
+        write_run(root, f"a{s}", seed=s, top1=0.5 + 0.01 * s, extra={"classes": ["gear", "bolt", "[red]nut[/red]"]},
+                  per_class={"gear": 0.5, "bolt": 0.6, "[red]nut[/red]": 0.7})
+    md = tmp_path / "[draft] report.md"
+    res = run_dsc("report", root, "--per-class", "--no-curves", "--markdown", md)
+    assert res.code == 0, res
+    assert "[red]nut[/red]" in res.out and f"wrote {md}" in res.out
