@@ -62,6 +62,7 @@ def polish_help(group: Any) -> None:
 
     from dsc.settings import DscSettings
 
+    _keep_option_names_whole()
     _hide_flag_types(group)
     if group.help:  # one paragraph per blank line; a docstring's line breaks are not the help's
         group.help = re.sub(r"(?<!\n)\n(?!\n)", " ", group.help)
@@ -84,10 +85,13 @@ def polish_help(group: Any) -> None:
 
 
 def _hide_flag_types(command: Any) -> None:
-    """No ``<bool>`` after a flag (--help included)."""
+    """No ``<bool>`` after a flag (--help included); ``<path>``, not ``<list[Path]>``, for repeatable options."""
     for param in command.params:
         if getattr(param, "is_flag", False):
             param.metavar = ""
+        elif getattr(param, "multiple", False) and param.metavar is None:
+            label = param.bare_type() if hasattr(param, "bare_type") else param.type.name
+            param.metavar = "<" + re.sub(r"^list\[(\w+)\]$", r"\1", label).lower() + ">"
     original = command.get_help_option
 
     def get_help_option(ctx: Any) -> Any:
@@ -97,3 +101,30 @@ def _hide_flag_types(command: Any) -> None:
         return option
 
     command.get_help_option = get_help_option
+
+
+def _keep_option_names_whole() -> None:
+    """Rich shrinks every wrappable column of typer's help tables, so at 80 columns it cut option names
+    (``--synthetic-probabil…``); the name and type columns are made no-wrap, only the help text wraps
+    (and folds a word longer than its column)."""
+    from rich.table import Table
+    from typer import rich_utils
+
+    if getattr(rich_utils, "Table", None) is not Table:  # patched already, or a typer without it
+        return
+
+    from rich.columns import Columns
+    from rich.text import Text
+
+    class HelpTable(Table):
+        def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+            cells = list(renderables)
+            last = cells[-1] if cells else None
+            if isinstance(last, Columns) and all(isinstance(r, Text) for r in last.renderables):
+                cells[-1] = Text(" ").join(last.renderables)  # Columns would cut a long word with "…"
+            super().add_row(*cells, **kwargs)
+            for column in self.columns[:-1]:
+                column.no_wrap = True
+            self.columns[-1].overflow = "fold"  # a long word (a model id) folds, is not cut
+
+    rich_utils.Table = HelpTable  # type: ignore[misc]

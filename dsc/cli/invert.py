@@ -71,7 +71,8 @@ def invert(
                                                 rich_help_panel=_D, show_default=False)] = None,
     validation_grids: Annotated[bool | None, typer.Option("--validation-grids/--no-validation-grids",
                                                           help="Write a PNG per class: real images over samples "
-                                                          "of 'a photo of a <token>'.", show_default=False)] = None,
+                                                          "of 'a photo of a <token>'.", show_default=False,
+                                                          rich_help_panel="Validation")] = None,
     resume: Resume = False,
     force: Force = False,
     json_: JsonFlag = False,

@@ -20,7 +20,7 @@ Synthetic = Annotated[list[Path] | None, typer.Option(
 Negatives = Annotated[list[Path] | None, typer.Option(
     "--negatives", help="Synthetic OOD store (rows with is_ood) used as negatives; repeatable.",
     rich_help_panel=P_DATA, show_default=False)]
-Backbone = Annotated[str | None, typer.Option(help="Backbone: [plugin:]model, e.g. resnet18, timm:convnext_tiny.",
+Backbone = Annotated[str | None, typer.Option(help="Backbone: \\[plugin:]model, e.g. resnet18, timm:convnext_tiny.",
                                               rich_help_panel=P_MODEL, show_default=False)]
 Pretrained = Annotated[bool | None, typer.Option("--pretrained/--no-pretrained", help="Start from the plugin's "
                                                  "pretrained weights (local cache).", rich_help_panel=P_MODEL,
