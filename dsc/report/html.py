@@ -27,8 +27,17 @@ MARK = {"good": " ✓", "bad": " ✗"}   # as in the Markdown export: the meanin
 #: also every word with a hyphen or slash (``top-1``, ``ce/none``), which browsers would break after it.
 _KEEP = re.compile(r"± [^\s\[\]]+|\[[^\]]*\]")
 _KEEP_WORDS = re.compile(r"± [^\s\[\]]+|\[[^\]]*\]|[^\s\[\]]*[-/][^\s\[\]]*(?:\[[^\]]*\])?")
-#: A table wider than this at 1280 px is split into several (estimated from characters; see ``column_groups``).
-BUDGET_PX, CHAR_PX, PAD_PX, WRAP_CHARS = 1120, 8.5, 20, 18
+#: Tables are split into parts no wider than BUDGET_PX (the page is about 1210 px wide at 1280 px), estimated
+#: from the table font (FONT_PX), cell padding (PAD_PX) and the advance widths in em of DejaVu Sans, the widest
+#: common sans-serif (tabular figures: digits, "." and "," alike); text cells wrap into lines of WRAP_EM
+#: (td.long's min-width in html_style).
+BUDGET_PX, FONT_PX, PAD_PX, WRAP_EM, BOLD = 1170, 14.0, 20, 11.0, 1.1
+_EM = {**dict.fromkeys("0123456789.,", 0.64), **dict.fromkeys(" ijl'|!:;", 0.32), **dict.fromkeys("()[]/-tfr", 0.4),
+       **dict.fromkeys("±+=<>~×", 0.84), **dict.fromkeys("mwMW%", 0.98)}
+
+
+def _em(text: str) -> float:
+    return sum(_EM.get(ch, 0.72 if ch.isupper() else 0.58) for ch in text)
 
 
 def _text(text: str, words: bool = False) -> str:
@@ -42,11 +51,12 @@ def _text(text: str, words: bool = False) -> str:
     return "".join(out)
 
 
-def _width(text: str, wraps: bool) -> int:
-    """Characters a cell needs: all of it, or when it ``wraps``, its longest unbreakable part or a short line."""
+def _width(text: str, wraps: bool) -> float:
+    """Width in em a cell needs: all of it, or when it ``wraps``, its longest unbreakable part or a line."""
+    if not wraps:
+        return _em(text)
     units = [m.group() for m in _KEEP_WORDS.finditer(text) if m.group()] + text.split()
-    longest = max((len(u) for u in units), default=0)
-    return max(longest, min(len(text), WRAP_CHARS)) if wraps else len(text)
+    return max(max((_em(u) for u in units), default=0.0), min(_em(text), WRAP_EM))
 
 
 def column_groups(section: Section, budget: float = BUDGET_PX) -> list[list[int]]:
@@ -54,9 +64,9 @@ def column_groups(section: Section, budget: float = BUDGET_PX) -> list[list[int]
     consecutive groups that do, each led by the first column (the row's name), so no table of the report
     is wider than the page at 1280 px. Numeric (right-aligned) columns never wrap; text wraps at spaces."""
     n = len(section.columns)
-    need = [PAD_PX + CHAR_PX * max([_width(h, True) for h in section.columns[i].split()]
-                                   + [_width(r[i].text, i not in section.right) for r in section.rows if i < len(r)])
-            for i in range(n)]
+    need = [PAD_PX + FONT_PX * max([BOLD * _width(h, True) for h in section.columns[i].split()]
+                                   + [(BOLD if r[i].style == "best" else 1.0) * _width(r[i].text, i not in section.right)
+                                      for r in section.rows if i < len(r)]) for i in range(n)]
     groups: list[list[int]] = [[0]]
     used = need[0] if n else 0.0
     for i in range(1, n):
@@ -73,7 +83,8 @@ def _cell(cell: Cell, tag: str, numeric: bool) -> str:
     body = _text(cell.text + (MARK.get(cell.style or "", "") if marked else ""), words=True)
     if cell.style == "best":
         body = f"<strong>{body}</strong>"
-    classes = " ".join(c for c in ("num" if numeric else "", cell.style or "") if c)
+    long = not numeric and _em(cell.text) > WRAP_EM   # wraps, but into lines of a readable length
+    classes = " ".join(c for c in ("num" if numeric else "", "long" if long else "", cell.style or "") if c)
     attrs = (' scope="row"' if tag == "th" else "") + (f' class="{classes}"' if classes else "")
     return f"<{tag}{attrs}>{body}</{tag}>"
 

@@ -50,6 +50,7 @@ tbody tr:nth-child(even), tbody tr:nth-child(even) th { background: var(--stripe
 tbody tr:last-child > * { border-bottom: 0; }
 .num { text-align: right; white-space: nowrap; }
 .nw { white-space: nowrap; }
+td.long { min-width: 11em; }   /* a long text cell wraps into lines, not a word per line */
 .best strong, strong { font-weight: 700; }
 .good { color: var(--good); }
 .bad { color: var(--bad); }

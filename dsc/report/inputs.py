@@ -48,9 +48,12 @@ def inputs_section(report: dict[str, Any], runs: Sequence[Any] = ()) -> Section 
         add("assessed synthetic", store, "quality assessment")
     if not found:
         return None
+    names = [c["name"] for c in report.get("configurations", [])]
     s = Section("Inputs", ["input", "path", "fingerprint", "used by"])
     for (role, path, fp), users in found.items():
-        s.rows.append([Cell(role), Cell(path), Cell(fp, "dim"), Cell(", ".join(users))])
+        every = len(names) > 2 and sorted(users) == sorted(names)
+        s.rows.append([Cell(role), Cell(path), Cell(fp, "dim"),
+                       Cell(f"all {len(names)} configurations" if every else ", ".join(users))])
     s.notes.append("Fingerprints as recorded by the runs (run.json inputs) and by the quality assessment; "
                    "a store changed since then has another fingerprint.")
     return s
