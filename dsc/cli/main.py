@@ -67,7 +67,7 @@ def root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
     threads: Annotated[int | None, typer.Option(
-        "--threads", min=1, help="CPU threads per process (also DSC_THREADS; default: the idle cores, see "
+        "--threads", metavar="N", help="CPU threads per process (also DSC_THREADS; default: the idle cores, see "
         "docs/performance.md#threads).", show_default=False)] = None,
 ) -> None:
     """Does synthetic data help? dsc answers it end to end for your dataset."""
