@@ -24,6 +24,8 @@ from dsc.report.table import STYLES, Cell, Section
 
 #: Words longer than this are also broken after / + , ; and before [ ( (paths, configuration names).
 LONG_WORD = 16
+#: The key column (configuration names) is kept on one line up to this width when a table is split.
+KEY_WIDTH = 26
 _SPLIT = re.compile(r"(?<=[/+,;])|(?=[\[(])")
 
 
@@ -85,19 +87,21 @@ def overhead(n: int) -> int:
     return 3 * n - 1
 
 
-def fit_widths(cols: list[Column], width: int, weights: list[float] | None = None) -> list[int]:
+def fit_widths(cols: list[Column], width: int, weights: list[float] | None = None,
+               firm: list[int] | None = None) -> list[int]:
     """Column widths whose sum fits ``width`` (less the overhead), wrapping first the column with the largest
-    width x weight (text before numbers before the key and kept columns); never below a column's widest
-    token (then the result is wider than ``width``: the caller splits)."""
+    width x weight (text before numbers before the key and kept columns), first down to the ``firm``
+    widths, then down to each column's widest token (never below: then the result is wider than ``width``)."""
     widths = [c.most for c in cols]
     weights = weights or [1.0] * len(cols)
     avail = width - overhead(len(cols))
-    while sum(widths) > avail:
-        shrinkable = [i for i, c in enumerate(cols) if widths[i] > c.least]
-        if not shrinkable:
-            break
-        i = max(shrinkable, key=lambda k: (widths[k] * weights[k], k))
-        widths[i] = max(cols[i].least, cols[i].used(widths[i] - 1))
+    for floors in (firm or [c.least for c in cols], [c.least for c in cols]):   # firm floors first
+        while sum(widths) > avail:
+            shrinkable = [i for i, c in enumerate(cols) if widths[i] > max(c.least, floors[i])]
+            if not shrinkable:
+                break
+            i = max(shrinkable, key=lambda k: (widths[k] * weights[k], k))
+            widths[i] = max(cols[i].least, cols[i].used(widths[i] - 1))
     return widths
 
 
@@ -110,12 +114,19 @@ def _weight(section: Section, j: int) -> float:
     return 0.6 if j in section.right else 1.0
 
 
+def _firm(cols: list[Column], key: int | None, i: int) -> int:
+    """The width column ``i`` is counted at when a table is split: the key up to KEY_WIDTH wide (a typical
+    configuration name on one line), others at about half their natural width."""
+    c = cols[i]
+    return c.used(max(c.least, min(c.most, KEY_WIDTH))) if i == key else c.comfort
+
+
 def split(cols: list[Column], key: int | None, keep: list[int], width: int) -> list[list[int]]:
     """Column indices of each part: the first holds the key and ``keep`` columns, every part the key."""
     head = [key] if key is not None else []
 
     def fits(idx: list[int]) -> bool:   # a column joins a part only if it fits at about half its width
-        return sum(cols[i].comfort for i in idx) + overhead(len(idx)) <= width
+        return sum(_firm(cols, key, i) for i in idx) + overhead(len(idx)) <= width
 
     rest = [i for i in range(len(cols)) if i != key and i not in keep]
     pieces, first = [], head + [i for i in keep if i != key]
@@ -157,8 +168,11 @@ def layout(section: Section, width: int) -> tuple[Section, list[tuple[list[int],
         short_pieces = split(short_cols, key, keep, width)
         if len(short_pieces) < len(pieces):
             section, cols, pieces, legend = short, short_cols, short_pieces, text
-    return section, [(p, fit_widths([cols[i] for i in p], width, [_weight(section, i) for i in p]))
-                     for p in pieces], legend
+    plan = []
+    for p in pieces:
+        firm = [_firm(cols, key, i) if i == key or i in keep else cols[i].least for i in p]
+        plan.append((p, fit_widths([cols[i] for i in p], width, [_weight(section, i) for i in p], firm)))
+    return section, plan, legend
 
 
 def _lines(text: str, parts: tuple[str, ...], width: int) -> str:
