@@ -80,7 +80,8 @@ def column_groups(section: Section, budget: float = BUDGET_PX) -> list[list[int]
 
 def _cell(cell: Cell, tag: str, numeric: bool) -> str:
     marked = any(ch.isdigit() for ch in cell.text)   # a number, not a sparkline or a dash
-    body = _text(cell.text + (MARK.get(cell.style or "", "") if marked else ""), words=True)
+    text = cell.text + (MARK.get(cell.style or "", "") if marked else "")
+    body = escape(text) if numeric else _text(text, words=True)   # a numeric cell never wraps at all
     if cell.style == "best":
         body = f"<strong>{body}</strong>"
     long = not numeric and _em(cell.text) > WRAP_EM   # wraps, but into lines of a readable length
@@ -90,8 +91,9 @@ def _cell(cell: Cell, tag: str, numeric: bool) -> str:
 
 
 def _table(section: Section, cols: list[int], label: str) -> str:
-    head = "".join(f'<th scope="col"{" class=num" if i in section.right else ""}>{_text(section.columns[i], True)}'
-                   "</th>" for i in cols)
+    num = ' class="num"'
+    head = "".join(f'<th scope="col"{num if i in section.right else ""}>{_text(section.columns[i], True)}</th>'
+                   for i in cols)
     rows = "".join("<tr>" + "".join(_cell(row[i], "th" if i == 0 else "td", i in section.right)
                                     for i in cols if i < len(row)) + "</tr>\n" for row in section.rows)
     return (f'<div class="table-box" role="region" aria-label="{escape(label)}" tabindex="0">'
