@@ -69,9 +69,11 @@ def study(
 
         write_markdown(markdown, result.sections, result.warnings)
     if html is not None:
+        from dsc.provenance import command_line
         from dsc.report.export import write_html
 
-        write_html(html, result.sections, result.warnings)
+        write_html(html, result.sections, result.warnings, report=result.report, runs=result.runs,
+                   command=command_line())
     if json_:
         print_json(result.report | {"failed": [{"run": str(r.path), "error": e} for r, e in failures]})
         return
