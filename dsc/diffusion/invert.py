@@ -26,7 +26,7 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -343,24 +343,30 @@ def train_class(components: SDComponents, job: ClassJob, mean: torch.Tensor, std
 
 # ---------------------------------------------------------------------------------- validation grids
 def validation_grid(components: SDComponents, token: str, real: np.ndarray, path: Path,
-                    settings: InvertSettings) -> None:
-    """A PNG: the class's real images (top row) and samples of "a photo of a <token>" (bottom row)."""
+                    settings: InvertSettings, *, name: str | None = None, rows: Sequence[int] = ()) -> None:
+    """A figure: the class's real images (top row, labelled with their DATA.h5 ``rows``) over samples of
+    "a photo of a <token>" (bottom row), every tile labelled with the class (``name``), what it is and its seed."""
     import torch
     from PIL import Image
+
+    from dsc.report.figures.tiles import Tile, tile_label, write_tile_grid
 
     n = settings.validation_samples
     pipe = components.pipeline("StableDiffusionPipeline")
     res = settings.resolution
-    gens = [torch.Generator().manual_seed(settings.seed * 7919 + i) for i in range(n)]
+    seeds = [settings.seed * 7919 + i for i in range(n)]
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
     with torch.no_grad():
         out = pipe([f"a photo of a {token}"] * n, height=res, width=res, num_inference_steps=settings.validation_steps,
                    generator=gens, output_type="np").images
     samples = (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
     tiles = [np.asarray(Image.fromarray(im).convert("RGB").resize((res, res), Image.BICUBIC)) for im in real[:n]]
-    blank = np.zeros((res, res, 3), dtype=np.uint8)
-    top = np.concatenate(tiles + [blank] * (n - len(tiles)), axis=1)
-    bottom = np.concatenate(list(samples), axis=1)
-    Image.fromarray(np.concatenate([top, bottom], axis=0)).save(path)
+    name = name or token
+    rows = list(rows)
+    top = [Tile(im, tile_label(name, f"real image, row {rows[i]}" if i < len(rows) else "real image"))
+           for i, im in enumerate(tiles)]
+    bottom = [Tile(im, tile_label(name, f"text-to-image, {token}", s)) for im, s in zip(samples, seeds, strict=True)]
+    write_tile_grid(path, [top, bottom])
 
 
 # ------------------------------------------------------------------------------------------- the job
@@ -560,7 +566,8 @@ def _learn(store: Store, data: Path, output: Path, partial: Path, jobs_all: list
             if settings.validation_grids:
                 with timings.stage("validation"):
                     grid = f"{job.token.strip('<>')}.png"
-                    validation_grid(components, job.token, images, partial / grid, settings)
+                    validation_grid(components, job.token, images, partial / grid, settings, name=job.name,
+                                    rows=[int(r) for r in job.rows])
             seconds = round(time.perf_counter() - t0, 3)
             manifest.classes[job.name] = T.ClassToken(
                 token=job.token, file=file, sha256=sha, num_vectors=int(vectors.shape[0]), dim=int(vectors.shape[1]),

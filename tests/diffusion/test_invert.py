@@ -114,9 +114,15 @@ def test_crop_boxes_are_square_and_inside() -> None:
     assert boxes[1] is None
 
 
-def test_invert_cli_end_to_end(run_dsc, tmp_path: Path, tiny_path: Path) -> None:
+def test_invert_cli_end_to_end(run_dsc, tmp_path: Path, tiny_path: Path, monkeypatch) -> None:
     from diffusers import StableDiffusionPipeline
+    from PIL import Image
 
+    import dsc.report.figures.tiles as tiles
+
+    grids = []   # the validation grids' figures: every tile labelled (class, real row or prompt, seed)
+    draw = tiles.tile_figure
+    monkeypatch.setattr(tiles, "tile_figure", lambda rows, **kw: grids.append(draw(rows, **kw)) or grids[-1])
     data = make_data(tmp_path / "data.h5", masks=True)
     res = run_dsc("invert", data, "--model", tiny_path, "--output", tmp_path / "tok", "--steps", 2,
                   "--resolution", 64, "--batch-size", 2, "--num-vectors", 2, "--examples-per-class", 1,
@@ -128,6 +134,12 @@ def test_invert_cli_end_to_end(run_dsc, tmp_path: Path, tiny_path: Path) -> None
     entry = man["classes"]["brake caliper"]
     assert entry["token"] == "<brake_caliper>" and entry["num_vectors"] == 2 and len(entry["loss"]) == 2
     assert len(entry["examples"]) == 1 and (tmp_path / "tok" / entry["validation_grid"]).is_file()
+    assert min(Image.open(tmp_path / "tok" / entry["validation_grid"]).info["dpi"]) >= 150
+    titles = [ax.get_title() for fig in grids for ax in fig.axes if ax.get_title()]
+    caliper = [t for t in titles if t.startswith("brake caliper\n")]
+    assert f"brake caliper\nreal image, row {entry['examples'][0]}" in caliper
+    samples = [t for t in caliper if "text-to-image" in t]
+    assert len(samples) == man["settings"]["validation_samples"] and all("\nseed " in t for t in samples)
     assert man["settings"]["steps"] == 2 and man["provenance"]["sources"]["steps"] == "command line"
     assert not (tmp_path / "tok.partial").exists()
     # the file loads in a stock pipeline and changes the prompt embedding
