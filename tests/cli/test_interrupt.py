@@ -1,0 +1,98 @@
+"""Ctrl-C always stops a command with exit 130 and leaves no output (issue 12)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dsc import interrupts
+from dsc.outputs import commit
+
+
+def _photos(root: Path, per_class: int = 250) -> Path:
+    """JPEG photos that take a few seconds to decode (a real file tree; toyparts draws its images during the
+    scan, so its decode phase is too short to interrupt reliably)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("gear", "bolt"):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            small = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(small).resize((384, 384)).save(root / name / f"{i}.jpg", quality=90)
+    return root
+
+
+def test_subset_stops_on_sigint_with_130_and_no_output(tmp_path: Path) -> None:
+    """A real `dsc subset` with two decode workers, interrupted while it writes."""
+    out = tmp_path / "data.h5"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1", "HF_HUB_OFFLINE": "1"}
+    env.pop("DSC_DEBUG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dsc", "subset", "--dataset", "folder", "--root", str(_photos(tmp_path / "photos")),
+         "--resolution", "64", "--workers", "2", "--output", str(out)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    partial = tmp_path / "data.h5.partial"
+    deadline = time.monotonic() + 120
+    while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"subset ended before it could be interrupted: {proc.communicate()}"
+    time.sleep(0.5)  # inside the decode loop, workers busy
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err and "Traceback" not in err
+    assert not out.exists() and not partial.exists()
+    assert not (tmp_path / "data.h5.lock").exists()
+
+
+class _SwallowsCtrlC:
+    """A finaliser that is running when Ctrl-C arrives: Python prints "Exception ignored ... KeyboardInterrupt"
+    and carries on (what once made `dsc subset` finish and exit 0 after Ctrl-C)."""
+
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_swallowed_ctrl_c_still_stops_subset(run_dsc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dsc.subset
+
+    real = dsc.subset.decode
+
+    def decode(*args, **kwargs):
+        _SwallowsCtrlC()  # collected at once; its KeyboardInterrupt is printed and ignored
+        yield from real(*args, **kwargs)
+
+    monkeypatch.setattr(dsc.subset, "decode", decode)
+    out = tmp_path / "data.h5"
+    res = run_dsc("subset", "--dataset", "toyparts", "--option", "objects_per_class=2", "--option", "num_classes=2",
+                  "--option", "image_size=32", "--resolution", "32", "--workers", "1", "--output", out)
+    assert res.code == 130, res
+    assert not out.exists() and not (tmp_path / "data.h5.partial").exists()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_commit_refuses_after_a_swallowed_ctrl_c(tmp_path: Path) -> None:
+    tmp, final = tmp_path / "x.partial", tmp_path / "x"
+    tmp.write_text("data")
+    with interrupts.sigint_remembered():
+        _SwallowsCtrlC()
+        assert interrupts.interrupted()
+        with pytest.raises(KeyboardInterrupt):
+            commit(tmp, final)
+    assert not final.exists() and tmp.exists()
+    with interrupts.sigint_remembered():  # a new command starts with a clean slate
+        commit(tmp, final)
+    assert final.read_text() == "data"
