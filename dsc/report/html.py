@@ -81,7 +81,7 @@ def column_groups(section: Section, budget: float = BUDGET_PX) -> list[list[int]
 def _cell(cell: Cell, tag: str, numeric: bool) -> str:
     marked = any(ch.isdigit() for ch in cell.text)   # a number, not a sparkline or a dash
     text = cell.text + (MARK.get(cell.style or "", "") if marked else "")
-    body = escape(text) if numeric else _text(text, words=True)   # a numeric cell never wraps at all
+    body = _text(text, words=not numeric)   # numeric cells do not wrap on screen; in print "± std" goes under
     if cell.style == "best":
         body = f"<strong>{body}</strong>"
     long = not numeric and _em(cell.text) > WRAP_EM   # wraps, but into lines of a readable length

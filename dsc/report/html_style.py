@@ -72,6 +72,8 @@ figcaption { margin-top: 0.4rem; font-size: 0.875rem; }
   tbody th { position: static; }
   table { font-size: 8pt; width: 100%; }
   th, td { padding: 0.15rem 0.3rem; }
+  .num { white-space: normal; }   /* a narrow page puts ± std under its mean */
+  td.long { min-width: 7em; }
   thead { display: table-header-group; }
   tr, dt, dd, figure, .warnings li { break-inside: avoid; page-break-inside: avoid; }
   figure img { max-height: 24cm; border: 0; padding: 0; }
