@@ -365,8 +365,9 @@ def validation_grid(components: SDComponents, token: str, real: np.ndarray, path
     rows = list(rows)
     top = [Tile(im, tile_label(name, f"real image, row {rows[i]}" if i < len(rows) else "real image"))
            for i, im in enumerate(tiles)]
-    bottom = [Tile(im, tile_label(name, f"text-to-image, {token}", s)) for im, s in zip(samples, seeds, strict=True)]
-    write_tile_grid(path, [top, bottom])
+    bottom = [Tile(im, tile_label(name, "text-to-image", s)) for im, s in zip(samples, seeds, strict=True)]
+    write_tile_grid(path, [top, bottom], title=f'{name}: real images, then "a photo of a {token}" '
+                    f'({settings.validation_steps} steps)')
 
 
 # ------------------------------------------------------------------------------------------- the job

@@ -58,7 +58,7 @@ def tile_figure(rows: Sequence[Sequence[Tile]], *, title: str | None = None) -> 
                 ax.imshow(np.asarray(row[j].image), interpolation="nearest" if res < 128 else "antialiased")
                 ax.set_title(labels[i][j], fontsize=LABEL_PT, loc="center", pad=3, linespacing=1.15)
         if title:
-            fig.suptitle(title, fontsize=10)
+            fig.suptitle(wrap(title, int(ncols * tile_in / 0.085)), fontsize=10)
     return fig
 
 
