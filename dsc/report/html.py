@@ -84,8 +84,8 @@ def _cell(cell: Cell, tag: str, numeric: bool) -> str:
     body = _text(text, words=not numeric)   # numeric cells do not wrap on screen; in print "± std" goes under
     if cell.style == "best":
         body = f"<strong>{body}</strong>"
-    long = not numeric and _em(cell.text) > WRAP_EM   # wraps, but into lines of a readable length
-    classes = " ".join(c for c in ("num" if numeric else "", "long" if long else "", cell.style or "") if c)
+    width = "" if numeric else "long" if _em(cell.text) > WRAP_EM else "mid" if _em(cell.text) > 6 else ""
+    classes = " ".join(c for c in ("num" if numeric else "", width, cell.style or "") if c)   # width: html_style
     attrs = (' scope="row"' if tag == "th" else "") + (f' class="{classes}"' if classes else "")
     return f"<{tag}{attrs}>{body}</{tag}>"
 

@@ -51,6 +51,7 @@ tbody tr:last-child > * { border-bottom: 0; }
 .num { text-align: right; white-space: nowrap; }
 .nw { white-space: nowrap; }
 td.long { min-width: 11em; }   /* a long text cell wraps into lines, not a word per line */
+td.mid { min-width: 6em; }
 .best strong, strong { font-weight: 700; }
 .good { color: var(--good); }
 .bad { color: var(--bad); }
