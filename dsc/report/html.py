@@ -150,7 +150,9 @@ def _anchor(title: str, used: set[str]) -> str:
 
 
 def _meta(report: dict[str, Any], version: str, command: str | None) -> str:
-    created = str(report.get("created") or "")
+    from dsc.provenance import now
+
+    created = str(report.get("created") or now())   # a quality-only report has no date of its own
     items = [f'<time datetime="{escape(created)}">{escape(created.replace("T", " ").replace("+00:00", " UTC"))}'
              "</time>" if created else "", f"dsc {escape(version)}"]
     configs = report.get("configurations") or []

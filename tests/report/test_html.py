@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dsc.report import make_report
 from dsc.report.html import column_groups, figure_html, to_html
+from dsc.report.inputs import inputs_section
 from dsc.report.table import Cell, Section
 from dsc.settings import ReportSettings
 from tests.report.demo_like import CLASSES, demo_like_study
@@ -169,3 +170,13 @@ def test_styles_for_narrow_screens_dark_mode_and_print(tmp_path):
     text = to_html([Section("T", ["a"], rows=[[Cell("1")]])])
     assert 'name="viewport"' in text and "prefers-color-scheme: dark" in text and "@media print" in text
     assert "overflow-x: auto" in text
+
+
+def test_quality_only_report_has_a_date_and_its_stores():
+    """`dsc report --synthetic AUG.h5 --data DATA.h5 --html`: no runs, still dated, the assessed stores listed."""
+    quality = {"data": "data.h5", "data_fingerprint": "fp-d", "stores": [{"path": "aug.h5", "fingerprint": "fp-a"}]}
+    rows = [[c.text for c in r] for r in inputs_section({"quality": quality}).rows]
+    assert rows == [["DATA.h5", "data.h5", "fp-d", "quality assessment"],
+                    ["assessed synthetic", "aug.h5", "fp-a", "quality assessment"]]
+    text = to_html([], report={"quality": quality})
+    assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT', text) and "fp-a" in text
