@@ -40,7 +40,7 @@ nav ul { display: flex; flex-wrap: wrap; gap: 0.25rem 1rem; list-style: none; ma
   border-radius: 4px; background: var(--bg); }
 .table-box + .table-box { margin-top: 0.75rem; }
 .table-box:focus { outline: 2px solid var(--link); }
-table { border-collapse: collapse; font-size: 0.875rem; font-variant-numeric: tabular-nums; }
+table { border-collapse: separate; border-spacing: 0; font-size: 0.875rem; font-variant-numeric: tabular-nums; }
 caption { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 th, td { padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; border-bottom: 1px solid var(--line); }
 thead th { background: var(--head); font-weight: 600; vertical-align: bottom;
