@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from dsc.errors import ConfigError, InputError, MismatchError, OutputExistsError, ResourceError
+from dsc.console import plural
+from dsc.errors import ConfigError, InputError, Interrupted, MismatchError, OutputExistsError, ResourceError
 from dsc.outputs import check_output
 from dsc.provenance import Timings, json_hash, provenance
 from dsc.settings import AugmentSettings
@@ -272,6 +273,10 @@ def _check_inputs(store: Any, s: AugmentSettings) -> list[int]:
         class_ids = [names.index(c) for c in s.classes]
     else:
         class_ids = list(range(len(names)))
+    if s.mode == "ood" and s.ood_strategy == "inpaint-object" and not store.has_masks:
+        raise InputError(f"--ood-strategy inpaint-object replaces the object inside its mask, but {store.path} "
+                         "has no object masks", hint="make DATA.h5 with masks (`dsc subset --masks ...`), or use "
+                         "--ood-strategy strength, other-class or blend")
     if s.mask != "none" and not store.has_masks:
         raise InputError(f"--mask {s.mask} needs object masks, but {store.path} has none",
                          hint="make DATA.h5 with masks (`dsc subset --masks ...`), or use --mask none")
@@ -635,7 +640,6 @@ def _run_augment(data: Path, output: Path, settings: AugmentSettings, sources: d
     import json
 
     from dsc import distributed as D
-    from dsc.console import progress
     from dsc.outputs import OutputLock, atomic_write_json, remove
 
     output = Path(output)
@@ -661,9 +665,8 @@ def _run_augment(data: Path, output: Path, settings: AugmentSettings, sources: d
                 if force and not resume:
                     remove(folder)
                 resumed = plan_file.exists()
-                if resumed and json.loads(plan_file.read_text()).get("plan_hash") != job.plan_hash():
-                    raise MismatchError(f"{folder} was started with other settings or another DATA.h5",
-                                        hint="resume with the same settings, or pass --force to start over")
+                if resumed:
+                    _check_same_plan(json.loads(plan_file.read_text()), job, folder)
         resumed = bool(D.broadcast_object(resumed))
         with D.together("loading the model"):
             job.load()
@@ -671,50 +674,19 @@ def _run_augment(data: Path, output: Path, settings: AugmentSettings, sources: d
                 folder.mkdir(parents=True, exist_ok=True)
                 if not resumed:
                     atomic_write_json(plan_file, {"plan_hash": job.plan_hash(), "output": str(output),
-                                                  "images": len(job.plan)})
+                                                  "images": len(job.plan), "settings": _plan_settings(job),
+                                                  "data_fingerprint": job.store.fingerprint})
         total = len(job.plan)
         covered = np.zeros(total, dtype=bool)
-        for a, b, _ in _shards(folder):
-            covered[a:min(b, total)] = True
-        done = int(covered.sum())
-        if done:
-            log.info("resuming: %d of %d images already generated in %s", done, total, folder)
-        world, rank = D.world_size(), D.rank()
-        slots = [slot for k, slot in enumerate(range(0, total, s.batch_size)) if k % world == rank]
-        mine = sum(min(slot + s.batch_size, total) - slot for slot in slots)
-        cache: dict[int, Any] = {}
-        generated_here = 0
-        with D.together("generating"), progress(unit="img", transient=not show_progress) as bar:
-            task = bar.add_task("augment", total=mine, completed=0, status="", visible=show_progress and D.is_main())
-            for slot in slots:  # absolute batch slots: the same batches on every run and in every process
-                stop_slot = min(slot + s.batch_size, total)
-                rows = [r for r in range(slot, stop_slot) if not covered[r]]
-                bar.advance(task, stop_slot - slot - len(rows))
-                if not rows:
-                    continue
-                for start, stop in _runs(rows):
-                    batch = job.plan[start:stop]
-                    t0 = time.perf_counter()
-                    with job.timings.stage("generate"):
-                        images, prompts, cache = job.generate(batch, cache)
-                    with job.timings.stage("write"):
-                        cols = _columns(job, batch, images, prompts)
-                    if job.filter is not None:
-                        with job.timings.stage("filter"):
-                            cols = _apply_filter(job, cols)
-                    with job.timings.stage("write"):
-                        _save_shard(folder, start, cols, time.perf_counter() - t0, end=stop)
-                    del images
-                    covered[start:stop] = True
-                    generated_here += stop - start
-                    bar.advance(task, stop - start)
-                    if on_batch is not None:
-                        on_batch(int(covered.sum()), total)
-        n_generated = total - done
-        gen = job.timings.get("generate", 0.0)
-        rate = generated_here / gen if gen else 0.0
-        rate = sum(D.gather_objects(rate))  # images/s of all processes together
-        job.timings["images_per_second"] = round(rate, 4)
+        try:
+            n_generated, rate = _generate(job, folder, covered, show_progress, on_batch)
+        except KeyboardInterrupt:
+            for a, b, _ in _shards(folder):  # a shard saved just before the Ctrl-C counts too
+                covered[a:min(b, total)] = True
+            kept = int(covered.sum())
+            raise Interrupted(f"{kept} of {total} {plural(total, 'image')} kept in {folder}/",
+                              hint="rerun the same command with --resume to generate the other "
+                                   f"{total - kept}") from None
         summary: dict[str, Any] = {}
         with D.together("assembling the store"):
             if D.is_main():
@@ -727,6 +699,84 @@ def _run_augment(data: Path, output: Path, settings: AugmentSettings, sources: d
     job.store.close()
     seconds = time.perf_counter() - start_time
     return AugmentResult(output, total, n_generated, resumed, seconds, rate, summary, s.model_dump(mode="json"))
+
+
+def _plan_settings(job: AugmentJob) -> dict[str, Any]:
+    """The settings a resume must share (batch size may change: every image has its own generator)."""
+    settings = job.s.model_dump(mode="json")
+    settings.pop("batch_size", None)
+    return settings
+
+
+def _check_same_plan(recorded: dict[str, Any], job: AugmentJob, folder: Path) -> None:
+    """Refuse to resume shards made by other settings or from another DATA.h5, naming what changed."""
+    if recorded.get("plan_hash") == job.plan_hash():
+        return
+    old, new = recorded.get("settings"), _plan_settings(job)
+    changes = [f"{k}: {_show(old.get(k))} -> {_show(new.get(k))}" for k in sorted(set(old) | set(new))
+               if old.get(k) != new.get(k)] if isinstance(old, dict) else []
+    if recorded.get("data_fingerprint") not in (None, job.store.fingerprint):
+        changes.append(f"DATA.h5: fingerprint {recorded['data_fingerprint']} -> {job.store.fingerprint}")
+    what = "; ".join(changes) if changes else "other settings or another DATA.h5"
+    raise MismatchError(f"cannot resume {folder}: it was started with {what}",
+                        hint="resume with the original settings, or pass --force to start over")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+def _generate(job: AugmentJob, folder: Path, covered: np.ndarray, show_progress: bool,
+              on_batch: Callable[[int, int], None] | None) -> tuple[int, float]:
+    """Generate every row no shard holds (``covered`` is updated as shards land); returns how many rows
+    were missing and the images/s of all processes together."""
+    from dsc import distributed as D
+    from dsc.console import progress
+
+    s, total = job.s, len(job.plan)
+    for a, b, _ in _shards(folder):
+        covered[a:min(b, total)] = True
+    done = int(covered.sum())
+    if done:
+        log.info("resuming: %d of %d images already generated in %s", done, total, folder)
+    world, rank = D.world_size(), D.rank()
+    slots = [slot for k, slot in enumerate(range(0, total, s.batch_size)) if k % world == rank]
+    mine = sum(min(slot + s.batch_size, total) - slot for slot in slots)
+    cache: dict[int, Any] = {}
+    generated_here = 0
+    with D.together("generating"), progress(unit="img", transient=not show_progress) as bar:
+        task = bar.add_task("augment", total=mine, completed=0, status="", visible=show_progress and D.is_main())
+        for slot in slots:  # absolute batch slots: the same batches on every run and in every process
+            stop_slot = min(slot + s.batch_size, total)
+            rows = [r for r in range(slot, stop_slot) if not covered[r]]
+            bar.advance(task, stop_slot - slot - len(rows))
+            if not rows:
+                continue
+            for start, stop in _runs(rows):
+                batch = job.plan[start:stop]
+                t0 = time.perf_counter()
+                with job.timings.stage("generate"):
+                    images, prompts, cache = job.generate(batch, cache)
+                with job.timings.stage("write"):
+                    cols = _columns(job, batch, images, prompts)
+                if job.filter is not None:
+                    with job.timings.stage("filter"):
+                        cols = _apply_filter(job, cols)
+                with job.timings.stage("write"):
+                    _save_shard(folder, start, cols, time.perf_counter() - t0, end=stop)
+                del images
+                covered[start:stop] = True
+                generated_here += stop - start
+                bar.advance(task, stop - start)
+                if on_batch is not None:
+                    on_batch(int(covered.sum()), total)
+    gen = job.timings.get("generate", 0.0)
+    rate = generated_here / gen if gen else 0.0
+    rate = sum(D.gather_objects(rate))  # images/s of all processes together
+    job.timings["images_per_second"] = round(rate, 4)
+    return total - done, rate
 
 
 def _runs(rows: list[int]) -> list[tuple[int, int]]:

@@ -26,6 +26,16 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)  # errors stay on one line in logs and pipes
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``plural(1, "image")`` -> ``"image"``, ``plural(3, "image")`` -> ``"images"`` (the word only)."""
+    return word if n == 1 else many or word + "s"
+
+
+def count(n: int, word: str, many: str | None = None) -> str:
+    """``count(1, "epoch")`` -> ``"1 epoch"``, ``count(2, "epoch")`` -> ``"2 epochs"``."""
+    return f"{n} {plural(n, word, many)}"
+
+
 def setup_logging(level: str | int = "INFO", debug: bool = False) -> None:
     """Route ``logging`` to rich on stderr (idempotent)."""
     root = logging.getLogger()

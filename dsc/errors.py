@@ -47,3 +47,21 @@ class MismatchError(DscError):
 
 class ResourceError(DscError):
     """Out of memory (GPU or host) or disk."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a long job; the message says what was kept and the hint how to continue. A
+    ``KeyboardInterrupt``, so that no ``except Exception`` takes it for an error and carries on."""
+
+    exit_code = 130
+    #: The latest one raised: typer turns a KeyboardInterrupt into exit code 130 and drops the exception.
+    latest: Interrupted | None = None
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        Interrupted.latest = self
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message

@@ -142,7 +142,7 @@ def _done(message: str, json_: bool, obj: dict[str, Any]) -> None:
 def _render(result: Any) -> None:
     from rich.table import Table
 
-    from dsc.console import out
+    from dsc.console import count, out
 
     filtered = any("rejected" in row for row in result.summary.values())
     table = Table(title="synthetic images per source class", title_justify="left")
@@ -162,5 +162,5 @@ def _render(result: Any) -> None:
     if filtered:
         accepted = sum(row["images"] for row in result.summary.values())
         kept = f" generated, {accepted} accepted by the filter"
-    out.print(f"wrote {result.output}: {result.n_images} images{kept}{resumed} in {result.seconds:.1f} s, "
-              f"{result.images_per_second:.2f} images/s")
+    out.print(f"wrote {result.output}: {count(result.n_images, 'image')}{kept}{resumed}; generation "
+              f"{result.images_per_second:.2f} images/s, {result.seconds:.1f} s in all")

@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> None:
             if interrupts.interrupted():  # a Ctrl-C whose exception something swallowed
                 _interrupted()
             ok = True
-    except KeyboardInterrupt:
-        _interrupted()
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     except SystemExit as exc:
         ok = exc.code in (0, None)
         raise
@@ -129,8 +129,16 @@ def main(argv: list[str] | None = None) -> None:
         record_argv(None)
 
 
-def _interrupted() -> None:
-    err.print("[red]Interrupted.[/] Outputs were left untouched; rerun with --resume where supported.")
+def _interrupted(exc: BaseException | None = None) -> None:
+    from dsc.errors import Interrupted
+
+    while exc is not None and not isinstance(exc, Interrupted):  # click wraps it in Abort or Exit
+        exc = exc.__cause__ or exc.__context__
+    exc, Interrupted.latest = exc or Interrupted.latest, None
+    if exc is not None:  # the command said what it kept and how to continue
+        err.print(f"[red]Interrupted:[/] {escape(str(exc))}", highlight=False)
+    else:
+        err.print("[red]Interrupted.[/] Outputs were left untouched; rerun with --resume where supported.")
     sys.exit(130)
 
 
@@ -190,8 +198,9 @@ def _unknown_command(word: str) -> str:
 
 def _run(argv: list[str] | None) -> None:
     from dsc.cli.common import polish_help
-    from dsc.errors import DscError
+    from dsc.errors import DscError, Interrupted
 
+    Interrupted.latest = None
     command = typer.main.get_command(app)
     polish_help(command)
     args = _hoist_config(list(sys.argv[1:] if argv is None else argv))
@@ -212,8 +221,8 @@ def _run(argv: list[str] | None) -> None:
     except click_errors.ClickException as exc:
         exc.show(file=sys.stderr)
         sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        _interrupted()
+    except (typer.Abort, KeyboardInterrupt) as exc:
+        _interrupted(exc)
     except DscError as exc:
         if State.debug:
             err.print_exception(show_locals=False)

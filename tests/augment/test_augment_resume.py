@@ -71,7 +71,7 @@ def test_resume_after_interrupt_equals_uninterrupted_run(data_h5, full_run, tmp_
     assert not out.exists() and len(list(shards.glob("rows-*.npz"))) == 2
     with pytest.raises(OutputExistsError, match="interrupted"):
         run_augment(data_h5, out, _settings(), show_progress=False)
-    with pytest.raises(MismatchError, match="other settings"):
+    with pytest.raises(MismatchError, match="started with guidance: 7.5 -> 3.0"):
         run_augment(data_h5, out, _settings(guidance=3.0), resume=True, show_progress=False)
     result = run_augment(data_h5, out, _settings(), resume=True, show_progress=False)
     assert result.resumed and result.n_generated == result.n_images - 6
