@@ -134,8 +134,8 @@ def report(
         from dsc.provenance import command_line
         from dsc.report.export import write_html
 
-        titles = {samples: "Real and synthetic images per class", confusion: "Confusion matrices",
-                  embedding_map: "Embedding map"}
+        titles = {results_figure: "Results per configuration", samples: "Real and synthetic images per class",
+                  confusion: "Confusion matrices", embedding_map: "Embedding map"}
         figures = [(titles.get(p) or p.stem.replace("-", " ").capitalize(), p) for p in pictures]
         written.append(write_html(html, sections, warnings, report=full, runs=result.runs if result else (),
                                   figures=figures, command=command_line()))
