@@ -171,7 +171,8 @@ class Store:
         if not isinstance(complete, (bool, int)) or not complete:
             raise StoreError(f"{self.path} is incomplete", hint="rerun the command that made it with --resume")
         if kind is not None and self.kind != kind:
-            raise MismatchError(f"{self.path} is a {self.kind} store, expected a {kind} store")
+            raise MismatchError(f"{self.path} is {_a(self.kind)} store, expected {_a(kind)} store",
+                                hint=self._kind_hint(kind))
 
         for group in ("samples", "classes"):
             if isinstance(h5.get(group, getlink=True), h5py.ExternalLink):
@@ -304,6 +305,17 @@ class Store:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def _kind_hint(self, wanted: str) -> str | None:
+        """For a store of the wrong kind: the store to pass instead, where its provenance names one."""
+        inputs = self.attrs.get("inputs")
+        source = inputs.get("data_path") if isinstance(inputs, dict) else None
+        if wanted == "data" and self.kind == "synthetic":
+            made = f"it was made from {source}; pass that DATA.h5" if source else "pass the DATA.h5 it was made from"
+            return f"{made}, and this store with --synthetic (or --negatives for an OOD store)"
+        if wanted == "data":
+            return "pass the DATA.h5 made by `dsc subset`" + (f" ({source})" if source else "")
+        return None
 
     # -------------------------------------------------------------------------------------- content
     @property
@@ -492,3 +504,8 @@ def check_same_source(data: Store, other: Store, *, training: bool = True) -> No
     if training and other.evaluation_only:
         raise MismatchError(f"{other.path} is evaluation-only (generated from val/test images)",
                             hint="training commands accept only stores generated from the train split")
+
+
+def _a(word: str) -> str:
+    """``"an embeddings"``, ``"a data"``."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"

@@ -99,3 +99,17 @@ def test_misspelt_train_key_in_a_study_suggests_the_right_one(run_dsc, tmp_path)
     assert "move them" not in line
     study.write_text(f'[study]\ndata = "{data}"\nvariants = ["none"]\n\n[train]\ntemperature = 0.2\n')
     assert "move temperature to [pretrain]" in _one_error_line(run_dsc("study", study, "--dry-run"))
+
+
+def test_a_synthetic_store_as_data_names_the_data_store_it_came_from(run_dsc, tmp_path):
+    import h5py
+
+    from tests.report.conftest import fake_synthetic, write_stores
+
+    data, _ = write_stores(tmp_path)
+    aug = fake_synthetic(data, tmp_path / "aug.h5")
+    with h5py.File(aug, "r+") as h5:  # what `dsc augment` records
+        h5.attrs["inputs"] = json.dumps({"data_path": str(data), "data_fingerprint": "x"})
+    line = _one_error_line(run_dsc("pretrain", aug, "-o", tmp_path / "run", "--backbone", "timm:test_resnet"))
+    assert "is a synthetic store, expected a data store" in line
+    assert f"it was made from {data}" in line and "--synthetic" in line
