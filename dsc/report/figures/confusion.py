@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 
 from dsc.errors import InputError
-from dsc.report.figures.style import SEQUENTIAL_CMAP, figure_style, save_figure, wrap
+from dsc.report.figures.style import SEQUENTIAL_CMAP, figure_style, save_figure, wrap, wrap_lines
 
 log = logging.getLogger(__name__)
 PER_ROW = 3
 MAX_PANELS = 9
 CELL_IN = 0.34       # inches per matrix cell: a three-digit percent at 8 pt fits
-NAME_CHARS = 16      # class names wrap at this many characters
+NAME_CHARS = 22      # class names wrap at this many characters ...
+NAME_LINES = 2       # ... onto at most this many lines (two 8-pt lines fit a cell's height)
 
 
 @dataclass
@@ -100,7 +101,7 @@ def confusion_figure(groups: list[Any], max_panels: int = MAX_PANELS) -> Any:
             image = ax.imshow(shares * 100, vmin=0, vmax=100, cmap=SEQUENTIAL_CMAP)
             ax.set_title(f"{wrap(p.name, title_chars)}\n{wrap(p.n_text, title_chars)}", fontsize=9)
             ticks = range(len(p.classes))
-            names = [wrap(c, NAME_CHARS) for c in p.classes]
+            names = [wrap_lines(c, NAME_CHARS, NAME_LINES) for c in p.classes]
             below_empty = i + ncols >= len(panels)   # no panel under this one: it carries the x labels
             ax.set_xticks(ticks, names if below_empty else [""] * len(names), rotation=90, fontsize=8)
             ax.set_yticks(ticks, names if i % ncols == 0 else [""] * len(names), fontsize=8)

@@ -86,6 +86,16 @@ def wrap(text: str, width: int) -> str:
     return "\n".join(lines)
 
 
+def wrap_lines(text: str, width: int, max_lines: int) -> str:
+    """``wrap`` cut to ``max_lines`` lines, the last ending in "…" when text was left out."""
+    lines = wrap(text, width).split("\n")
+    if len(lines) <= max_lines:
+        return "\n".join(lines)
+    kept = lines[:max_lines]
+    kept[-1] = kept[-1][:max(1, width - 1)].rstrip() + "…"
+    return "\n".join(kept)
+
+
 def save_figure(fig: Any, path: Path) -> Path:
     """Write ``fig`` to ``path`` atomically in the format of its suffix (PNG at ``DPI``), then close it."""
     from dsc.outputs import atomic_write_bytes
