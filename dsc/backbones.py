@@ -108,7 +108,7 @@ def unknown_model_error(plugin: str, model: str, known: list[str]) -> PluginErro
     close = difflib.get_close_matches(model, known, n=5, cutoff=0.5)
     hint = f"closest: {', '.join(close)}" if close else "no similar name"
     return PluginError(f"unknown {plugin} model {model!r}",
-                       hint=f"{hint}; `dsc.backbones.list_backbones('{model[:3]}*')` lists names")
+                       hint=f"{hint}; `dsc plugins --models '{plugin}:{model[:3]}*'` lists names")
 
 
 # ------------------------------------------------------------------------------------ weights files

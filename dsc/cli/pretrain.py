@@ -96,6 +96,22 @@ def check_backbone_early(resolved: Any, section: str) -> None:
     require("--checkpoint", s.checkpoint)  # also one set in dsc.toml or the environment
 
 
+def warn_unused_ood(resolved: Any, section: str, negatives: list[Path] | None, keys: tuple[str, ...]) -> None:
+    """Settings about OOD negatives that were set (not defaults) do nothing without --negatives: say so."""
+    import logging
+
+    if negatives:
+        return
+    s = resolved.section(section)
+    for key in keys:
+        source = resolved.sources.get(f"{section}.{key}", "default")
+        if source != "default":
+            flag = "--" + key.replace("_", "-")
+            logging.getLogger("dsc").warning("%s %s (from the %s) has no effect without --negatives: there are "
+                                             "no OOD images; add --negatives AUG-OOD.h5 or drop it", flag,
+                                             getattr(s, key), source)
+
+
 def run_summary(result: Any, json_: bool, extra: dict[str, Any] | None = None) -> None:
     from dsc.console import out
 
@@ -182,6 +198,7 @@ def pretrain(
                        ood_policy=ood_policy, ood_weight=ood_weight, augmentation=augmentation, workers=workers,
                        amp=amp, channels_last=channels_last, knn_k=knn_k)
     check_backbone_early(resolved, "pretrain")
+    warn_unused_ood(resolved, "pretrain", negatives, ("ood_policy", "ood_weight", "negatives_fraction"))
     from dsc.train.pretrain import pretrain as run_pretrain
 
     sources = {k.split(".", 1)[1]: v for k, v in resolved.sources.items() if k.startswith("pretrain.")}

@@ -113,3 +113,37 @@ def test_a_synthetic_store_as_data_names_the_data_store_it_came_from(run_dsc, tm
     line = _one_error_line(run_dsc("pretrain", aug, "-o", tmp_path / "run", "--backbone", "timm:test_resnet"))
     assert "is a synthetic store, expected a data store" in line
     assert f"it was made from {data}" in line and "--synthetic" in line
+
+
+def test_unknown_backbone_hint_is_a_command_that_lists_backbones(run_dsc, tmp_path):
+    import re
+
+    from tests.report.conftest import write_stores
+
+    data, _ = write_stores(tmp_path)
+    line = _one_error_line(run_dsc("pretrain", data, "-o", tmp_path / "run", "--backbone", "timm:resnt18"))
+    assert "list_backbones" not in line
+    command = re.search(r"`dsc (plugins --models '[^']+')`", line)
+    assert command, line
+    res = run_dsc("plugins", "--models", command.group(1).split("'")[1])
+    assert res.code == 0 and "timm:resnet18" in res.out.split(), res
+    assert not (tmp_path / "run").exists()
+
+
+def test_ood_policy_without_negatives_warns(run_dsc, tmp_path, monkeypatch):
+    import dsc.train.pretrain
+    from tests.report.conftest import write_stores
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):  # the warning is given before training: no need to train
+        raise Stop
+
+    monkeypatch.setattr(dsc.train.pretrain, "pretrain", stop)
+    data, _ = write_stores(tmp_path)
+    args = ("pretrain", data, "-o", tmp_path / "run", "--backbone", "timm:test_resnet")
+    res = run_dsc(*args, "--ood-policy", "hard")
+    assert "--ood-policy hard (from the command line) has no effect without --negatives" in res.err, res
+    res = run_dsc(*args)
+    assert "no effect" not in res.err, res
