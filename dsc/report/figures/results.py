@@ -83,7 +83,6 @@ def results_figure(report: dict[str, Any]) -> Any:
         delta = _delta_text(c, primary)
         names.append(name + (f"\n{delta}" if delta else ""))
     rows = np.arange(len(configs), dtype=float)
-    jitter = np.random.default_rng(0)
     width = 2.4 + 2.7 * len(keys)
     height = 1.3 + 0.62 * len(configs) + 0.1 * sum(n.count("\n") for n in names)
     with figure_style() as plt:
@@ -97,7 +96,7 @@ def results_figure(report: dict[str, Any]) -> Any:
                     continue
                 vals = [_pct(v) for v in stat["values"]]
                 col = colour[c.get("method", "")]
-                dy = SEED_OFFSET + jitter.uniform(-0.06, 0.06, len(vals))
+                dy = SEED_OFFSET + np.linspace(-0.08, 0.08, len(vals)) * (len(vals) > 1)   # equal values stay apart
                 ax.scatter(vals, y + dy, s=16, facecolors="none", edgecolors=col, linewidths=0.9, zorder=3,
                            gid=f"seeds:{c['name']}")
                 mean = _pct(stat["mean"])
@@ -110,6 +109,8 @@ def results_figure(report: dict[str, Any]) -> Any:
                                 color=col, markersize=6, capsize=3, elinewidth=1.4, zorder=4)
                 if c["name"] == baseline:
                     ax.axvline(mean, color="#555555", linestyle="--", linewidth=0.9, zorder=1)
+            lo, hi = ax.get_xlim()   # a wide interval (2 seeds) may pass 0 or 100 %: the view stops there
+            ax.set_xlim(max(lo, -2.0), min(hi, 102.0))
             arrow = "" if meta.get("higher_is_better", True) else " ↓"
             ax.set_xlabel(f"{meta.get('label', key)}{arrow} (%)")
             role = "primary metric" if key == primary else "secondary"
