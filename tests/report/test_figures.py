@@ -92,6 +92,17 @@ def test_results_figure_without_secondary_metrics_has_one_panel_and_single_seeds
     assert sum(len(c.get_offsets()) for c in ax.collections if (c.get_gid() or "").startswith("seeds:")) == 2
 
 
+def test_results_figure_keeps_equal_seeds_apart_and_its_view_inside_0_to_100(tmp_path):
+    from dsc.report.figures.results import results_figure
+
+    fig = results_figure(_report(tmp_path / "runs", seeds={0: 0.02, 1: 0.02, 2: 0.10}))
+    ax = fig.axes[0]
+    dots = next(c for c in ax.collections if c.get_gid() == "seeds:ce/none").get_offsets()
+    equal = sorted(float(y) for x, y in dots if abs(x - 2.0) < 1e-9)
+    assert len(equal) == 2 and equal[1] - equal[0] >= 0.08      # two equal values: two dots, apart
+    assert ax.get_xlim()[0] >= -2.0                               # the 3-seed interval reaches below 0
+
+
 # ---------------------------------------------------------------------------------------- confusion grid
 def _groups(root: Path, n: int, classes: list[str]):
     from dsc.report import make_report

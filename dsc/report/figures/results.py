@@ -96,7 +96,7 @@ def results_figure(report: dict[str, Any]) -> Any:
                     continue
                 vals = [_pct(v) for v in stat["values"]]
                 col = colour[c.get("method", "")]
-                dy = SEED_OFFSET + np.linspace(-0.08, 0.08, len(vals)) * (len(vals) > 1)   # equal values stay apart
+                dy = SEED_OFFSET + np.linspace(-0.1, 0.1, len(vals)) * (len(vals) > 1)   # equal values stay apart
                 ax.scatter(vals, y + dy, s=16, facecolors="none", edgecolors=col, linewidths=0.9, zorder=3,
                            gid=f"seeds:{c['name']}")
                 mean = _pct(stat["mean"])
