@@ -59,6 +59,13 @@ def study(
         return
     failures = execute(spec, keep_going=keep_going)
     if not report:
+        if not failures and not json_:
+            from dsc.console import count
+
+            skipped = sum(r.action == "skip" for r in spec.runs)
+            done = f"{count(len(spec.runs), 'run')} finished" + (f" ({skipped} already complete)" if skipped else "")
+            out.print(f"{done} in {spec.spec.output}/; `dsc report {spec.spec.output}` prints the report",
+                      highlight=False)
         return
     from dsc.report import make_report
     from dsc.report.table import render

@@ -147,3 +147,18 @@ def test_ood_policy_without_negatives_warns(run_dsc, tmp_path, monkeypatch):
     assert "--ood-policy hard (from the command line) has no effect without --negatives" in res.err, res
     res = run_dsc(*args)
     assert "no effect" not in res.err, res
+
+
+def test_study_no_report_says_every_run_finished(run_dsc, tmp_path, monkeypatch):
+    import dsc.study
+    from tests.report.conftest import write_stores
+
+    data, _ = write_stores(tmp_path)
+    study = tmp_path / "study.toml"
+    study.write_text(f'[study]\ndata = "{data}"\nvariants = ["none"]\nseeds = [0]\noutput = "{tmp_path / "out"}"\n'
+                     '\n[train]\nbackbone = "timm:test_resnet"\nimage_size = 32\nepochs = 1\n')
+    monkeypatch.setattr(dsc.study, "execute", lambda spec, keep_going: [])  # the runs themselves: test_study
+    res = run_dsc("study", study, "--no-report")
+    assert res.code == 0, res
+    lines = [line for line in res.out.splitlines() if line.strip()]
+    assert len(lines) == 1 and "2 runs finished in" in lines[0] and "dsc report" in lines[0], res
