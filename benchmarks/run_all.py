@@ -136,9 +136,24 @@ def _learning(d: dict) -> list[Row]:
     return rows
 
 
+def _threads(d: dict) -> list[Row]:
+    s, best = d["summary"], d["best"]
+    used = ",".join(str(n) for n in s["default"]["threads_used"])
+    where = f"{d.get('cores')} cores, load {d.get('load_before')}"
+    rows = [row("threads", f"`dsc pretrain` images/s, default threads (chose {used}) vs the best setting ({best}), "
+                f"{where} (goal: ratio >= 0.85)", s["default"]["images_per_s"], s[best]["images_per_s"],
+                "images/s", "higher")]
+    every = d.get("all_cores")
+    if every in s and every != best:
+        rows.append(row("threads", f"`dsc pretrain` images/s, default threads vs one per core ({every}, torch's "
+                        f"default), {where}", s["default"]["images_per_s"], s[every]["images_per_s"], "images/s",
+                        "higher"))
+    return rows
+
+
 ADAPTERS: dict[str, Callable[[dict], list[Row]]] = {
     "startup": _startup, "subset": _subset, "invert": _invert, "augment": _augment, "loss": _loss,
-    "pretrain": _pretrain, "probe": _probe, "memory": _memory, "learning": _learning,
+    "pretrain": _pretrain, "probe": _probe, "memory": _memory, "learning": _learning, "threads": _threads,
 }
 
 
