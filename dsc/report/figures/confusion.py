@@ -102,12 +102,10 @@ def confusion_figure(groups: list[Any], max_panels: int = MAX_PANELS) -> Any:
             ax.set_title(f"{wrap(p.name, title_chars)}\n{wrap(p.n_text, title_chars)}", fontsize=9)
             ticks = range(len(p.classes))
             names = [wrap_lines(c, NAME_CHARS, NAME_LINES) for c in p.classes]
-            below_empty = i + ncols >= len(panels)   # no panel under this one: it carries the x labels
-            ax.set_xticks(ticks, names if below_empty else [""] * len(names), rotation=90, fontsize=8)
+            ax.set_xticks(ticks, names, rotation=90, fontsize=8)   # every row has room for them anyway
             ax.set_yticks(ticks, names if i % ncols == 0 else [""] * len(names), fontsize=8)
             ax.tick_params(length=0)
-            if below_empty:
-                ax.set_xlabel("predicted class")
+            ax.set_xlabel("predicted class")
             if i % ncols == 0:
                 ax.set_ylabel("true class")
             for spine in ax.spines.values():
