@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -11,6 +11,18 @@ from dsc.cli.common import Force, JsonFlag, print_json, resolve
 
 _Q = "Synthetic-data quality"
 _P = "Pictures"
+
+
+#: The HTML document's title of each figure, by its kind in the report's "figures" (dsc.report.pictures).
+HTML_TITLES = {"results": "Results per configuration", "samples": "Real and synthetic images per class",
+               "confusion": "Confusion matrices", "embedding": "Embedding map"}
+
+
+def html_figures(full: dict[str, Any]) -> list[tuple[str, Path]]:
+    """(title, path) of the figures a report drew (``full["figures"]``, see dsc.report.pictures), for the HTML
+    document to embed; shared by ``dsc report`` and ``dsc study``."""
+    return [(HTML_TITLES.get(str(f.get("kind")), str(f.get("title"))), Path(f["path"]))
+            for f in full.get("figures") or []]
 
 
 def report(
@@ -125,7 +137,6 @@ def report(
     written = draw_figures(full, result, results=results_figure, samples=samples, confusion=confusion,
                            embedding_map=embedding_map, embedding_run=embedding_run, data=data,
                            synthetic=list(synthetic or []), seed=settings.seed)
-    pictures = list(written)   # every picture made above; the HTML embeds them
     if markdown is not None:
         from dsc.report.export import write_markdown
 
@@ -134,11 +145,8 @@ def report(
         from dsc.provenance import command_line
         from dsc.report.export import write_html
 
-        titles = {results_figure: "Results per configuration", samples: "Real and synthetic images per class",
-                  confusion: "Confusion matrices", embedding_map: "Embedding map"}
-        figures = [(titles.get(p) or p.stem.replace("-", " ").capitalize(), p) for p in pictures]
         written.append(write_html(html, sections, warnings, report=full, runs=result.runs if result else (),
-                                  figures=figures, command=command_line()))
+                                  figures=html_figures(full), command=command_line()))
     if written:
         full["written"] = [str(p) for p in written]
     if json_:
