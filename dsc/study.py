@@ -11,7 +11,8 @@ not also get more training (docs/training.md#training-budget).
 The study file has a ``[study]`` table (inputs, seeds, which methods and variants) and optional
 ``[train]`` (settings shared by pretrain and baseline), ``[pretrain]``, ``[baseline]``, ``[probe]`` and
 ``[report]`` tables with the same keys as those commands' settings sections. Study values override
-``dsc.toml`` and ``DSC_...`` environment values; each run's seed comes from ``seeds``.
+``dsc.toml`` and ``DSC_...`` environment values; each run's seed comes from ``seeds``. ``[report]`` may also
+name the pictures the report draws (``PICTURES``: ``dsc report``'s picture options as keys).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ VARIANTS = ("none", "normal", "ood", "normal+ood")
 USES = {"none": (False, False), "normal": (True, False), "ood": (False, True), "normal+ood": (True, True)}
 BUDGETS = ("steps", "images", "epochs")
 SECTIONS = ("study", "train", "pretrain", "baseline", "probe", "report")
+#: [report] keys naming the pictures the study's report draws, with the `dsc study` / `dsc report` option of each.
+PICTURES = {"results_figure": "--results-figure", "samples": "--samples", "confusion": "--confusion",
+            "embedding_map": "--embedding-map", "embedding_run": "--embedding-run"}
 
 
 class StudySpec(BaseModel):
@@ -65,6 +69,23 @@ class StudySpec(BaseModel):
         if len(set(v)) != len(v):
             raise ValueError("seeds must be distinct")
         return v
+
+
+class Pictures(BaseModel):
+    """The pictures the study's report draws (``[report]`` keys, or ``dsc study`` options that override them);
+    relative paths are relative to the working directory, like every path of the study file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    results_figure: Path | None = None
+    samples: Path | None = None
+    confusion: Path | None = None
+    embedding_map: Path | None = None
+    embedding_run: str | None = None
+
+    def paths(self) -> list[Path]:
+        """The figure files asked for."""
+        return [p for p in (self.results_figure, self.samples, self.confusion, self.embedding_map) if p is not None]
 
 
 @dataclass
@@ -103,6 +124,7 @@ class Study:
     probe_settings: Any = None
     probe_sources: dict[str, str] = field(default_factory=dict)
     report_settings: Any = None
+    pictures: Pictures = field(default_factory=Pictures)
     budget_notes: list[str] = field(default_factory=list)   # how each method's training budget was set
 
 
@@ -152,8 +174,12 @@ def _dirname(method: str, variant: str, seed: int) -> str:
     return f"{method}-{variant.replace('+', '-')}-s{seed}"
 
 
-def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | None = None) -> Study:
-    """Parse and validate a study file and plan its runs (every setting is checked before anything runs)."""
+def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | None = None,
+               pictures: dict[str, Any] | None = None) -> Study:
+    """Parse and validate a study file and plan its runs (every setting is checked before anything runs).
+
+    ``pictures``: values of the command's picture options (``PICTURES``), which replace the file's.
+    """
     from dsc.settings import TrainSettings
 
     doc = _read(Path(path))
@@ -162,6 +188,8 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
     except ValidationError as exc:
         msg = "; ".join(f"study.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"study file {path}: {msg}", hint="fix the [study] table") from None
+    report = dict(doc.get("report", {}))
+    figures = _pictures(report, pictures or {}, Path(path))
     if seeds:
         spec.seeds = list(dict.fromkeys(seeds))
     if output is not None:
@@ -226,8 +254,72 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
     if "supcon" in spec.methods:
         study.probe_settings, study.probe_sources = _resolve("probe", doc.get("probe", {}),
                                                              f"study file {path} [probe]", Path(path))
-    study.report_settings = _settings("report", doc.get("report", {}), f"study file {path} [report]")
+    study.report_settings = _settings("report", {k: v for k, v in report.items() if k not in PICTURES},
+                                      f"study file {path} [report]")
+    study.pictures = figures
+    _check_embedding_run(study, "--embedding-run" if (pictures or {}).get("embedding_run") is not None
+                         else f"study file {path} [report] embedding_run")
     return study
+
+
+def _pictures(report: dict[str, Any], given: dict[str, Any], study_file: Path) -> Pictures:
+    """The pictures of ``[report]`` and the command's options (which win), each figure's suffix checked
+    (.png, .pdf or .svg) so that a wrong one is refused before anything runs."""
+    from dsc.report.figures.style import figure_format
+    from dsc.settings import ReportSettings, did_you_mean
+
+    unknown = sorted(set(report) - set(ReportSettings.model_fields) - set(PICTURES))
+    if unknown:
+        keys = [*ReportSettings.model_fields, *PICTURES]
+        kinds = {"results": "results_figure", "embedding": "embedding_map"}   # as report["figures"] names them
+        raise ConfigError(f"study file {study_file} [report]: unknown key(s) "
+                          + ", ".join(f"{k}; did you mean {kinds[k]}?" if k in kinds else f"{k}{did_you_mean(k, keys)}"
+                                      for k in unknown),
+                          hint="[report] holds `dsc report` settings (dsc config show) and the pictures "
+                               + ", ".join(PICTURES))
+    given = {k: v for k, v in given.items() if v is not None}
+    origin = {k: PICTURES[k] if k in given else f"study file {study_file} [report] {k}" for k in PICTURES}
+    try:
+        pictures = Pictures.model_validate({**{k: report[k] for k in PICTURES if k in report}, **given})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"{origin[str(err['loc'][0])]}: {err['msg']} (got {err['input']!r})",
+                          hint='give a file name, e.g. results_figure = "study-out/results.png"') from None
+    for key in ("results_figure", "samples", "confusion", "embedding_map"):
+        if getattr(pictures, key) is not None:
+            try:
+                figure_format(getattr(pictures, key))
+            except InputError as exc:
+                raise InputError(f"{origin[key]}: {exc.message}", hint=exc.hint) from None
+    if pictures.embedding_run is not None and pictures.embedding_map is None:
+        raise ConfigError(f"{origin['embedding_run']} chooses the run of the embedding map, and none is asked for",
+                          hint='add embedding_map = "map.png" to [report] (or --embedding-map map.png)')
+    return pictures
+
+
+def _check_embedding_run(study: Study, origin: str) -> None:
+    """The embedding map needs a run with embeddings.h5, which only a SupCon run's probe writes: refuse a
+    chosen CE run, a name that is no run of the study (nor a folder), or a study without SupCon runs."""
+    choice = study.pictures.embedding_run
+    if study.pictures.embedding_map is None:
+        return
+    supcon = [r.name for r in study.runs if r.method == "supcon"]
+    if choice is None:
+        if not supcon:
+            raise ConfigError("the embedding map needs a SupCon run (its probe writes embeddings.h5), and the "
+                              "study has none", hint='add "supcon" to [study] methods or drop embedding_map')
+        return
+    want = Path(choice).expanduser()
+    for r in study.runs:
+        if choice == r.name or want.resolve() == r.path.resolve():
+            if r.method != "supcon":
+                raise ConfigError(f"{origin} = {choice!r} is a CE run, which has no embeddings.h5 (only a "
+                                  "SupCon run's probe writes it)",
+                                  hint=f"choose one of {', '.join(supcon) or 'none: add supcon to methods'}")
+            return
+    if not (want.is_dir() or (study.spec.output / choice).is_dir()):
+        raise ConfigError(f"{origin} = {choice!r} is none of the study's runs",
+                          hint=f"SupCon runs (with embeddings.h5): {', '.join(supcon) or 'none'}")
 
 
 def check_inputs(study: Study) -> None:

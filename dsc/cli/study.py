@@ -4,11 +4,13 @@ of a method with the same training budget), then report."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from dsc.cli.common import Force, JsonFlag, print_json, split_csv
+
+_P = "Pictures (replace those the study file names)"
 
 
 def study(
@@ -23,8 +25,24 @@ def study(
     report: Annotated[bool, typer.Option("--report/--no-report", help="End with the report (default).")] = True,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown.",
                                                   show_default=False)] = None,
-    html: Annotated[Path | None, typer.Option("--html", help="Also write the report as HTML.",
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the report as one self-contained HTML "
+                                              "file (tables; the pictures embedded).",
                                               show_default=False)] = None,
+    results_figure: Annotated[Path | None, typer.Option(
+        "--results-figure", help="Figure (.png, .pdf or .svg by suffix): per configuration the primary metric's "
+        "mean, interval and seeds, baseline marked.", rich_help_panel=_P, show_default=False)] = None,
+    samples: Annotated[Path | None, typer.Option(
+        "--samples", help="Figure per class: real | normal synthetic | OOD synthetic images of the study's stores.",
+        rich_help_panel=_P, show_default=False)] = None,
+    confusion: Annotated[Path | None, typer.Option(
+        "--confusion", help="Figure: the confusion matrix of each configuration (summed over seeds), 3 per row.",
+        rich_help_panel=_P, show_default=False)] = None,
+    embedding_map: Annotated[Path | None, typer.Option(
+        "--embedding-map", help="Figure: 2-D PCA of a SupCon run's test features (embeddings.h5).",
+        rich_help_panel=_P, show_default=False)] = None,
+    embedding_run: Annotated[str | None, typer.Option(
+        "--embedding-run", help="Run of --embedding-map, e.g. supcon-normal-s0 (default: the first with "
+        "embeddings.h5).", rich_help_panel=_P, show_default=False)] = None,
     force: Force = False,
     json_: JsonFlag = False,
 ) -> None:
@@ -34,9 +52,11 @@ def study(
     from dsc.outputs import check_output
     from dsc.study import check_inputs, execute, load_study, plan, plan_rows
 
-    spec = plan(load_study(file, seeds=split_csv(seeds, int), output=output), force=force)
+    pictures = {"results_figure": results_figure, "samples": samples, "confusion": confusion,
+                "embedding_map": embedding_map, "embedding_run": embedding_run}
+    spec = plan(load_study(file, seeds=split_csv(seeds, int), output=output, pictures=pictures), force=force)
     check_inputs(spec)  # every input of every run, before anything runs (--dry-run too)
-    for path in (markdown, html):
+    for path in (markdown, html, *spec.pictures.paths()):
         if path is not None:
             check_output(path, force=True)
     if dry_run:
@@ -65,27 +85,51 @@ def study(
             skipped = sum(r.action == "skip" for r in spec.runs)
             done = f"{count(len(spec.runs), 'run')} finished" + (f" ({skipped} already complete)" if skipped else "")
             out.print(f"{done} in {spec.spec.output}/; `dsc report {spec.spec.output}` prints the report",
-                      highlight=False)
+                      highlight=False, markup=False)
+            if spec.pictures.paths():   # asked for, not drawn: say how to get them
+                out.print(f"no pictures drawn ({', '.join(map(str, spec.pictures.paths()))}): `dsc study {file}` "
+                          "without --no-report draws them and skips the complete runs", highlight=False,
+                          markup=False)
         return
     from dsc.report import make_report
     from dsc.report.table import render
 
     result = make_report([spec.spec.output], spec.report_settings)
+    written = _draw(spec, result)
     if markdown is not None:
         from dsc.report.export import write_markdown
 
-        write_markdown(markdown, result.sections, result.warnings)
+        written.append(write_markdown(markdown, result.sections, result.warnings))
     if html is not None:
+        from dsc.cli.report import html_figures
         from dsc.provenance import command_line
         from dsc.report.export import write_html
 
-        write_html(html, result.sections, result.warnings, report=result.report, runs=result.runs,
-                   command=command_line())
+        written.append(write_html(html, result.sections, result.warnings, report=result.report,
+                                  runs=result.runs, figures=html_figures(result.report), command=command_line()))
+    if written:
+        result.report["written"] = [str(p) for p in written]
     if json_:
         print_json(result.report | {"failed": [{"run": str(r.path), "error": e} for r, e in failures]})
         return
     render(result.sections, out)
+    for p in written:
+        out.print(f"wrote {p}", highlight=False, markup=False)   # a path is not markup
     if failures:
         from dsc.console import err
 
         err.print(f"[yellow]{len(failures)} run(s) failed:[/] " + ", ".join(r.name for r, _ in failures))
+
+
+def _draw(spec: Any, result: Any) -> list[Path]:
+    """Draw the study's pictures as `dsc report` does (listed in the report's "figures"); their paths."""
+    pictures = spec.pictures
+    if not pictures.paths():
+        return []
+    from dsc.report.pictures import draw_figures
+
+    study = spec.spec
+    return draw_figures(result.report, result, results=pictures.results_figure, samples=pictures.samples,
+                        confusion=pictures.confusion, embedding_map=pictures.embedding_map,
+                        embedding_run=pictures.embedding_run, data=study.data,
+                        synthetic=[*study.synthetic, *study.ood], seed=spec.report_settings.seed)
