@@ -1,8 +1,10 @@
 """``dsc augment``: synthetic variants of real images, in-distribution (positives) or OOD (negatives).
 
 The job: choose source images (one split, optional classes, seeded few-shot), plan every synthetic image
-(source row, variant, seed, strength, prompt), then generate in batches with ``dsc.diffusion.generate`` and
-append each batch to ``AUG.h5.partial`` (flushed), so ``--resume`` continues after Ctrl-C or ``kill -9``.
+(source row, variant, seed, strength, prompt), then generate in batches with ``dsc.diffusion.generate``.
+Each finished batch is saved atomically as a shard in ``AUG.h5.shards/``, so ``--resume`` continues after
+Ctrl-C or ``kill -9``; at the end the shards are merged in row order into the store (``.partial``, then
+renamed).
 The plan is a pure function of the settings and DATA.h5: image k is the same whatever the batch size
 or the number of interruptions (one generator per image, seeded from (seed, mode, OOD strategy, source
 index, variant), so a normal and an OOD store made with the same ``--seed`` never share an image).
@@ -20,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from dsc.console import plural
+from dsc import interrupts
+from dsc.console import count, plural
 from dsc.errors import ConfigError, InputError, Interrupted, MismatchError, OutputExistsError, ResourceError
 from dsc.outputs import check_output
 from dsc.provenance import Timings, json_hash, provenance
@@ -268,7 +271,8 @@ def _check_inputs(store: Any, s: AugmentSettings) -> list[int]:
     if s.classes:
         unknown = [c for c in s.classes if c not in names]
         if unknown:
-            raise InputError(f"unknown class(es) {', '.join(unknown)} in {store.path}",
+            raise InputError(f"unknown {plural(len(unknown), 'class', 'classes')} {', '.join(unknown)} in "
+                             f"{store.path}",
                              hint=f"classes are: {', '.join(names)}")
         class_ids = [names.index(c) for c in s.classes]
     else:
@@ -430,7 +434,7 @@ class AugmentJob:
                               steps=self.s.steps, guidance=self.s.guidance, inpaint=self.inpaint)
         except (RuntimeError, MemoryError) as exc:
             if isinstance(exc, MemoryError) or _oom(exc):
-                raise ResourceError(f"out of memory generating a batch of {len(batch)} images on "
+                raise ResourceError(f"out of memory generating a batch of {count(len(batch), 'image')} on "
                                     f"{self.components.device}",
                                     hint=f"rerun with a smaller --batch-size (e.g. {max(1, len(batch) // 2)}) "
                                          "and --resume") from None
@@ -600,8 +604,8 @@ def _assemble(job: AugmentJob, folder: Path, output: Path, force: bool, timings:
                 grp.create_dataset(name, data=values)
             grp.attrs["count"] = len(rejected["score"])
             if len(rejected["score"]) == len(job.plan):
-                log.warning("the filter rejected all %d images (%s); the store has no samples",
-                            len(job.plan), job.filter_rule)
+                log.warning("the filter rejected %s (%s); the store has no samples",
+                            "the only image" if len(job.plan) == 1 else f"all {len(job.plan)} images", job.filter_rule)
             per_class = {name: {"accepted": row["images"], "rejected": row["rejected"]}
                          for name, row in summary.items()}
             writer.set_attrs(filter={**job.filter_attrs(), "accepted": int(sum(len(v) for v in keep["is_ood"])),
@@ -640,7 +644,7 @@ def _run_augment(data: Path, output: Path, settings: AugmentSettings, sources: d
     import json
 
     from dsc import distributed as D
-    from dsc.outputs import OutputLock, atomic_write_json, remove
+    from dsc.outputs import OutputLock, atomic_write_json, claim, remove
 
     output = Path(output)
     folder = shard_dir(output)
@@ -653,6 +657,7 @@ def _run_augment(data: Path, output: Path, settings: AugmentSettings, sources: d
             raise OutputExistsError(f"{output} is already complete",
                                     hint="nothing to resume; pass --force to recreate it")
         job = AugmentJob(data, settings, sources)
+        claim(folder)  # a failure before the first batch leaves no AUG.h5.shards/ holding only plan.json
     s = job.s
     start_time = time.perf_counter()
     lock = OutputLock(folder)  # one writer per output: a second command on the same AUG.h5 is refused
@@ -684,6 +689,9 @@ def _run_augment(data: Path, output: Path, settings: AugmentSettings, sources: d
             for a, b, _ in _shards(folder):  # a shard saved just before the Ctrl-C counts too
                 covered[a:min(b, total)] = True
             kept = int(covered.sum())
+            if kept == 0 and not resumed:  # the empty shards folder is removed on the way out
+                raise Interrupted(f"no image was finished (0 of {total})",
+                                  hint="rerun the same command to start again") from None
             raise Interrupted(f"{kept} of {total} {plural(total, 'image')} kept in {folder}/",
                               hint="rerun the same command with --resume to generate the other "
                                    f"{total - kept}") from None
@@ -740,7 +748,7 @@ def _generate(job: AugmentJob, folder: Path, covered: np.ndarray, show_progress:
         covered[a:min(b, total)] = True
     done = int(covered.sum())
     if done:
-        log.info("resuming: %d of %d images already generated in %s", done, total, folder)
+        log.info("resuming: %d of %s already generated in %s", done, count(total, "image"), folder)
     world, rank = D.world_size(), D.rank()
     slots = [slot for k, slot in enumerate(range(0, total, s.batch_size)) if k % world == rank]
     mine = sum(min(slot + s.batch_size, total) - slot for slot in slots)
@@ -755,6 +763,7 @@ def _generate(job: AugmentJob, folder: Path, covered: np.ndarray, show_progress:
             if not rows:
                 continue
             for start, stop in _runs(rows):
+                interrupts.check()  # a swallowed Ctrl-C stops here: the shards kept so far are resumable
                 batch = job.plan[start:stop]
                 t0 = time.perf_counter()
                 with job.timings.stage("generate"):
@@ -772,6 +781,7 @@ def _generate(job: AugmentJob, folder: Path, covered: np.ndarray, show_progress:
                 bar.advance(task, stop - start)
                 if on_batch is not None:
                     on_batch(int(covered.sum()), total)
+    interrupts.check()  # never assemble a store after a Ctrl-C
     gen = job.timings.get("generate", 0.0)
     rate = generated_here / gen if gen else 0.0
     rate = sum(D.gather_objects(rate))  # images/s of all processes together

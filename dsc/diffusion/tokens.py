@@ -169,7 +169,8 @@ class TokenManifest:
         missing = [c for c in class_names if c not in self.classes]
         absent = [c for c in class_names if c in self.classes and not self.file(c).is_file()]
         if missing:
-            raise InputError(f"{self.directory} has no token for {len(missing)} class(es): {', '.join(missing)}",
+            what = "class" if len(missing) == 1 else "classes"
+            raise InputError(f"{self.directory} has no token for {len(missing)} {what}: {', '.join(missing)}",
                              hint="run `dsc invert` for these classes (--classes a,b and --resume on the same "
                                   "output), or pass --classes to generate only classes that have tokens")
         if absent:

@@ -17,7 +17,7 @@ def _fails(res, *needles: str) -> None:
 def test_class_without_token_file_lists_the_missing_classes(run_dsc, data_h5, tiny_components, tmp_path):
     tokens = write_tokens(tmp_path / "T", tiny_components, CLASSES[:1])
     res = run_dsc("augment", data_h5, "--tokens", tokens, *FAST, "-o", tmp_path / "a.h5")
-    _fails(res, "no token for 2 class(es): bolt, brake_caliper")
+    _fails(res, "no token for 2 classes: bolt, brake_caliper")
     assert not (tmp_path / "a.h5").exists() and not (tmp_path / "a.h5.partial").exists()
 
 
@@ -42,7 +42,7 @@ def test_dafusion_without_tokens(run_dsc, data_h5, tmp_path):
     (["--strength", "0.5,1.0", "--strength-probs", "1.0"], "one probability per --strength"),
     (["--per-image", "0"], "per_image"),
     (["--resolution", "30"], "multiple of 8"),
-    (["--classes", "gear,wheel"], "unknown class(es) wheel"),
+    (["--classes", "gear,wheel"], "unknown class wheel"),
     (["--scheduler", "magic"], "unknown scheduler"),
 ])
 def test_bad_values(run_dsc, data_h5, tmp_path, args, needle):
