@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -13,8 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.status import Status
 from rich.table import Column
 from rich.text import Text
-
-T = TypeVar("T")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)  # errors stay on one line in logs and pipes
@@ -130,12 +127,3 @@ def progress(unit: str = "it", transient: bool = False) -> Progress:
         TextColumn("{task.fields[status]}", table_column=_one_line()),
         console=err, transient=transient,
     )
-
-
-def track(items: Iterable[T], description: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
-    """Iterate with a progress bar."""
-    with progress(unit) as bar:
-        task = bar.add_task(description, total=total, status="")
-        for item in items:
-            yield item
-            bar.advance(task)

@@ -284,9 +284,6 @@ class ResolvedSettings:
     def section(self, name: str) -> Any:
         return getattr(self.settings, name)
 
-    def section_json(self, name: str) -> dict[str, Any]:
-        return getattr(self.settings, name).model_dump(mode="json")
-
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}

@@ -1,6 +1,7 @@
 """Evaluation suite: classification metrics, corruption robustness, OOD detection, feature extraction.
 
-Used by `dsc probe` and `dsc baseline` (and `dsc report --evaluate`). See docs/evaluation.md.
+Used by `dsc probe` and `dsc baseline` (metrics on the test split); `dsc report` and `dsc study` use its
+feature extraction and split selection. See docs/evaluation.md.
 """
 
 from dsc.evaluate.metrics import (

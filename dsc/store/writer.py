@@ -120,9 +120,6 @@ class StoreWriter:
     def __len__(self) -> int:
         return int(self.samples["digest"].shape[0])
 
-    def has_column(self, name: str) -> bool:
-        return name in self.samples
-
     def create_column(self, name: str, shape: tuple[int, ...], dtype: Any, *, chunk_rows: int | None = None,
                       compress: bool | None = None) -> None:
         """A resizable column with rows of ``shape``. Images: ``chunk_rows=1`` and compression."""
