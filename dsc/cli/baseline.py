@@ -100,10 +100,13 @@ def baseline(
                        negatives_fraction=negatives_fraction, ood_loss=ood_loss, ood_weight=ood_weight,
                        corruptions=corruptions, augmentation=augmentation, workers=workers, amp=amp,
                        channels_last=channels_last, knn_k=knn_k)
-    check_backbone_early(resolved, "baseline")
+    check_backbone_early(resolved, "baseline", json_)
     import json
 
-    from dsc.train.baseline import baseline as run_baseline
+    from dsc import console
+
+    with console.status("importing torch…"):
+        from dsc.train.baseline import baseline as run_baseline
 
     sources = {k.split(".", 1)[1]: v for k, v in resolved.sources.items() if k.startswith("baseline.")}
     result = run_baseline(data, output, resolved.section("baseline"), synthetic=synthetic or [],

@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from dsc import __version__
 from dsc.cli.common import State
-from dsc.console import err, setup_logging
+from dsc.console import err, setup_logging, spinners
 
 log = logging.getLogger("dsc")
 #: The click that typer runs on (its own copy since typer 0.26, the click package before).
@@ -74,6 +74,7 @@ def root(
     State.config = config
     State.debug = debug or os.environ.get("DSC_DEBUG", "") in {"1", "true", "yes"}
     setup_logging("WARNING" if quiet else "INFO", debug=State.debug)
+    spinners(not quiet)  # a command's --json turns them off too
     if ctx.invoked_subcommand in COMPUTING:
         from dsc.threads import configure
 

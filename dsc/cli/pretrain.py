@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from dsc import console
 from dsc.cli.checks import require
 from dsc.cli.common import Force, JsonFlag, Resume, print_json, resolve
 
@@ -87,12 +88,16 @@ def require_inputs(data: Path, synthetic: list[Path] | None, negatives: list[Pat
     require("--checkpoint", checkpoint)
 
 
-def check_backbone_early(resolved: Any, section: str) -> None:
-    """An unknown backbone plugin or model, or missing cached weights, fail now: before the data is read."""
+def check_backbone_early(resolved: Any, section: str, json_: bool = False) -> None:
+    """An unknown backbone plugin or model, or missing cached weights, fail now: before the data is read.
+    (Turns the start-up spinners off under --json: its output is for programs.)"""
     from dsc.backbones import check_backbone
 
+    if json_:
+        console.spinners(False)
     s = resolved.section(section)
-    check_backbone(s.backbone, pretrained=s.pretrained and not s.checkpoint)
+    with console.status(f"checking backbone {s.backbone}…"):  # imports the plugin's library (timm: seconds)
+        check_backbone(s.backbone, pretrained=s.pretrained and not s.checkpoint)
     require("--checkpoint", s.checkpoint)  # also one set in dsc.toml or the environment
 
 
@@ -112,6 +117,16 @@ def warn_unused_ood(resolved: Any, section: str, negatives: list[Path] | None, k
                                              getattr(s, key), source)
 
 
+def training_speed(metrics: list[dict[str, Any]]) -> float | None:
+    """Images per second through the training steps (validation excluded) over the rounds in ``metrics``."""
+    seen, images, seconds = 0, 0, 0.0
+    for row in metrics:
+        drawn, seen = int(row.get("images_seen") or 0) - seen, int(row.get("images_seen") or 0)
+        if row.get("images_per_s"):
+            images, seconds = images + drawn, seconds + drawn / row["images_per_s"]
+    return images / seconds if seconds else None
+
+
 def run_summary(result: Any, json_: bool, extra: dict[str, Any] | None = None) -> None:
     from dsc.console import out
 
@@ -125,15 +140,22 @@ def run_summary(result: Any, json_: bool, extra: dict[str, Any] | None = None) -
     if json_:
         print_json(doc)
         return
+    from dsc.console import count
+
     val = f"{result.best_val:.4f}" if result.best_val is not None else "n/a"
+    epochs = count(result.epochs, "epoch")
     if noop:
-        out.print(f"{result.run_dir} is already complete ({result.epochs} epochs, best epoch {result.best_epoch}, "
-                  f"val {val}); nothing to resume, no file changed (pass --force to train it again)")
+        out.print(f"{result.run_dir} is already complete ({epochs}, best epoch {result.best_epoch}, "
+                  f"val {val}); nothing to resume, no file changed (pass --force to train it again)",
+                  highlight=False, markup=False)
         return
-    out.print(f"{result.run_dir}: {result.status}, {result.epochs} epochs ({result.optimizer_steps} steps, "
-              f"{result.images_seen} images), best epoch {result.best_epoch} "
-              f"(val {val}), {result.timings.get('train', 0):.1f}s training"
-              + "".join(f", {k} {v}" for k, v in (extra or {}).items()))
+    seconds = sum(v for v in result.timings.values() if isinstance(v, int | float))
+    speed = training_speed(result.metrics)
+    rate = f"training {speed:,.1f} images/s, " if speed else ""
+    out.print(f"{result.run_dir}: {result.status}, {epochs} ({count(result.optimizer_steps, 'step')}, "
+              f"{count(result.images_seen, 'image')}), best epoch {result.best_epoch} (val {val})"
+              + "".join(f", {k} {v}" for k, v in (extra or {}).items()) + f"; {rate}{seconds:.1f} s in all",
+              highlight=False, markup=False)
 
 
 def pretrain(
@@ -197,9 +219,10 @@ def pretrain(
                        synthetic_probability=synthetic_probability, negatives_fraction=negatives_fraction,
                        ood_policy=ood_policy, ood_weight=ood_weight, augmentation=augmentation, workers=workers,
                        amp=amp, channels_last=channels_last, knn_k=knn_k)
-    check_backbone_early(resolved, "pretrain")
+    check_backbone_early(resolved, "pretrain", json_)
     warn_unused_ood(resolved, "pretrain", negatives, ("ood_policy", "ood_weight", "negatives_fraction"))
-    from dsc.train.pretrain import pretrain as run_pretrain
+    with console.status("importing torch…"):
+        from dsc.train.pretrain import pretrain as run_pretrain
 
     sources = {k.split(".", 1)[1]: v for k, v in resolved.sources.items() if k.startswith("pretrain.")}
     result = run_pretrain(data, output, resolved.section("pretrain"), synthetic=synthetic or [],

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from dsc import console, interrupts
+from dsc.console import count
 from dsc.data.samplers import BatchPlan, VariantIndex
 from dsc.data.stores import ImageSet, TrainingInputs, load_real, load_synthetic, open_inputs
 from dsc.data.views import ViewMaker
@@ -265,7 +267,9 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
                 info = run.check_resume(command, sjson, record)
                 if info.get("status") == "complete":  # nothing to resume: leave every file as it is
                     return _already_complete(run, info, env.main)
-            data = load_data(inputs, settings, use_negatives=use_negatives)
+            with console.status(f"reading {_stores_read(data_path, synthetic, negatives, use_negatives)} "
+                                f"at {settings.image_size} px…"):
+                data = load_data(inputs, settings, use_negatives=use_negatives)
         with torch.random.fork_rng(devices=[env.device] if env.device.type == "cuda" else []):
             torch.manual_seed(settings.seed + 2)
             return _fit(task_factory, command, settings, sources, env, run, data, record, resuming, timings,
@@ -273,6 +277,12 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
     finally:
         lock.release()
         D.teardown(env)
+
+
+def _stores_read(data: Path, synthetic: Sequence[Path], negatives: Sequence[Path], use_negatives: bool) -> str:
+    """``data.h5`` or ``data.h5 and 2 more stores`` (for the loading spinner)."""
+    more = len(synthetic) + (len(negatives) if use_negatives else 0)
+    return Path(data).name + (f" and {count(more, 'more store')}" if more else "")
 
 
 def with_image_size(settings: TrainSettings, sources: dict[str, str], data: Any
@@ -296,7 +306,8 @@ def _already_complete(run: RunDir, info: dict[str, Any], main: bool) -> Result:
 
 def _fit(task_factory, command, settings, sources, env, run, data, record, resuming, timings, stop_after,
          extra_info) -> Result:
-    backbone = build_backbone(settings, settings.seed)
+    with console.status(f"building {settings.backbone} at {settings.image_size} px…"):
+        backbone = build_backbone(settings, settings.seed)
     task: Task = task_factory(backbone, data, settings)
     net = task.net.to(env.device)
     if settings.channels_last:  # also on CPU: oneDNN is faster in NHWC for depthwise nets (1.45x mobilenetv3)
@@ -352,11 +363,12 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                    "budget": budget.record(), "augmentation": augmentation, **extra_info})
     D.barrier(env)
     if env.main:
-        log.info("%s: %d train images (%d real), %d negatives, %d val; %d steps/epoch, %d negatives per batch; "
-                 "budget %d %s: %d steps, %d images, %.2f passes over the positives, in %d %ss", command,
-                 data.n_pos, data.n_real, len(data.pool) - data.n_pos, len(data.val), budget.steps_per_pass,
-                 plan.n_neg, budget.value, budget.kind, total_steps, budget.images_for(total_steps),
-                 budget.passes_for(total_steps), budget.rounds, unit)
+        log.info("%s: %s (%d real), %s, %d val; %s per pass, %s per batch; budget %s: %s, %s, "
+                 "%.2f passes over the positives, in %s", command, count(data.n_pos, "train image"), data.n_real,
+                 count(len(data.pool) - data.n_pos, "negative"), len(data.val), count(budget.steps_per_pass, "step"),
+                 count(plan.n_neg, "negative"), count(budget.value, budget.kind.rstrip("s")),
+                 count(total_steps, "step"), count(budget.images_for(total_steps), "image"),
+                 budget.passes_for(total_steps), count(budget.rounds, unit))
 
     metrics = run.read_metrics() if resuming else []
     status = "complete"
@@ -377,6 +389,7 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                 model.train()
                 batches = stream.take(budget.round_ends[epoch - 1] - step)
                 for size, prepared, wait in _prepared(task, batches, ctx):
+                    interrupts.check()  # a Ctrl-C that something swallowed stops the run here
                     lr = lr_at(step, total_steps, warmup_steps, settings.lr)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
@@ -393,11 +406,14 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                     n_images += size
                     images_seen += size
                     step += 1
-                    bar.update(task_id, advance=size, status=f"{unit} {epoch}/{budget.rounds} "
-                                                                   f"loss {value:.4f}")
+                    bar.update(task_id, advance=size, status=_bar_status(unit, epoch, budget.rounds,
+                                                                         loss_sum / n_steps))
                 train_time = time.perf_counter() - t0
+                interrupts.check()
                 val = task.validate(ctx)
                 loss_epoch = float(D.all_reduce_sum(torch.tensor([loss_sum / max(n_steps, 1)], device=env.device), env)[0]) / env.world
+                # the bar ends the round on its mean loss (as metrics.jsonl has it), not on the last batch's
+                bar.update(task_id, status=_bar_status(unit, epoch, budget.rounds, loss_epoch))
                 row = {"epoch": epoch, "step": step, "images_seen": images_seen, "loss": round(loss_epoch, 6),
                        "lr": lr,
                        "images_per_s": round(n_images / max(train_time, 1e-9), 2),
@@ -425,9 +441,11 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                     rng = {**stream_tensors, "torch": torch.get_rng_state(),
                            **{f"augment{r}": state for r, state in enumerate(aug_states)}}
                     save_checkpoint(run.path, "last", parts, state, optimizer=optimizer, rng=rng)
-                    log.info("%s %d: step %d, loss %.4f, %s %.4f, %.1f img/s, data wait %.0f%%", unit, epoch, step,
-                             loss_epoch, task.val_key, val, row["images_per_s"], 100 * row["data_wait_share"])
+                    log.info("%s %d: step %d, loss %.4f, %s %.4f, training %.1f images/s, data wait %.0f%%", unit,
+                             epoch, step, loss_epoch, task.val_key, val, row["images_per_s"],
+                             100 * row["data_wait_share"])
                 D.barrier(env)
+            interrupts.check()  # never mark a run complete after a Ctrl-C
         except DivergedError as exc:
             if env.main:
                 run.finish("failed", dict(timings, train=round(time.perf_counter() - t_start, 3)), error=str(exc),
@@ -447,6 +465,10 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
         t_eval = time.perf_counter()
         task.finish(ctx, run, result)
         result.timings["evaluate"] = round(time.perf_counter() - t_eval, 3)
+    if interrupts.interrupted():  # a Ctrl-C swallowed during the evaluation: the run is not complete
+        if env.main:
+            run.update(status="interrupted", error="KeyboardInterrupt", **_done(step, images_seen, budget))
+        interrupts.check()
     if env.main:
         prev = read_run_info(run.path).get("timings", {}) if resuming else {}
         merged = {k: round(prev.get(k, 0.0) + v, 3) for k, v in result.timings.items()}
@@ -454,6 +476,11 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                    best_val=result.best_val, epochs_done=epoch if status == "complete" else epoch - 1,
                    **_done(step, images_seen, budget))
     return result
+
+
+def _bar_status(unit: str, epoch: int, rounds: int, loss: float) -> str:
+    """The progress bar's status: ``epoch 3/10 loss 1.2345``; the loss is the mean of the round so far."""
+    return f"{unit} {epoch}/{rounds} loss {loss:.4f}"
 
 
 def _done(step: int, images_seen: int, budget: Any) -> dict[str, Any]:
