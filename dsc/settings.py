@@ -369,17 +369,23 @@ def _env_layer(env: dict[str, str] | None, errors: dict[str, tuple[str, str | No
     return _parse_env({k: v for k, v in environ.items() if k not in bad}) or {}
 
 
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source reading a given mapping instead of ``os.environ``."""
+
+    def __init__(self, environ: dict[str, str]) -> None:
+        self._environ = environ
+        super().__init__(DscSettings)
+
+    def _load_env_vars(self) -> dict[str, str | None]:
+        return {k if self.case_sensitive else k.lower(): v for k, v in self._environ.items()}
+
+
 def _parse_env(environ: dict[str, str]) -> dict[str, Any] | None:
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(environ)
+    """The nested values of ``environ``'s ``DSC_`` variables (never reads or changes ``os.environ``)."""
     try:
-        return EnvSettingsSource(DscSettings)()
+        return _MappingEnvSource(environ)()
     except SettingsError:
         return None
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _check_sections(merged: dict[str, Any], origin: dict[str, str],
