@@ -13,12 +13,11 @@ SupContrast's probe uses the encoder output before the projection head, not norm
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from dsc import console
 from dsc.arms import arm_label
 from dsc.errors import InputError, MismatchError
 from dsc.evaluate.features import extract_features, normalisation, resolve_device
+from dsc.evaluate.linear import fit_linear
 from dsc.evaluate.suite import (
     EvalOptions,
     evaluate_classifier,
@@ -177,10 +178,11 @@ def _write_embeddings(path: Path, sets: dict[str, FeatureSet], stores: dict[str,
 
 def embed(backbone: Any, required: dict[str, tuple[Store, np.ndarray]], path: Path, *, cache_key: str,
           image_size: int, settings: ProbeSettings, data: Store, attrs: dict[str, Any], force: bool
-          ) -> tuple[dict[str, FeatureSet], bool]:
+          ) -> tuple[dict[str, FeatureSet], bool, int]:
     """Feature sets for ``required``: read from ``path`` when valid, computed (and the file rewritten) else.
 
-    Returns (sets, reused) where ``reused`` is True when nothing had to be computed.
+    Returns (sets, reused, computed) where ``reused`` is True when nothing had to be computed and
+    ``computed`` is the number of images encoded now.
     """
     cached = {} if force else _read_embeddings(path, cache_key)
     for key, (_store, rows) in required.items():  # empty sets (no val split, say) are never stored
@@ -189,7 +191,7 @@ def embed(backbone: Any, required: dict[str, tuple[Store, np.ndarray]], path: Pa
     missing = [k for k in required if k not in cached]
     if not missing:
         log.info("reusing features from %s", path)
-        return {k: cached[k] for k in required}, True
+        return {k: cached[k] for k in required}, True, 0
     mean, std = normalisation(backbone.data_config)
     for key in missing:
         store, rows = required[key]
@@ -207,96 +209,7 @@ def embed(backbone: Any, required: dict[str, tuple[Store, np.ndarray]], path: Pa
 
     if D.is_main():
         _write_embeddings(path, keep, stores, data=data, attrs=attrs)
-    return {k: cached[k] for k in required}, False
-
-
-# ------------------------------------------------------------------------------------------ training
-def _init_linear(dim: int, n_classes: int, gen: torch.Generator) -> nn.Linear:
-    """A linear layer initialised like nn.Linear, but from an explicit generator."""
-    layer = nn.Linear(dim, n_classes)
-    bound = 1.0 / max(dim, 1) ** 0.5
-    with torch.no_grad():
-        layer.weight.copy_((torch.rand(layer.weight.shape, generator=gen) * 2 - 1) * bound)
-        layer.bias.copy_((torch.rand(layer.bias.shape, generator=gen) * 2 - 1) * bound)
-    return layer
-
-
-def _top1(head: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    if len(y) == 0:
-        return float("nan")
-    with torch.no_grad():
-        return float((head(x).argmax(1) == y).float().mean())
-
-
-def train_linear(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
-                 n_classes: int, settings: ProbeSettings) -> tuple[nn.Linear, int, float, list[dict[str, Any]]]:
-    """Train a linear probe; return (best-by-val head, its epoch, its val top-1, per-epoch history).
-
-    Mini-batch SGD (momentum 0.9) with a cosine learning-rate schedule over ``settings.epochs``; shuffling
-    and initialisation come from a generator seeded with ``settings.seed``. Ties keep the earliest epoch.
-    Without validation rows the last epoch is kept.
-    """
-    dev = resolve_device(settings.device)
-    if dev.type == "cpu":
-        with _single_thread():
-            return _train_linear(train_x, train_y, val_x, val_y, n_classes, settings, dev)
-    return _train_linear(train_x, train_y, val_x, val_y, n_classes, settings, dev)
-
-
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    """One intra-op thread for the duration (restored after): a linear layer on a few thousand
-    features gains nothing from threads, and on a busy CPU extra threads made it 10-30x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _train_linear(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
-                  n_classes: int, settings: ProbeSettings, dev: torch.device
-                  ) -> tuple[nn.Linear, int, float, list[dict[str, Any]]]:
-    gen = torch.Generator().manual_seed(settings.seed)
-    head = _init_linear(train_x.shape[1], n_classes, gen).to(dev)
-    opt = torch.optim.SGD(head.parameters(), lr=settings.lr, momentum=0.9, weight_decay=settings.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.epochs)
-    x, y = train_x.to(dev), train_y.to(dev)
-    vx, vy = val_x.to(dev), val_y.to(dev)
-    has_val = len(vy) > 0
-    if not has_val:
-        log.warning("no validation rows: keeping the last probe epoch (no model selection)")
-    best_state, best_epoch, best_val = None, 0, -1.0
-    history = []
-    loss_fn = nn.CrossEntropyLoss()
-    for epoch in range(1, settings.epochs + 1):
-        head.train()
-        order = torch.randperm(len(y), generator=gen).to(dev)
-        total = 0.0
-        for start in range(0, len(y), settings.batch_size):
-            idx = order[start:start + settings.batch_size]
-            loss = loss_fn(head(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        lr = opt.param_groups[0]["lr"]
-        sched.step()
-        head.eval()
-        val_top1 = _top1(head, vx, vy)
-        history.append({"epoch": epoch, "loss": round(total / max(len(y), 1), 6), "lr": lr,
-                        "train_top1": round(_top1(head, x, y), 6),
-                        "val_top1": None if not has_val else round(val_top1, 6)})
-        if not np.isfinite(total):
-            raise InputError("the probe's loss became NaN/inf", hint="lower --lr")
-        if (has_val and val_top1 > best_val) or (not has_val and epoch == settings.epochs):
-            best_val, best_epoch = val_top1, epoch
-            best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
-    assert best_state is not None  # at least one epoch ran (epochs >= 1 is validated)
-    head.load_state_dict(best_state)
-    head.eval()
-    return head.cpu(), best_epoch, best_val, history
+    return {k: cached[k] for k in required}, False, sum(len(required[k][1]) for k in missing)
 
 
 # ------------------------------------------------------------------------------------------ the job
@@ -376,7 +289,8 @@ def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence
     run_settings = run_info.get("settings") or {}
     bb_info = run_info.get("backbone") or {}
     dev = resolve_device(settings.device)
-    with timings.stage("load"):
+    with timings.stage("load"), console.status(f"building {bb_info.get('name') or 'the encoder'} from the "
+                                               f"{settings.checkpoint} checkpoint…"):
         backbone, _ = load_encoder(run_dir, settings.checkpoint, device=str(dev))
     image_size = int(run_settings.get("image_size") or (backbone.data_config.get("input_size") or [224])[-1])
     weights = checkpoint_dir(run_dir) / ckpt.get("files", {}).get("model", f"{settings.checkpoint}.safetensors")
@@ -399,7 +313,7 @@ def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence
     }
     emb_path = run_dir / EMBEDDINGS
     with timings.stage("features"):
-        sets, reused = embed(backbone, required, emb_path, cache_key=cache_key, image_size=image_size,
+        sets, reused, encoded = embed(backbone, required, emb_path, cache_key=cache_key, image_size=image_size,
                              settings=settings, data=data, attrs=emb_attrs, force=recompute_features)
     if not D.is_main():
         return None
@@ -413,7 +327,10 @@ def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence
                             hint="use synthetic stores generated from this DATA.h5")
     val_x, val_y = _cat([sets["val"]])
     with timings.stage("probe"):
-        head, epoch, val_top1, history = train_linear(train_x, train_y, val_x, val_y, len(classes), settings)
+        fit = fit_linear(train_x, train_y, len(classes), solver="sgd", val_x=val_x, val_y=val_y,
+                         epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
+                         weight_decay=settings.weight_decay, seed=settings.seed, device=settings.device)
+    head, epoch, val_top1, history = fit.head, fit.epoch, fit.val_top1, fit.history
 
     features = {"train": sets["train"].features, "test": sets["test"].features}
     if "holdout" in sets:
@@ -461,7 +378,7 @@ def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence
     metrics["selected_epoch"] = epoch
     metrics["training"] = progress.as_dict()
     metrics["checkpoint"] = {"which": settings.checkpoint, "epoch": ckpt.get("epoch"), "sha256_16": ckpt_hash}
-    metrics["embeddings"] = {"path": str(emb_path), "reused": reused}
+    metrics["embeddings"] = {"path": str(emb_path), "reused": reused, "encoded": encoded}
     metrics["provenance"] = provenance(settings.model_dump(mode="json"), sources=sources or {},
                                        inputs={"run": str(run_dir), **emb_attrs["inputs"],
                                                "ood": [{"path": str(s.path), "fingerprint": s.fingerprint}
@@ -483,7 +400,7 @@ def render_probe(result: ProbeResult) -> None:
     """A short summary table of a probe's metrics on stdout."""
     from rich.table import Table
 
-    from dsc.console import out
+    from dsc.console import count, out
 
     m = result.metrics
     test = m.get("test", {})
@@ -510,5 +427,13 @@ def render_probe(result: ProbeResult) -> None:
     table.add_row("time: features / probe / evaluate",
                   f"{t['features']:.1f}s / {t['probe']:.1f}s / {t['evaluate']:.1f}s")
     out.print(table)
-    reused = "reused" if result.embeddings_reused else "computed"
-    out.print(f"features {reused}: {result.embeddings_path}\nmetrics: {result.metrics_path}")
+    encoded = int((m.get("embeddings") or {}).get("encoded") or 0)
+    if result.embeddings_reused or not encoded:
+        how = "reused"
+    else:
+        rate = f", encoding {encoded / t['features']:,.1f} images/s" if t.get("features") else ""
+        how = f"computed for {count(encoded, 'image')}{rate}"
+    epochs = len(result.history)
+    out.print(f"features {how}: {result.embeddings_path}", highlight=False, markup=False)
+    out.print(f"probe trained {count(epochs, 'epoch')} in {t['probe']:.1f} s; {t['total']:.1f} s in all; "
+              f"metrics: {result.metrics_path}", highlight=False, markup=False)

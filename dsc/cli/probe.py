@@ -57,7 +57,12 @@ def probe(
                        with_synthetic=with_synthetic, checkpoint=checkpoint, seed=seed,
                        corruptions=False if no_corruptions else None, severities=split_csv(severities, int),
                        knn_k=knn_k, eval_batch_size=eval_batch_size, device=device)
-    from dsc.probe import probe as run_probe
+    from dsc import console
+
+    if json_:
+        console.spinners(False)
+    with console.status("importing torch…"):
+        from dsc.probe import probe as run_probe
 
     sources = {k.split(".", 1)[1]: v for k, v in resolved.sources.items() if k.startswith("probe.")}
     result = run_probe(run, resolved.section("probe"), ood=ood or [], sources=sources, force=force,
