@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from dsc.errors import PluginError
+from dsc.store.schema import SPLITS
 
-SPLITS = ("train", "val", "test")
 ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
            "dev": "val", "test": "test", "testing": "test"}
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from dsc.errors import InputError, MismatchError, StoreError
 from dsc.store import guard
-from dsc.store.schema import FORMAT, JSON_ATTRS, KINDS, SCHEMA_VERSION, SPLITS
+from dsc.store.schema import FORMAT, JSON_ATTRS, KINDS, REJECTIONS, SCHEMA_VERSION, SPLITS, family_of
 
 #: Limits that bound the work and memory of opening a store (far above anything dsc writes).
 MAX_ROWS = 2**31
@@ -35,11 +35,8 @@ MAX_CLASSES = 1_000_000
 MAX_ATTRS = 512
 MAX_ATTR_BYTES = 4 * 2**20       # one root attribute
 
-INT_COLUMNS = ("labels", "source_label", "source_index", "other_label", "holdout_label", "row", "variant",
-               "steps", "seed", "base_seed")
-BOOL_COLUMNS = ("holdout", "is_ood")
-FLOAT_COLUMNS = ("strength", "guidance")
-STR_COLUMNS = ("split", "group", "source", "meta", "strategy", "prompt", "scheduler", "set", "ood_strategy")
+#: Per-row column families (dsc.store.schema): what the error calls them and the numpy kinds accepted.
+PER_ROW = {"int": ("integers", "iu"), "bool": ("booleans", "biu"), "float": ("floats", "fiu"), "str": ("strings", "")}
 #: JSON attributes holding a list (the other ``JSON_ATTRS`` hold an object).
 JSON_LIST_ATTRS = ("class_info",)
 
@@ -87,11 +84,9 @@ def _check_column(path: Path, name: str, shape: tuple[int, ...], dtype: np.dtype
         if len(shape) != 2 or kind != "f":
             raise StoreError(f"{where} has shape {list(shape)} and dtype {dtype}, expected float [N, D]",
                              hint=DAMAGED_HINT)
-    elif name in INT_COLUMNS + BOOL_COLUMNS + FLOAT_COLUMNS + STR_COLUMNS:
-        expected = ("integers" if name in INT_COLUMNS else "booleans" if name in BOOL_COLUMNS else
-                    "floats" if name in FLOAT_COLUMNS else "strings")
-        ok = (kind in "iu" if name in INT_COLUMNS else kind in "biu" if name in BOOL_COLUMNS else
-              kind in "fiu" if name in FLOAT_COLUMNS else _is_str_dtype(dtype))
+    elif (family := family_of(name)) in PER_ROW:
+        expected, kinds = PER_ROW[family]
+        ok = _is_str_dtype(dtype) if family == "str" else kind in kinds
         if len(shape) != 1 or not ok:
             raise StoreError(f"{where} has shape {list(shape)} and dtype {dtype}, expected one of {expected} "
                              "per row", hint=DAMAGED_HINT)
@@ -393,6 +388,18 @@ class Store:
         return np.zeros(len(self), dtype=bool)
 
     @cached_property
+    def is_ood(self) -> np.ndarray:
+        """Boolean mask of OOD rows: the ``/samples/is_ood`` column, the one mark of an OOD row.
+
+        ``dsc augment`` writes it in every synthetic store (true for ``--mode ood``). Without the column
+        (data and embeddings stores) no row is OOD: the flag is never inferred from a label or from the
+        ``mode`` in the settings. Held-out classes of a data store are ``holdout``, not OOD rows.
+        """
+        if "is_ood" in self._columns:
+            return self.column("is_ood").astype(bool)
+        return np.zeros(len(self), dtype=bool)
+
+    @cached_property
     def holdout_classes(self) -> list[str]:
         """Names of the held-out classes (``/classes/holdout_names``), in the order of ``holdout_label``."""
         values = self.class_array("holdout_names") if self._has_classes else None
@@ -445,6 +452,26 @@ class Store:
                 return self.h5["samples"]["images"][()]
         return self.read("images", indices)
 
+    def records(self, group: str) -> dict[str, np.ndarray]:
+        """The 1-D datasets of a group beside ``/samples`` by name (``"rejections"``); empty when absent."""
+        if group in ("samples", "classes"):
+            raise StoreError(f"/{group} is read with column() and classes, not records()")
+        if isinstance(self.h5.get(group, getlink=True), h5py.ExternalLink):
+            raise StoreError(f"{self.path}: /{group} links to another file", hint="stores must be self-contained")
+        grp = self.h5.get(group)
+        if not isinstance(grp, h5py.Group):
+            return {}
+        out = {}
+        for name in grp:
+            where = f"/{group}/{name}"
+            ds = None if isinstance(grp.get(name, getlink=True), h5py.ExternalLink) else grp.get(name)
+            if not isinstance(ds, h5py.Dataset) or len(ds.shape or ()) != 1 or ds.shape[0] > MAX_ROWS:
+                raise StoreError(f"{self.path}: {where} is not a list of at most {MAX_ROWS} values", hint=DAMAGED_HINT)
+            _check_storage(self.path, where, ds)
+            with self._reading(where):
+                out[name] = _decode(ds[()], f"{self.path}: {where}")
+        return out
+
     def summary(self) -> dict[str, Any]:
         """Counts per split and class, resolution, masks, provenance: what `dsc info` shows."""
         labels = self.labels if "labels" in self._columns else np.zeros(len(self), dtype=np.int64)
@@ -486,6 +513,7 @@ def read_everything_small(path: Path) -> None:
         grp = st.h5.get("classes")
         for name in grp if isinstance(grp, h5py.Group) else ():
             st.class_array(name)
+        st.records(REJECTIONS)
 
 
 def open_store(path: Path | str, kind: str | None = None) -> Store:

@@ -10,8 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from dsc.console import out
+from dsc.store.schema import SPLITS
 
-SPLITS = ("train", "val", "test")
 MAX_SKIPS_SHOWN = 20
 
 

@@ -25,7 +25,7 @@ from dsc import __version__
 from dsc.errors import OutputExistsError, StoreError
 from dsc.outputs import OutputLock, check_output, commit, disk_full_error, is_disk_full, partial_path, remove
 from dsc.provenance import now
-from dsc.store.schema import FORMAT, JSON_ATTRS, SCHEMA_VERSION
+from dsc.store.schema import COLUMNS, FORMAT, JSON_ATTRS, KIND_COLUMNS, SCHEMA_VERSION, row_columns
 
 log = logging.getLogger(__name__)
 STR = h5py.string_dtype("utf-8")
@@ -52,8 +52,9 @@ class StoreWriter:
 
     >>> with StoreWriter(path, kind="data", attrs={...}) as w:   # doctest: +SKIP
     ...     w.set_classes(["gear", "bolt"])
-    ...     w.create_column("images", (64, 64, 3), np.uint8, chunk_rows=1)
-    ...     w.append(images=batch, labels=labels)
+    ...     w.create_column("images", (64, 64, 3), chunk_rows=1)
+    ...     w.create_row_columns()   # labels, split, ...: the kind's columns (dsc.store.schema)
+    ...     w.append(images=batch, labels=labels, split=split, ...)
     ...     w.finalize()
 
     Without ``finalize`` the partial file is removed on error, unless ``resume=True`` (then it is kept).
@@ -80,6 +81,7 @@ class StoreWriter:
         if self.path.exists() and resume and not self.partial.exists():
             raise OutputExistsError(f"{self.path} is already complete",
                                     hint="nothing to resume; pass --force to recreate it")
+        self.kind = kind
         self.resumed = resume and self.partial.exists()
         try:
             self.h5 = h5py.File(self.partial, "a" if self.resumed else "w")
@@ -120,9 +122,21 @@ class StoreWriter:
     def __len__(self) -> int:
         return int(self.samples["digest"].shape[0])
 
-    def create_column(self, name: str, shape: tuple[int, ...], dtype: Any, *, chunk_rows: int | None = None,
-                      compress: bool | None = None) -> None:
-        """A resizable column with rows of ``shape``. Images: ``chunk_rows=1`` and compression."""
+    def create_column(self, name: str, shape: tuple[int, ...] = (), dtype: Any = None, *,
+                      chunk_rows: int | None = None, compress: bool | None = None) -> None:
+        """A resizable column with rows of ``shape``. Images: ``chunk_rows=1`` and compression.
+
+        ``dtype`` defaults to the schema's (``dsc.store.schema.COLUMNS``); a standard column of another store
+        kind is refused.
+        """
+        spec = COLUMNS.get(name)
+        if spec is not None and name not in KIND_COLUMNS[self.kind]:
+            raise StoreError(f"/samples/{name} is not a column of {self.kind} stores",
+                             hint=f"they have {', '.join(KIND_COLUMNS[self.kind])} (dsc/store/schema.py)")
+        if dtype is None:
+            if spec is None:
+                raise StoreError(f"create_column({name!r}) needs a dtype: it is not a standard column")
+            dtype = spec.dtype
         if name in self.samples:
             return
         dtype = STR if dtype is str else dtype
@@ -135,6 +149,27 @@ class StoreWriter:
         with self._disk_full():
             self.samples.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
                                     chunks=(chunk_rows, *shape), **kwargs)
+
+    def create_row_columns(self) -> None:
+        """Every one-value-per-row column of this kind of store, with the schema's dtypes."""
+        for column in row_columns(self.kind):
+            self.create_column(column.name)
+
+    def add_group(self, name: str, columns: dict[str, np.ndarray], **attrs: Any) -> None:
+        """A group beside ``/samples`` of parallel 1-D datasets (``/rejections``), replacing any of the same
+        names, with attributes of its own (``count``). Read back with ``Store.records``."""
+        if name in ("samples", "classes"):
+            raise StoreError(f"/{name} is written with create_column/append and set_classes, not add_group")
+        lengths = {key: len(values) for key, values in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise StoreError(f"add_group {name}: columns have different lengths {lengths}")
+        with self._disk_full():
+            grp = self.h5.require_group(name)
+            for key, values in columns.items():
+                if key in grp:
+                    del grp[key]
+                grp.create_dataset(key, data=values)
+            grp.attrs.update(attrs)
 
     def set_classes(self, names: list[str], **extra: list[Any]) -> None:
         """Class names (and optional per-class string arrays such as tokens or super-classes)."""
