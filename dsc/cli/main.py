@@ -143,8 +143,17 @@ def _interrupted(exc: BaseException | None = None) -> None:
     sys.exit(130)
 
 
+#: Global options (``dsc OPTION command``) that are also accepted after the command: with a value / flags.
+_GLOBAL_VALUED = ("--config", "-c", "--threads")
+_GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
+
+
 def _hoist_config(argv: list[str]) -> list[str]:
-    """``dsc subset --config x.toml ...`` -> ``dsc --config x.toml subset ...`` (it is a global option)."""
+    """``dsc subset --config x.toml --threads 2 ...`` -> ``dsc --config x.toml --threads 2 subset ...``.
+
+    The global options (``--config``, ``--threads``, ``--debug``, ``--quiet``) belong to the root command;
+    users type them after the command too, so they are moved in front of it (no command defines them).
+    """
     names = {name for _, _, name, _ in COMMANDS} | {name for _, _, name, _ in SUBAPPS}
     start = next((i for i, a in enumerate(argv) if a in names), None)
     if start is None:
@@ -154,9 +163,9 @@ def _hoist_config(argv: list[str]) -> list[str]:
     for arg in rest:
         if arg == "--":
             tail += [arg, *rest]
-        elif arg == "--config":
+        elif arg in _GLOBAL_VALUED:
             moved += [arg, next(rest, "")]
-        elif arg.startswith("--config="):
+        elif arg in _GLOBAL_FLAGS or any(arg.startswith(f"{o}=") for o in _GLOBAL_VALUED if o.startswith("--")):
             moved.append(arg)
         else:
             tail.append(arg)

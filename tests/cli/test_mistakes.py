@@ -53,6 +53,18 @@ def test_config_after_the_command_is_accepted(run_dsc, tmp_path):
     assert "config file missing.toml does not exist" in _one_error_line(res)
 
 
+def test_global_options_after_the_command_are_accepted(run_dsc):
+    """``--threads`` (and --debug/--quiet) typed after the command work like --config (they were 'no option')."""
+    from dsc.cli.main import _hoist_config
+
+    assert _hoist_config(["pretrain", "d.h5", "--threads", "2", "--debug", "-o", "r"]) == [
+        "--threads", "2", "--debug", "pretrain", "d.h5", "-o", "r"]
+    assert _hoist_config(["pretrain", "--threads=2", "--", "--threads"]) == [
+        "--threads=2", "pretrain", "--", "--threads"]
+    res = run_dsc("config", "show", "subset", "--threads", "1", "--json")
+    assert res.code == 0, res
+
+
 def test_environment_list_without_json_names_the_variable_and_format(run_dsc, monkeypatch):
     monkeypatch.setenv("DSC_SUBSET__SPLIT", "0.6,0.2,0.2")
     line = _one_error_line(run_dsc("subset", "-o", "x.h5"))
