@@ -5,8 +5,10 @@ dtype, frozen (``requires_grad=False``, eval mode), with where they came from, s
 model the same way and records the same provenance. Stock diffusers pipelines are built from the same
 objects with ``SDComponents.pipeline(cls)``, which is what keeps dsc's own loops comparable to stock diffusers.
 
-Nothing is downloaded when ``local_files_only`` is set or ``HF_HUB_OFFLINE=1``; missing weights raise
-``ModelError`` with the command that fetches them.
+A hub id is loaded from its snapshot in the local Hugging Face cache when there is one, and the hub is then
+never contacted. Nothing is downloaded when ``local_files_only`` is set or ``HF_HUB_OFFLINE=1``: a model that
+is not cached raises ``ModelError`` at once, naming the cache folder looked in and the ``hf download`` command
+that fills it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dsc import console
 from dsc.errors import ModelError
 
 if TYPE_CHECKING:
@@ -152,8 +155,31 @@ def _hint_for(model: str, local_only: bool) -> str:
     how = (f"download it once with `hf download {model}` (or `huggingface-cli download {model}`), "
            "or pass a local diffusers folder or a .safetensors checkpoint with --model")
     if local_only:
-        how += "; offline mode is on (HF_HUB_OFFLINE / --local-files-only)"
+        how += f"; offline mode is on ({_offline_reason()})"
     return how + "; `--model tiny` runs without weights (meaningless images)"
+
+
+def _offline_reason() -> str:
+    return "HF_HUB_OFFLINE=1" if offline() else "--local-files-only; --allow-download lets dsc download it"
+
+
+def hub_cache_folder(repo: str) -> Path:
+    """Where the Hugging Face cache keeps ``repo`` (``HF_HUB_CACHE`` / ``HF_HOME``), present or not."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / ("models--" + repo.replace("/", "--"))
+
+
+def cached_snapshot(repo: str, revision: str | None) -> Path | None:
+    """The cached snapshot folder of a diffusers hub repo (the one holding its ``model_index.json``), or None.
+    Reads the local cache only."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        hit = try_to_load_from_cache(repo, "model_index.json", revision=revision)
+    except Exception:  # noqa: BLE001 - a malformed id or cache reads as "not cached"
+        return None
+    return Path(hit).parent if isinstance(hit, str) and Path(hit).is_file() else None
 
 
 def _resolve(model: str, inpainting: bool) -> tuple[str, str, bool]:
@@ -200,6 +226,20 @@ def _hub_commit(repo: str, revision: str | None) -> str | None:
     return revision
 
 
+def _load_error(model: str, repo: str, source: str, snapshot: Path | None, exc: BaseException) -> ModelError:
+    """One line for a model that did not load: for a hub id, the cache folder looked in (a download that
+    failed, or a cached snapshot missing files) and how to fill it; else the loader's first line."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if source == "hub" and snapshot is None:
+        return ModelError(f"Stable Diffusion model {model!r} is not in the local Hugging Face cache "
+                          f"({hub_cache_folder(repo)}) and downloading it failed ({type(exc).__name__})",
+                          hint=_hint_for(model, False))
+    if source == "hub":
+        return ModelError(f"the cached Stable Diffusion model {model!r} ({snapshot}) is incomplete: {first[:200]}",
+                          hint=_hint_for(model, False))
+    return ModelError(f"cannot load model {model!r}: {first[:300]}", hint=_hint_for(model, False))
+
+
 def load_components(model: str, *, revision: str | None = None, local_files_only: bool = False,
                     device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
                     inpainting: bool = False) -> SDComponents:
@@ -207,7 +247,8 @@ def load_components(model: str, *, revision: str | None = None, local_files_only
 
     ``model``: a hub repo id, a local diffusers folder, a single-file checkpoint (``.safetensors``/``.ckpt``,
     read with ``from_single_file``) or ``tiny`` (``tiny-inpaint`` for the 9-channel inpainting variant).
-    ``local_files_only`` (or ``HF_HUB_OFFLINE=1``) never contacts the hub. ``device="auto"``: CUDA > MPS >
+    A cached hub id is read from its snapshot folder; ``local_files_only`` (or ``HF_HUB_OFFLINE=1``) never
+    contacts the hub, and without them only a model missing from the cache is downloaded. ``device="auto"``: CUDA > MPS >
     CPU; ``dtype="auto"``: float16 on CUDA, float32 elsewhere. On CUDA the UNet uses channels_last; attention
     is diffusers' default SDPA processor. ``inpainting=True`` asks for an inpainting model: ``tiny`` then
     means its 9-channel variant; for other models a 4-channel UNet is accepted with a note (stock
@@ -222,22 +263,29 @@ def load_components(model: str, *, revision: str | None = None, local_files_only
     dt = pick_dtype(dtype, dev)
     where, source, is_tiny = _resolve(model, inpainting)
     local_only = bool(local_files_only or offline() or source != "hub")
+    load_from, snapshot = where, None
+    if source == "hub":  # the local cache first: a cached model never contacts the hub
+        snapshot = cached_snapshot(where, revision)
+        if snapshot is not None:
+            load_from = str(snapshot)
+        elif local_only:
+            raise ModelError(f"Stable Diffusion model {model!r} is not in the local Hugging Face cache "
+                             f"({hub_cache_folder(where)})", hint=_hint_for(model, True))
     common: dict[str, Any] = {"torch_dtype": dt, "safety_checker": None, "requires_safety_checker": False}
     try:
         from diffusers import StableDiffusionPipeline
 
-        with quiet_loading():
+        with quiet_loading(), console.status(f"loading Stable Diffusion ({model})…"):
             if source == "single-file":
                 pipe = StableDiffusionPipeline.from_single_file(where, local_files_only=local_only, **common)
+            elif source == "hub" and snapshot is None:  # asked to download (--allow-download, online)
+                pipe = StableDiffusionPipeline.from_pretrained(where, revision=revision, **common)
             else:
-                pipe = StableDiffusionPipeline.from_pretrained(where, revision=revision,
-                                                               local_files_only=local_only, **common)
+                pipe = StableDiffusionPipeline.from_pretrained(load_from, local_files_only=True, **common)
     except ModelError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load model {model!r}: {first[:300]}",
-                         hint=_hint_for(model, local_only and source == "hub")) from None
+        raise _load_error(model, where, source, snapshot, exc) from None
 
     if inpainting and int(pipe.unet.config.in_channels) != 9:
         log.info("%s has a 4-channel UNet: inpainting will blend latents outside the mask (as DA-Fusion did)",
@@ -253,5 +301,6 @@ def load_components(model: str, *, revision: str | None = None, local_files_only
         vae=pipe.vae, unet=pipe.unet, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
         scheduler=pipe.scheduler, model_id=where if source != "tiny" else "tiny" + ("-inpaint" if
                                                                                pipe.unet.config.in_channels == 9 else ""),
-        revision=_hub_commit(where, revision) if source == "hub" else revision, device=dev, dtype=dt,
+        revision=(snapshot.name if snapshot is not None else _hub_commit(where, revision)) if source == "hub"
+        else revision, device=dev, dtype=dt,
         is_tiny=is_tiny, source=source, base_vocab_size=base_vocab)
