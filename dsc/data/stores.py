@@ -124,15 +124,11 @@ def read_images(store: Store, rows: np.ndarray, size: int, chunk: int = 512) -> 
     return out
 
 
-def _bool_column(store: Store, name: str, n: int) -> np.ndarray:
-    return store.column(name).astype(bool) if store.has(name) else np.zeros(n, dtype=bool)
-
-
 def real_rows(store: Store, split: str) -> np.ndarray:
     """Rows of ``split`` that belong to a known class (held-out classes excluded)."""
     labels = store.labels
     keep = (store.split == split) & (labels >= 0) & (labels < max(len(store.classes), 1))
-    keep &= ~_bool_column(store, "holdout", len(store))
+    keep &= ~store.holdout
     return np.flatnonzero(keep)
 
 
@@ -146,10 +142,9 @@ def load_real(store: Store, split: str, size: int) -> ImageSet:
 
 
 def load_synthetic(store: Store, size: int, *, ood: bool, n_classes: int) -> ImageSet:
-    """Normal (``ood=False``) or OOD (``ood=True``) rows of a synthetic store; OOD only from ``is_ood``."""
+    """Normal (``ood=False``) or OOD (``ood=True``) rows of a synthetic store (``Store.is_ood``)."""
     n = len(store)
-    is_ood = _bool_column(store, "is_ood", n)
-    rows = np.flatnonzero(is_ood if ood else ~is_ood)
+    rows = np.flatnonzero(store.is_ood if ood else ~store.is_ood)
     role = "--negatives" if ood else "--synthetic"
     if len(rows) == 0:
         raise InputError(f"{store.path} has no {'OOD' if ood else 'in-distribution'} rows to use as {role}",

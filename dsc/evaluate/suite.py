@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +37,9 @@ from dsc.evaluate.features import (
 )
 from dsc.evaluate.metrics import classification_metrics, top_k_accuracy
 from dsc.evaluate.ood import KNN_K, ood_detection
+
+if TYPE_CHECKING:
+    from dsc.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -58,37 +61,24 @@ class EvalOptions:
 
 
 # ----------------------------------------------------------------------------------------- row selection
-def holdout_mask(data: Any) -> np.ndarray:
-    """Rows of held-out classes (never trained on): a true ``holdout`` column, else a negative label."""
-    n = len(data)
-    mask = np.zeros(n, dtype=bool)
-    if data.has("holdout"):
-        mask |= data.column("holdout").astype(bool)
-    if data.has("labels"):
-        mask |= data.labels < 0
-    return mask
+def holdout_mask(data: Store) -> np.ndarray:
+    """Rows of held-out classes (never trained on): ``Store.holdout``, else a negative label."""
+    return data.holdout | (data.labels < 0) if data.has("labels") else data.holdout.copy()
 
 
-def in_distribution_indices(data: Any, split: str) -> np.ndarray:
+def in_distribution_indices(data: Store, split: str) -> np.ndarray:
     """Rows of ``split`` that belong to the trained classes (held-out / OOD rows excluded)."""
-    keep = (data.split == split) & ~holdout_mask(data)
-    if data.has("is_ood"):
-        keep &= ~data.column("is_ood").astype(bool)
-    return np.flatnonzero(keep)
+    return np.flatnonzero((data.split == split) & ~holdout_mask(data) & ~data.is_ood)
 
 
-def holdout_indices(data: Any) -> np.ndarray:
+def holdout_indices(data: Store) -> np.ndarray:
     """Held-out-class rows of DATA.h5 (empty when the store has none)."""
     return np.flatnonzero(holdout_mask(data))
 
 
-def ood_indices(store: Any) -> np.ndarray:
-    """OOD rows of a synthetic store: the ``is_ood`` column when present, else every row of an OOD store."""
-    if store.has("is_ood"):
-        return np.flatnonzero(store.column("is_ood").astype(bool))
-    settings = store.attrs.get("settings") or {}
-    mode = settings.get("mode") if isinstance(settings, dict) else None
-    return np.arange(len(store)) if mode == "ood" or store.attrs.get("mode") == "ood" else np.empty(0, np.int64)
+def ood_indices(store: Store) -> np.ndarray:
+    """OOD rows of a synthetic store (``Store.is_ood``: its ``is_ood`` column, never the settings' mode)."""
+    return np.flatnonzero(store.is_ood)
 
 
 # -------------------------------------------------------------------------------------------- the suite
