@@ -89,8 +89,8 @@ def through_encoder(run: Path, settings) -> tuple[float, float, int]:
     from torch import nn
 
     from dsc.evaluate.features import Preprocess, normalisation
+    from dsc.evaluate.linear import init_linear
     from dsc.evaluate.suite import in_distribution_indices
-    from dsc.probe import _init_linear
     from dsc.store import open_store
     from dsc.train.checkpoint import load_encoder
     from dsc.train.run_dir import read_run_info
@@ -106,7 +106,7 @@ def through_encoder(run: Path, settings) -> tuple[float, float, int]:
         sets[split] = (prep.uint8(data.images(rows)), torch.from_numpy(data.labels[rows]))
     enc = backbone.module.eval()
     gen = torch.Generator().manual_seed(settings.seed)
-    head = _init_linear(backbone.feature_dim, len(data.classes), gen)
+    head = init_linear(backbone.feature_dim, len(data.classes), gen)
     opt = torch.optim.SGD(head.parameters(), lr=settings.lr, momentum=0.9, weight_decay=settings.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.epochs)
     loss_fn = nn.CrossEntropyLoss()

@@ -340,7 +340,7 @@ class AugmentJob:
         """The ``--filter`` run's classifier, loaded once per job (None without ``--filter``)."""
         if self.s.filter is None:
             return None
-        from dsc.report.quality import ConfidenceFilter
+        from dsc.evaluate.filter import ConfidenceFilter
 
         filt = ConfidenceFilter(self.s.filter)
         if filt.classes != self.class_names:

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from dsc.errors import InputError, MismatchError, OutputExistsError
-from dsc.probe import probe, train_linear
+from dsc.evaluate.linear import fit_linear
+from dsc.probe import probe
 from dsc.settings import ProbeSettings
 from dsc.store import open_store
 from tests.evaluate.fakes import CLASSES, make_data_store, make_run, make_synthetic_store
@@ -149,16 +150,17 @@ def test_selection_uses_val_never_test(tmp_path):
         torch.testing.assert_close(heads[0][1][k], heads[1][1][k])
 
 
-def test_train_linear_picks_first_best_val_epoch():
+def test_fit_linear_sgd_picks_first_best_val_epoch():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(60, 4, generator=g)
     y = (x[:, 0] > 0).long()
     vx, vy = x[:20], 1 - y[:20]  # val disagrees with train: later epochs get worse on val
-    head, epoch, best, history = train_linear(x, y, vx, vy, 2, ProbeSettings(epochs=10, lr=0.5))
+    fit = fit_linear(x, y, 2, solver="sgd", val_x=vx, val_y=vy, epochs=10, lr=0.5)
+    head, epoch, best, history = fit.head, fit.epoch, fit.val_top1, fit.history
     vals = [h["val_top1"] for h in history]
     assert epoch == vals.index(max(vals)) + 1 and best == pytest.approx(max(vals), abs=1e-6)
     assert float((head(vx).argmax(1) == vy).float().mean()) == pytest.approx(best)
-    _, epoch_nv, _, _ = train_linear(x, y, x[:0], y[:0], 2, ProbeSettings(epochs=3))
+    epoch_nv = fit_linear(x, y, 2, solver="sgd", val_x=x[:0], val_y=y[:0], epochs=3).epoch
     assert epoch_nv == 3  # no val: the last epoch
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -11,18 +11,6 @@ from dsc.cli.common import Force, JsonFlag, print_json, resolve
 
 _Q = "Synthetic-data quality"
 _P = "Pictures"
-
-
-#: The HTML document's title of each figure, by its kind in the report's "figures" (dsc.report.pictures).
-HTML_TITLES = {"results": "Results per configuration", "samples": "Real and synthetic images per class",
-               "confusion": "Confusion matrices", "embedding": "Embedding map"}
-
-
-def html_figures(full: dict[str, Any]) -> list[tuple[str, Path]]:
-    """(title, path) of the figures a report drew (``full["figures"]``, see dsc.report.pictures), for the HTML
-    document to embed; shared by ``dsc report`` and ``dsc study``."""
-    return [(HTML_TITLES.get(str(f.get("kind")), str(f.get("title"))), Path(f["path"]))
-            for f in full.get("figures") or []]
 
 
 def report(
@@ -112,46 +100,16 @@ def report(
     if (synthetic or samples is not None) and data is None:
         raise InputError("--synthetic and --samples need the real images", hint="add --data DATA.h5")
 
-    full: dict = {"schema": "dsc-report/1"}
-    sections = []
-    warnings: list[str] = []
-    result = None
-    if runs:
-        from dsc.report import make_report
+    from dsc.provenance import command_line
+    from dsc.report import Pictures, build_report
 
-        result = make_report(list(runs), settings, allow_unequal_budget=allow_unequal_budget)
-        full = result.report
-        sections += result.sections
-        warnings += result.warnings
-    if synthetic and quality:
-        from dsc.report import attach_findings
-        from dsc.report.quality import assess, quality_sections
-
-        quality = assess(data, list(synthetic), settings=settings, encoder=encoder, classifier=classifier)
-        full["quality"] = quality
-        sections += quality_sections(quality)
-        sections = attach_findings(full, result.groups if result else [], sections, settings)
-        warnings = list(full.get("warnings", warnings))   # the Findings may add some (OOD label noise)
-    from dsc.report.pictures import draw_figures
-
-    written = draw_figures(full, result, results=results_figure, samples=samples, confusion=confusion,
-                           embedding_map=embedding_map, embedding_run=embedding_run, data=data,
-                           synthetic=list(synthetic or []), seed=settings.seed)
-    if markdown is not None:
-        from dsc.report.export import write_markdown
-
-        written.append(write_markdown(markdown, sections, warnings))
-    if html is not None:
-        from dsc.provenance import command_line
-        from dsc.report.export import write_html
-
-        written.append(write_html(html, sections, warnings, report=full, runs=result.runs if result else (),
-                                  figures=html_figures(full), command=command_line()))
-    if written:
-        full["written"] = [str(p) for p in written]
+    result = build_report(list(runs or []), settings, allow_unequal_budget=allow_unequal_budget, data=data,
+                          synthetic=list(synthetic or []), quality=quality, encoder=encoder, classifier=classifier,
+                          pictures=Pictures(results_figure, samples, confusion, embedding_map, embedding_run),
+                          markdown=markdown, html=html, command=command_line())
     if json_:
-        print_json(full)
+        print_json(result.report)
         return
-    render(sections, out)  # warnings were logged on stderr
-    for p in written:
+    render(result.sections, out)  # warnings were logged on stderr
+    for p in result.written:
         out.print(f"wrote {p}", highlight=False, markup=False)   # a path is not markup

@@ -4,7 +4,7 @@ of a method with the same training budget), then report."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -91,45 +91,24 @@ def study(
                           "without --no-report draws them and skips the complete runs", highlight=False,
                           markup=False)
         return
-    from dsc.report import make_report
+    from dsc.provenance import command_line
+    from dsc.report import Pictures, build_report
     from dsc.report.table import render
 
-    result = make_report([spec.spec.output], spec.report_settings)
-    written = _draw(spec, result)
-    if markdown is not None:
-        from dsc.report.export import write_markdown
-
-        written.append(write_markdown(markdown, result.sections, result.warnings))
-    if html is not None:
-        from dsc.cli.report import html_figures
-        from dsc.provenance import command_line
-        from dsc.report.export import write_html
-
-        written.append(write_html(html, result.sections, result.warnings, report=result.report,
-                                  runs=result.runs, figures=html_figures(result.report), command=command_line()))
-    if written:
-        result.report["written"] = [str(p) for p in written]
+    study, asked = spec.spec, spec.pictures
+    pictures = Pictures(asked.results_figure, asked.samples, asked.confusion, asked.embedding_map,
+                        asked.embedding_run)
+    result = build_report([study.output], spec.report_settings, data=study.data,
+                          synthetic=[*study.synthetic, *study.ood], pictures=pictures, markdown=markdown, html=html,
+                          command=command_line())
     if json_:
         print_json(result.report | {"failed": [{"run": str(r.path), "error": e} for r, e in failures]})
         return
     render(result.sections, out)
-    for p in written:
+    for p in result.written:
         out.print(f"wrote {p}", highlight=False, markup=False)   # a path is not markup
     if failures:
         from dsc.console import err
 
         err.print(f"[yellow]{len(failures)} run(s) failed:[/] " + ", ".join(r.name for r, _ in failures))
 
-
-def _draw(spec: Any, result: Any) -> list[Path]:
-    """Draw the study's pictures as `dsc report` does (listed in the report's "figures"); their paths."""
-    pictures = spec.pictures
-    if not pictures.paths():
-        return []
-    from dsc.report.pictures import draw_figures
-
-    study = spec.spec
-    return draw_figures(result.report, result, results=pictures.results_figure, samples=pictures.samples,
-                        confusion=pictures.confusion, embedding_map=pictures.embedding_map,
-                        embedding_run=pictures.embedding_run, data=study.data,
-                        synthetic=[*study.synthetic, *study.ood], seed=spec.report_settings.seed)

@@ -2,7 +2,7 @@
 
 - runs whose training did not finish but that have metrics anyway (``dsc probe --allow-incomplete``): their
   configuration is renamed ``NAME (incomplete)`` in every table, with a note and a warning
-  (``mark_incomplete``, called by ``build_report``);
+  (``mark_incomplete``, called by ``compare_runs``);
 - a synthetic-OOD AUROC measured on an evaluation-only store made by the same model and strategy as the
   run's training negatives: optimistic, since training saw that generator's artefacts as negatives; the
   held-out-class AUROC is the fair measure (``apply_caveats``: a note, a mark in the table, a warning);

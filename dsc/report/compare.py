@@ -109,7 +109,7 @@ def _holm_family(tests: list[dict[str, Any]]) -> None:
         d["p_holm"] = adj
 
 
-def build_report(runs: list[Run], *, baseline: str | None = None, strict: bool = False,
+def compare_runs(runs: list[Run], *, baseline: str | None = None, strict: bool = False,
                  primary_metric: str = "top1", ood_score: str = "msp", alpha: float = 0.05
                  ) -> tuple[dict[str, Any], list[Group]]:
     """Group, summarise and compare runs. Returns the report dict and the groups.

@@ -6,7 +6,7 @@
 3. Does training with them generalise better and hold up better (the configuration chosen on validation
    against the baseline, on test: the primary metric, corruption accuracy, OOD detection)?
 
-Every sentence reads the statistics ``build_report`` computed (t-intervals, Holm-adjusted p for the primary
+Every sentence reads the statistics ``compare_runs`` computed (t-intervals, Holm-adjusted p for the primary
 metric, exploratory below ``stats.MIN_SEEDS`` seeds), so the Findings and the tables never disagree.
 Each question has its own function returning rows; ``findings`` concatenates them.
 """

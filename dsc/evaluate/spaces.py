@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dsc.evaluate.features import default_image_size, extract_features, normalisation
+
 RANDOM_CNN_SIZE = 64
 
 
@@ -65,8 +67,6 @@ class FeatureSpace:
     std: tuple[float, ...]
 
     def extract(self, store: Any, indices: np.ndarray, description: str = "features") -> np.ndarray:
-        from dsc.evaluate.features import extract_features
-
         feats = extract_features(self.module, store, np.asarray(indices, dtype=np.int64),
                                  image_size=self.image_size, mean=self.mean, std=self.std, batch_size=128,
                                  description=description)
@@ -88,18 +88,16 @@ class _ArrayStore:
 
 
 def run_image_size(run_info: dict[str, Any], data_config: dict[str, Any]) -> int:
+    """The image size a run trained at (its settings), else its backbone's default."""
     settings = run_info.get("settings") or {}
     for section in (settings, *(v for v in settings.values() if isinstance(v, dict))):
         if isinstance(section, dict) and isinstance(section.get("image_size"), int):
             return int(section["image_size"])
-    from dsc.evaluate.features import default_image_size
-
     return default_image_size(data_config)
 
 
 def encoder_space(run_dir: Path) -> tuple[FeatureSpace, dict[str, Any]]:
     """The feature space of a run's encoder (best checkpoint), and its run.json."""
-    from dsc.evaluate.features import normalisation
     from dsc.train.checkpoint import has_checkpoint, load_encoder
 
     which = "best" if has_checkpoint(run_dir, "best") else "last"
@@ -111,6 +109,7 @@ def encoder_space(run_dir: Path) -> tuple[FeatureSpace, dict[str, Any]]:
 
 
 def fixed_space(kind: str = "random-cnn", seed: int = 0) -> FeatureSpace:
+    """A feature space that needs no run: ``random-cnn`` (seeded) or ``pixels``."""
     if kind == "pixels":
         return FeatureSpace("pixel statistics (8x8 RGB)", PixelStats(), RANDOM_CNN_SIZE, (0.0,) * 3, (1.0,) * 3)
     # weights are drawn on the CPU (same numbers everywhere), then moved
