@@ -100,7 +100,11 @@ def augment(
     require("DATA.h5", data)
     require("--tokens", tokens, folder=True)
     require("--filter", filter_, folder=True)
+    from dsc import console
     from dsc.augment import run_augment, run_preview
+
+    if json_:
+        console.spinners(False)
 
     resolved = resolve("augment", model=model, tokens=tokens, revision=revision, local_files_only=local_files_only,
                        device=device, dtype=dtype, strategy=strategy, mode=mode, preset=preset, per_image=per_image,

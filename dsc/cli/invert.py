@@ -81,8 +81,12 @@ def invert(
     from dsc.cli.checks import require
 
     require("DATA.h5", data)
-    from dsc.console import out
+    from dsc import console
+    from dsc.console import count, out
     from dsc.diffusion.invert import run_invert
+
+    if json_:
+        console.spinners(False)
 
     resolved = resolve("invert", model=model, revision=revision, local_files_only=local_files_only, device=device,
                        dtype=dtype, num_vectors=num_vectors, initializer=initializer, steps=steps, lr=lr,
@@ -107,5 +111,13 @@ def invert(
         table.add_row(name, entry.token, str(entry.num_vectors), f"{first:.4f} → {last:.4f}",
                       f"{entry.steps_per_second:.2f}", entry.file)
     out.print(table)
-    out.print(f"model {manifest.model_id}  ·  use in prompts as e.g. "
-              f"\"a photo of a {next(iter(manifest.classes.values())).token}\"" if manifest.classes else "")
+    entries = list(manifest.classes.values())
+    steps = sum(e.steps for e in entries if e.steps)
+    seconds = sum(e.seconds for e in entries if e.seconds)
+    rate = f"learning {steps / seconds:.2f} optimizer steps/s, " if steps and seconds else ""
+    total = (manifest.timings or {}).get("total")
+    out.print(f"wrote {manifest.directory}: {count(len(entries), 'token')} ({count(steps, 'step')}); {rate}"
+              + (f"{total:.1f} s in all" if total else "").rstrip(", "), highlight=False, markup=False)
+    if entries:
+        out.print(f"model {manifest.model_id}  ·  use in prompts as e.g. \"a photo of a {entries[0].token}\"",
+                  highlight=False, markup=False)

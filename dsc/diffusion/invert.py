@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+def _classes(n: int) -> str:
+    """``class`` or ``classes`` (messages about ``n`` classes)."""
+    return "class" if n == 1 else "classes"
+
 #: Settings that must be equal for ``--resume`` to continue a partial output.
 #: (``batch_size`` x ``gradient_accumulation`` must stay equal; their split may change, e.g. after running out of
 #: GPU memory, and is recorded per class.)
@@ -384,7 +389,8 @@ def _plan(store: Store, classes: list[str] | None) -> list[str]:
         return list(names)
     unknown = [c for c in classes if c not in names]
     if unknown:
-        raise InputError(f"unknown class(es): {', '.join(unknown)}", hint=f"{store.path} has: {', '.join(names)}")
+        raise InputError(f"unknown {_classes(len(unknown))}: {', '.join(unknown)}",
+                         hint=f"{store.path} has: {', '.join(names)}")
     return [c for c in names if c in set(classes)]
 
 
@@ -454,7 +460,7 @@ def _run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: 
         jobs_all.append(ClassJob(name, label, token_of[name], rows))
     empty = [j.name for j in jobs_all if j.rows.size == 0]
     if empty:
-        raise InputError(f"no train images for class(es): {', '.join(empty)}",
+        raise InputError(f"no train images for the {_classes(len(empty))} {', '.join(empty)}",
                          hint="pass --classes to leave them out, or add train images")
 
     partial = partial_path(output)
@@ -481,7 +487,8 @@ def _learn(store: Store, data: Path, output: Path, partial: Path, jobs_all: list
     import torch
 
     from dsc import distributed as D
-    from dsc.console import progress
+    from dsc import interrupts
+    from dsc.console import count, progress
     from dsc.diffusion.models import load_components
     from dsc.outputs import commit
     from dsc.provenance import provenance
@@ -530,7 +537,7 @@ def _learn(store: Store, data: Path, output: Path, partial: Path, jobs_all: list
     with D.together("checking the partial output"):
         done = [j.name for j in jobs_all if j.name in manifest.classes and manifest.file(j.name).is_file()]
         if done:
-            log.info("skipping %d finished class(es): %s", len(done), ", ".join(done))
+            log.info("skipping %s: %s", count(len(done), "finished class", "finished classes"), ", ".join(done))
         if D.is_main():
             manifest.write()
     done = D.broadcast_object(done)
@@ -542,6 +549,7 @@ def _learn(store: Store, data: Path, output: Path, partial: Path, jobs_all: list
         task = bar.add_task("invert", total=len(jobs) * settings.steps, status="",
                             visible=show_progress and D.is_main())
         for job in jobs:
+            interrupts.check()  # a swallowed Ctrl-C stops before the next class (finished ones are kept)
             t0 = time.perf_counter()
             images = store.images(job.rows)
             boxes = crop_boxes(store.read("masks", job.rows)) if masks_col else None
@@ -555,7 +563,8 @@ def _learn(store: Store, data: Path, output: Path, partial: Path, jobs_all: list
                 with timings.stage("train"):
                     vectors, losses = train_class(
                         components, job, mean, std, settings,
-                        on_step=lambda loss: bar.update(task, advance=1, status=f"loss {loss:.4f}"))
+                        on_step=lambda loss: (interrupts.check(),
+                                              bar.update(task, advance=1, status=f"loss {loss:.4f}")))
             except torch.OutOfMemoryError:
                 raise ResourceError(
                     f"out of GPU memory while learning the token of {job.name}",
@@ -590,6 +599,7 @@ def _learn(store: Store, data: Path, output: Path, partial: Path, jobs_all: list
             order = [n for n in manifest.classes if n not in {j.name for j in todo}] + [j.name for j in todo]
             manifest.classes = {n: manifest.classes[n] for n in order}
     manifest.timings = {**manifest.timings, **timings, "total": round(time.perf_counter() - started, 3)}
+    interrupts.check()  # never commit TOKENS/ after a Ctrl-C
     with D.together("committing the output"):
         if D.is_main():
             manifest.complete = True

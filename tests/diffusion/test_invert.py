@@ -204,7 +204,7 @@ def test_bad_input(run_dsc, tmp_path: Path, tiny_path: Path) -> None:
     assert res.code == 1 and "hf download someone/missing-model" in res.err
     assert not (tmp_path / "t1").exists()
     res = run_dsc("invert", data, "--model", tiny_path, "--output", tmp_path / "t2", "--classes", "gear,nut")
-    assert res.code == 1 and "unknown class(es): nut" in res.err
+    assert res.code == 1 and "unknown class: nut" in res.err
     res = run_dsc("invert", data, "--model", tiny_path, "--output", tmp_path / "t3", "--crop-to-object")
     assert res.code == 1 and "no object masks" in res.err
     res = run_dsc("invert", tmp_path / "nope.h5", "--model", tiny_path, "--output", tmp_path / "t4")
