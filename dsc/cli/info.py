@@ -15,8 +15,8 @@ def info(
     json_: JsonFlag = False,
 ) -> None:
     """Classes, counts per split and class, resolution, masks and provenance of a store."""
+    from dsc.cli.render import render_summary
     from dsc.store import open_store
-    from dsc.store.render import render_summary
 
     with open_store(file) as store:
         summary = store.summary()

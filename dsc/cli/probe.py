@@ -70,6 +70,6 @@ def probe(
     if json_:
         print_json(result.metrics)
     else:
-        from dsc.probe import render_probe
+        from dsc.cli.render import render_probe
 
         render_probe(result)

@@ -123,7 +123,7 @@ def subset(
         print_json({"path": str(result.path), "n": result.n, "fingerprint": result.fingerprint,
                     "timings": result.timings, "summary": result.summary})
         return
-    from dsc.store.render import render_subset_summary
+    from dsc.cli.render import render_subset_summary
 
     render_subset_summary(result.summary, path=result.path, fingerprint=result.fingerprint,
                           timings=result.timings)

@@ -1,16 +1,20 @@
-"""Rich rendering of store summaries: `dsc info` and the table `dsc subset` prints when it finishes."""
+"""Rich rendering of what commands print: store summaries (`dsc info`, the table `dsc subset` prints when it
+finishes) and the summary of a probe (`dsc probe`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
 
-from dsc.console import out
+from dsc.console import count, out
 from dsc.store.schema import SPLITS
+
+if TYPE_CHECKING:
+    from dsc.probe import ProbeResult
 
 MAX_SKIPS_SHOWN = 20
 
@@ -133,3 +137,42 @@ def render_subset_summary(summary: dict[str, Any], *, path: Path, fingerprint: s
               + f", masks {'yes' if summary['masks'] else 'no'}, splits: {summary['split_source']}; "
               f"fingerprint {fingerprint}; {timings.get('total', 0):.1f} s"
               + (f" ({rate:,.0f} img/s, {summary.get('workers', 1)} workers)" if rate else ""), highlight=False)
+
+
+def render_probe(result: ProbeResult) -> None:
+    """A short summary table of a probe's metrics on stdout."""
+    m = result.metrics
+    test = m.get("test", {})
+    table = Table(title=f"probe of {m['run']} ({m['backbone']}, epoch {m['selected_epoch']} by val)",
+                  title_justify="left", show_header=False)
+    table.add_column("metric", style="cyan")
+    table.add_column("value", justify="right")
+    val = m["val"].get("top1")
+    table.add_row("val top-1", f"{val:.4f}" if val is not None else "-")
+    for key in ("top1", "top5", "macro_f1", "ece"):
+        if key in test:
+            table.add_row(f"test {key}", f"{test[key]:.4f}")
+    rob = m.get("robustness")
+    if rob:
+        table.add_row("mean corruption top-1", f"{rob['mean_corruption_top1']:.4f}")
+    for name, scores in (m.get("ood") or {}).items():
+        for score, vals in scores.items():
+            table.add_row(f"OOD {name} {score} AUROC / FPR95", f"{vals['auroc']:.4f} / {vals['fpr95']:.4f}")
+    training = m.get("training") or {}
+    if training.get("status") not in (None, "complete"):
+        done, total = training.get("epochs_done"), training.get("epochs")
+        table.add_row("training", f"[yellow]{training['status']} at epoch {done} of {total}[/]")
+    t = m["timings"]
+    table.add_row("time: features / probe / evaluate",
+                  f"{t['features']:.1f}s / {t['probe']:.1f}s / {t['evaluate']:.1f}s")
+    out.print(table)
+    encoded = int((m.get("embeddings") or {}).get("encoded") or 0)
+    if result.embeddings_reused or not encoded:
+        how = "reused"
+    else:
+        rate = f", encoding {encoded / t['features']:,.1f} images/s" if t.get("features") else ""
+        how = f"computed for {count(encoded, 'image')}{rate}"
+    epochs = len(result.history)
+    out.print(f"features {how}: {result.embeddings_path}", highlight=False, markup=False)
+    out.print(f"probe trained {count(epochs, 'epoch')} in {t['probe']:.1f} s; {t['total']:.1f} s in all; "
+              f"metrics: {result.metrics_path}", highlight=False, markup=False)
