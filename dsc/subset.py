@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from dsc.console import count
 from dsc.contracts import ClassInfo, DatasetPlugin, Record
 from dsc.errors import ConfigError, InputError, PluginError
 from dsc.images import Item, Job, Processed, process_many, worker_init
@@ -155,7 +156,7 @@ class _Scanner:
         for name in todo:
             if len(self.records[name]) < self.min:
                 self.small.append({"name": name, "images": len(self.records[name]),
-                                   "reason": f"fewer than {self.min} images"})
+                                   "reason": f"fewer than {count(self.min, 'image')}"})
 
     def ok(self, name: str) -> bool:
         self.scan([name])
@@ -179,31 +180,35 @@ def _choose(pool: list[ClassInfo], scanner: _Scanner, settings: SubsetSettings,
         holdout = [c for c in perm if c.name not in set(settings.class_names)]
         holdout = _take(holdout, k, scanner)
         if len(holdout) < k:
-            raise InputError(f"asked for {k} held-out classes but only {len(holdout)} other classes have at "
-                             f"least {m} images", hint="lower --holdout-classes or --min-per-class")
+            raise InputError(f"asked for {count(k, 'held-out class', 'held-out classes')} but only "
+                             f"{len(holdout)} other {_has(len(holdout))} at least {count(m, 'image')}",
+                             hint="lower --holdout-classes or --min-per-class")
     elif settings.classes is not None:
         n = settings.classes
         chosen = _take(perm, n + k, scanner)
         if len(chosen) < n + k:
-            asked = f"{n} classes" + (f" + {k} held-out" if k else "")
-            raise InputError(f"asked for {asked} but only {len(chosen)} of {len(pool)} classes have at least "
-                             f"{m} images", hint="ask for fewer classes, lower --min-per-class or drop filters")
+            asked = count(n, "class", "classes") + (f" + {k} held-out" if k else "")
+            raise InputError(f"asked for {asked} but only {len(chosen)} of {count(len(pool), 'class', 'classes')} "
+                             f"{'has' if len(chosen) == 1 else 'have'} at least {count(m, 'image')}",
+                             hint="ask for fewer classes, lower --min-per-class or drop filters")
         train, holdout = chosen[:n], chosen[n:]
     else:
         scanner.scan([c.name for c in pool])
         eligible = [c for c in perm if scanner.ok(c.name)]
         if eligible and k >= len(eligible):
-            raise InputError(f"asked for {k} held-out classes but only {len(eligible)} classes have at least "
-                             f"{m} images", hint="lower --holdout-classes (some classes must remain to train)")
+            raise InputError(f"asked for {count(k, 'held-out class', 'held-out classes')} but only "
+                             f"{len(eligible)} {_has(len(eligible))} at least {count(m, 'image')}",
+                             hint="lower --holdout-classes (some classes must remain to train)")
         holdout, train = eligible[:k], eligible[k:]
     if scanner.small:
         small = scanner.small
         listed = ", ".join(f"{c['name']} ({c['images']})" for c in small[:10]) + (" ..." if len(small) > 10 else "")
-        log.warning("skipped %d class%s with fewer than %d images (--min-per-class): %s",
-                    len(small), "" if len(small) == 1 else "es", m, listed)
+        log.warning("skipped %s with fewer than %s (--min-per-class): %s",
+                    count(len(small), "class", "classes"), count(m, "image"), listed)
     if not train:
-        raise InputError(f"no class has at least {m} images ({len(scanner.records)} classes read, "
-                         f"{scanner.n_records} images)", hint="lower --min-per-class or check the dataset root")
+        raise InputError(f"no class has at least {count(m, 'image')} ({count(len(scanner.records), 'class', 'classes')} "
+                         f"read, {count(scanner.n_records, 'image')})", hint="lower --min-per-class or check the "
+                         "dataset root")
     rank = {c.name: i for i, c in enumerate(pool)}
     if settings.class_names is None:
         train.sort(key=lambda c: rank[c.name])
@@ -260,7 +265,7 @@ def plan_subset(plugin: DatasetPlugin, settings: SubsetSettings) -> Plan:
         unknown = [n for n in settings.class_names if n not in names]
         if unknown:
             raise InputError(f"unknown class {unknown[0]!r} in dataset {dataset!r}{_closest(unknown[0], names)}",
-                             hint=f"it has {len(names)} classes: {', '.join(names[:30])}"
+                             hint=f"it has {count(len(names), 'class', 'classes')}: {', '.join(names[:30])}"
                                   + (" ..." if len(names) > 30 else ""))
         pool_names = {c.name for c in pool}
         excluded = [n for n in settings.class_names if n not in pool_names]
@@ -318,10 +323,12 @@ def _check_masks(rows: list[Row], settings: SubsetSettings) -> None:
         return
     if settings.on_missing_mask == "error":
         examples = ", ".join(str(r.record.mask or f"(none for {r.record.source})") for r in missing[:3])
-        raise InputError(f"{len(missing)} of {len(rows)} images have no mask file, e.g. {examples}",
+        raise InputError(f"{len(missing)} of {count(len(rows), 'image')} {'has' if len(missing) == 1 else 'have'} "
+                         f"no mask file, e.g. {examples}",
                          hint="check --masks, or pass --on-missing-mask skip (drop those images) or "
                               "--on-missing-mask full (use the whole image as mask)")
-    log.warning("%d images have no mask file; --on-missing-mask %s", len(missing), settings.on_missing_mask)
+    log.warning("%s no mask file; --on-missing-mask %s", "1 image has" if len(missing) == 1 else
+                f"{len(missing)} images have", settings.on_missing_mask)
 
 
 def _check_groups(plan: Plan, split_by_dsc: list[Row], settings: SubsetSettings) -> None:
@@ -344,12 +351,18 @@ def _check_groups(plan: Plan, split_by_dsc: list[Row], settings: SubsetSettings)
                 "refuse instead)", what[0].upper() + what[1:], how)
 
 
+def _has(n: int) -> str:
+    """``1 class has`` / ``3 classes have``: the verb's number follows the count."""
+    return "class has" if n == 1 else "classes have"
+
+
 def grouping_text(ungrouped: int, total: int) -> str:
     """The summary's word on groups: grouped, ungrouped (each image its own group) or partly grouped."""
     if total and ungrouped == total:
         return "ungrouped: each image is its own group"
     if ungrouped:
-        return f"partly grouped: {ungrouped} of {total} images have no group (each is its own group)"
+        return (f"partly grouped: {ungrouped} of {count(total, 'image')} {'has' if ungrouped == 1 else 'have'} "
+                "no group (each is its own group)")
     return "grouped"
 
 
@@ -657,4 +670,5 @@ def _fit_summary(summary: dict[str, Any], limit: int = 55_000) -> dict[str, Any]
 def _warn_empty_splits(summary: dict[str, Any]) -> None:
     empty = [c["name"] for c in summary["classes"] if c["train"] == 0]
     if empty:
-        log.warning("%d classes have no training images: %s", len(empty), ", ".join(empty[:10]))
+        log.warning("%s no training images: %s", "1 class has" if len(empty) == 1 else f"{len(empty)} classes have",
+                    ", ".join(empty[:10]))

@@ -136,7 +136,7 @@ def test_empty_class_folder_is_skipped(tree):
     (tree / "d" / "empty").mkdir()
     res = build_subset(_settings(tree), tree / "o.h5")
     assert "empty" not in Store(tree / "o.h5").classes
-    assert res.summary["skipped_classes"] == [{"name": "empty", "images": 0, "reason": "fewer than 1 images"}]
+    assert res.summary["skipped_classes"] == [{"name": "empty", "images": 0, "reason": "fewer than 1 image"}]
 
 
 @pytest.mark.parametrize("kw, error, match", [
