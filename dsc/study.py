@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from dsc.console import count, plural
 from dsc.errors import ConfigError, DscError, InputError, MismatchError
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ def _read(path: Path) -> dict[str, Any]:
                           hint="see examples/study-demo.toml and docs/commands/study.md") from None
     unknown = sorted(set(doc) - set(SECTIONS))
     if unknown:
-        raise ConfigError(f"study file {path} has unknown table(s) {', '.join(unknown)}",
+        raise ConfigError(f"study file {path} has unknown {plural(len(unknown), 'table')} {', '.join(unknown)}",
                           hint=f"allowed tables: {', '.join(SECTIONS)}")
     if "study" not in doc:
         raise ConfigError(f"study file {path} has no [study] table", hint="add [study] with at least data = ...")
@@ -212,13 +213,13 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
 
         typos = [f"{k}{did_you_mean(k, TrainSettings.model_fields)}" for k in bad]
         if all("did you mean" in t for t in typos):
-            raise ConfigError(f"unknown [train] key(s) {', '.join(typos)}",
+            raise ConfigError(f"unknown [train] {plural(len(typos), 'key')} {', '.join(typos)}",
                               hint="[train] holds the settings pretrain and baseline share")
         owner = {k: "pretrain" if k in PretrainSettings.model_fields else "baseline"
                  if k in BaselineSettings.model_fields else None for k in bad}
         unknown = [t for t, k in zip(typos, bad, strict=True) if owner[k] is None]
         if unknown:
-            raise ConfigError(f"unknown [train] key(s) {', '.join(unknown)}",
+            raise ConfigError(f"unknown [train] {plural(len(unknown), 'key')} {', '.join(unknown)}",
                               hint="[train] holds the settings pretrain and baseline share")
         raise ConfigError(f"[train] keys {', '.join(bad)} are not shared training settings",
                           hint="move " + ", ".join(f"{k} to [{owner[k]}]" for k in bad))
@@ -272,7 +273,7 @@ def _pictures(report: dict[str, Any], given: dict[str, Any], study_file: Path) -
     if unknown:
         keys = [*ReportSettings.model_fields, *PICTURES]
         kinds = {"results": "results_figure", "embedding": "embedding_map"}   # as report["figures"] names them
-        raise ConfigError(f"study file {study_file} [report]: unknown key(s) "
+        raise ConfigError(f"study file {study_file} [report]: unknown {plural(len(unknown), 'key')} "
                           + ", ".join(f"{k}; did you mean {kinds[k]}?" if k in kinds else f"{k}{did_you_mean(k, keys)}"
                                       for k in unknown),
                           hint="[report] holds `dsc report` settings (dsc config show) and the pictures "
@@ -409,9 +410,10 @@ def _equal_budget(spec: StudySpec, section: str, values: dict[str, Any], study_f
     batch = settings.batch_size
     if settings.budget != "epochs":
         amount = settings.steps if settings.budget == "steps" else settings.images
-        return {}, f"every arm trains {amount} {settings.budget} (batch {batch}), as the study file sets"
+        return {}, (f"every arm trains {count(amount, settings.budget.rstrip('s'))} (batch {batch}), as the study "
+                    "file sets")
     if spec.budget == "epochs":
-        return {}, (f"every arm trains {settings.epochs} epochs (batch {batch}): arms with more images take "
+        return {}, (f"every arm trains {count(settings.epochs, 'epoch')} (batch {batch}): arms with more images take "
                     "more optimizer steps ([study] budget = \"epochs\")")
     from dsc.data.samplers import BatchPlan
     from dsc.data.stores import real_rows
@@ -426,13 +428,13 @@ def _equal_budget(spec: StudySpec, section: str, values: dict[str, Any], study_f
     sizes = pass_sizes(BatchPlan(torch.zeros(n_train, dtype=torch.int64), 0, batch))
     if spec.budget == "steps":
         amount = settings.epochs * len(sizes)
-        how = f"{settings.epochs} epochs x {len(sizes)} steps"
+        how = f"{count(settings.epochs, 'epoch')} x {count(len(sizes), 'step')}"
     else:
         amount = settings.epochs * sum(sizes)
-        how = f"{settings.epochs} epochs x {sum(sizes)} images"
-    return {spec.budget: amount}, (f"every arm trains {amount} optimizer {spec.budget} of batch {batch}, the "
-                                   f"'none' arm's {how} on {n_train} train images; evaluated in "
-                                   f"{settings.epochs} rounds")
+        how = f"{count(settings.epochs, 'epoch')} x {count(sum(sizes), 'image')}"
+    what = "optimizer " + plural(amount, spec.budget.rstrip("s")) if spec.budget == "steps" else plural(amount, "image")
+    return {spec.budget: amount}, (f"every arm trains {amount} {what} of batch {batch}, the 'none' arm's {how} on "
+                                   f"{count(n_train, 'train image')}; evaluated in {count(settings.epochs, 'round')}")
 
 
 def plan(study: Study, *, force: bool = False) -> Study:

@@ -108,7 +108,9 @@ def study(
     for p in result.written:
         out.print(f"wrote {p}", highlight=False, markup=False)   # a path is not markup
     if failures:
-        from dsc.console import err
+        from rich.markup import escape
 
-        err.print(f"[yellow]{len(failures)} run(s) failed:[/] " + ", ".join(r.name for r, _ in failures))
+        from dsc.console import count, err
+
+        err.print(f"[yellow]{count(len(failures), 'run')} failed:[/] " + escape(", ".join(r.name for r, _ in failures)))
 

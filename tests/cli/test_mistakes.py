@@ -107,7 +107,7 @@ def test_misspelt_train_key_in_a_study_suggests_the_right_one(run_dsc, tmp_path)
     study = tmp_path / "study.toml"
     study.write_text(f'[study]\ndata = "{data}"\nvariants = ["none"]\n\n[train]\nepoch = 1\n')
     line = _one_error_line(run_dsc("study", study, "--dry-run"))
-    assert "unknown [train] key(s) epoch; did you mean epochs?" in line
+    assert "unknown [train] key epoch; did you mean epochs?" in line
     assert "move them" not in line
     study.write_text(f'[study]\ndata = "{data}"\nvariants = ["none"]\n\n[train]\ntemperature = 0.2\n')
     assert "move temperature to [pretrain]" in _one_error_line(run_dsc("study", study, "--dry-run"))
