@@ -1,7 +1,10 @@
-"""Evaluation suite: classification metrics, corruption robustness, OOD detection, feature extraction.
+"""Evaluation: classification metrics, corruption robustness, OOD detection, feature extraction, and the
+numbers of the synthetic-data quality assessment.
 
-Used by `dsc probe` and `dsc baseline` (metrics on the test split); `dsc report` and `dsc study` use its
-feature extraction and split selection. See docs/evaluation.md.
+Used by `dsc probe` and `dsc baseline` (metrics on the test split; the linear probe of ``linear``);
+`dsc report` and `dsc study` use its feature extraction, split selection and ``quality`` (Fréchet distance,
+KID, near-copies, the real-data classifier); `dsc augment --filter` uses ``filter.ConfidenceFilter``.
+See docs/evaluation.md and docs/quality.md.
 """
 
 from dsc.evaluate.metrics import (
