@@ -29,7 +29,8 @@ def render_summary(s: dict[str, Any]) -> None:
     attrs = s["attrs"]
     shape = "x".join(str(x) for x in s["image_shape"]) if s["image_shape"] else "-"
     holdout = s.get("holdout_classes") or []
-    head = (f"[bold]{escape(s['path'])}[/]  {s['kind']} store, {s['n']} samples, {len(s['classes'])} classes"
+    head = (f"[bold]{escape(s['path'])}[/]  {s['kind']} store, {count(s['n'], 'sample')}, "
+            f"{count(len(s['classes']), 'class', 'classes')}"
             + (f" + {len(holdout)} held-out" if holdout else "")
             + f", images {shape}, masks {'yes' if s['masks'] else 'no'}")
     out.print(head, highlight=False)
@@ -121,22 +122,24 @@ def render_subset_summary(summary: dict[str, Any], *, path: Path, fingerprint: s
     skipped = summary["skipped"]
     if skipped["total"]:
         reasons = ", ".join(f"{n} {r}" for r, n in skipped["by_reason"].items())
-        out.print(f"[yellow]skipped {skipped['total']} images[/] ({escape(reasons)}):", highlight=False)
+        out.print(f"[yellow]skipped {count(skipped['total'], 'image')}[/] ({escape(reasons)}):", highlight=False)
         for s in skipped["files"][:MAX_SKIPS_SHOWN]:
             out.print(f"  {escape(s['reason'])}: {escape(s['detail'])}", highlight=False)
         if skipped["total"] > MAX_SKIPS_SHOWN:
             out.print(f"  ... and {skipped['total'] - MAX_SKIPS_SHOWN} more (`dsc info {escape(str(path))} "
                       "--json` lists up to 200)", highlight=False)
     for c in summary["skipped_classes"]:
-        out.print(f"[yellow]skipped class[/] {escape(c['name'])}: {c['images']} images, {escape(c['reason'])}",
+        out.print(f"[yellow]skipped class[/] {escape(c['name'])}: {count(c['images'], 'image')}, "
+                  f"{escape(c['reason'])}",
                   highlight=False)
     rate = summary.get("images_per_s")
-    out.print(f"[green]wrote[/] {escape(str(path))}: {summary['n']} images at {summary['resolution']} px, "
-              f"{len(summary['classes'])} classes"
+    out.print(f"[green]wrote[/] {escape(str(path))}: {count(summary['n'], 'image')} at {summary['resolution']} px, "
+              f"{count(len(summary['classes']), 'class', 'classes')}"
               + (f" + {len(summary['holdout_classes'])} held out" if summary["holdout_classes"] else "")
               + f", masks {'yes' if summary['masks'] else 'no'}, splits: {summary['split_source']}; "
-              f"fingerprint {fingerprint}; {timings.get('total', 0):.1f} s"
-              + (f" ({rate:,.0f} img/s, {summary.get('workers', 1)} workers)" if rate else ""), highlight=False)
+              f"fingerprint {fingerprint}; "
+              + (f"decoding and writing {rate:,.0f} images/s with {count(summary.get('workers', 1), 'worker')}, "
+                 if rate else "") + f"{timings.get('total', 0):.1f} s in all", highlight=False)
 
 
 def render_probe(result: ProbeResult) -> None:
