@@ -28,6 +28,7 @@ from dsc.errors import ConfigError, InputError, Interrupted, MismatchError, Outp
 from dsc.outputs import check_output
 from dsc.provenance import Timings, json_hash, provenance
 from dsc.settings import AugmentSettings
+from dsc.store.schema import REJECTION_COLUMNS, REJECTIONS
 
 log = logging.getLogger(__name__)
 
@@ -475,14 +476,6 @@ class AugmentJob:
                 "score": "probability the run's classifier gives the source class"}
 
 
-COLUMNS: list[tuple[str, Any]] = [
-    ("labels", np.int64), ("is_ood", np.bool_), ("source_label", np.int64), ("source_index", np.int64),
-    ("variant", np.int32), ("other_label", np.int64), ("split", str), ("strategy", str), ("prompt", str),
-    ("strength", np.float32), ("guidance", np.float32), ("steps", np.int32), ("scheduler", str),
-    ("seed", np.int64), ("base_seed", np.int64), ("ood_strategy", str),
-]
-
-
 def shard_dir(output: Path) -> Path:
     """Where finished batches wait until the store is assembled: ``AUG.h5.shards/``."""
     return output.with_name(output.name + ".shards")
@@ -524,10 +517,6 @@ def _columns(job: AugmentJob, batch: list[Planned], images: np.ndarray, prompts:
         guidance=np.full(n, s.guidance, dtype=np.float32), steps=np.full(n, s.steps, dtype=np.int32),
         scheduler=np.array([job.scheduler_label] * n), seed=np.array([p.seed for p in batch], dtype=np.int64),
         base_seed=np.full(n, s.seed, dtype=np.int64), ood_strategy=np.array([s.ood_strategy if ood else ""] * n))
-
-
-#: what each rejection record holds (``/rejections/<name>``): enough to regenerate the image
-REJECTION_COLUMNS = ("source_index", "variant", "source_label", "other_label", "seed", "strength", "score")
 
 
 def _apply_filter(job: AugmentJob, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -580,8 +569,9 @@ def _assemble(job: AugmentJob, folder: Path, output: Path, force: bool, timings:
     with StoreWriter(output, kind="synthetic", attrs=job.root_attrs(), force=force or output.exists()) as writer:
         writer.set_classes(job.class_names)
         writer.create_column("images", (res, res, 3), np.uint8, chunk_rows=1)
-        for name, dtype in COLUMNS + ([("filter_score", np.float32)] if filtered else []):
-            writer.create_column(name, (), dtype)
+        writer.create_row_columns()  # the synthetic store's columns (dsc/store/schema.py)
+        if filtered:
+            writer.create_column("filter_score")
         for _, _, path in shards:
             with np.load(path) as z:
                 cols = {k: z[k] for k in z.files if k != "seconds"}
@@ -599,10 +589,7 @@ def _assemble(job: AugmentJob, folder: Path, output: Path, force: bool, timings:
         summary = _summary({k: np.concatenate(v) for k, v in keep.items()}, job.class_names,
                            rejected["source_label"] if rejected is not None else None)
         if rejected is not None:
-            grp = writer.h5.require_group("rejections")
-            for name, values in rejected.items():
-                grp.create_dataset(name, data=values)
-            grp.attrs["count"] = len(rejected["score"])
+            writer.add_group(REJECTIONS, rejected, count=len(rejected["score"]))
             if len(rejected["score"]) == len(job.plan):
                 log.warning("the filter rejected %s (%s); the store has no samples",
                             "the only image" if len(job.plan) == 1 else f"all {len(job.plan)} images", job.filter_rule)

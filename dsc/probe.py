@@ -111,9 +111,7 @@ def _open_run_inputs(run_dir: Path, run_info: dict[str, Any], *, with_synthetic:
 
 def _normal_rows(store: Store) -> np.ndarray:
     """In-distribution rows of a synthetic store (positives)."""
-    if store.has("is_ood"):
-        return np.flatnonzero(~store.column("is_ood").astype(bool))
-    return np.arange(len(store))
+    return np.flatnonzero(~store.is_ood)
 
 
 # ------------------------------------------------------------------------------------- embeddings.h5
@@ -145,7 +143,7 @@ def _read_embeddings(path: Path, cache_key: str) -> dict[str, FeatureSet]:
         if extra.get("cache_key") != cache_key:
             log.info("%s was computed for another checkpoint, data or image size; recomputing", path)
             return {}
-        keys, feats = store.column("set"), store.h5["samples"]["features"][()]
+        keys, feats = store.column("set"), store.column("features")
         labels, rows = store.labels, store.column("row").astype(np.int64)
     out = {}
     for key in dict.fromkeys(keys.tolist()):
@@ -159,11 +157,8 @@ def _write_embeddings(path: Path, sets: dict[str, FeatureSet], stores: dict[str,
     dim = next(iter(sets.values())).features.shape[1]
     with StoreWriter(path, kind="embeddings", attrs=attrs, force=True, compression=None) as w:
         w.set_classes(list(data.classes))
-        w.create_column("features", (dim,), np.float32, chunk_rows=1024, compress=False)
-        w.create_column("labels", (), np.int64)
-        w.create_column("split", (), str)
-        w.create_column("set", (), str)
-        w.create_column("row", (), np.int64)
+        w.create_column("features", (dim,), chunk_rows=1024, compress=False)
+        w.create_row_columns()  # labels, split, set, row (dsc/store/schema.py)
         for key, fs in sets.items():
             if len(fs.rows) == 0:
                 continue
