@@ -111,7 +111,7 @@ def load_arrays(path: Path, size: int) -> Arrays:
 
 # --------------------------------------------------------------------------------- shared measurement code
 def device() -> torch.device:
-    """The device dsc's training picks by itself (dsc.train.distributed.setup("auto"))."""
+    """The device dsc's training picks by itself (dsc.parallel.setup_training("auto"))."""
     return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
 
 

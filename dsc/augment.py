@@ -614,9 +614,9 @@ def run_augment(data: Path, output: Path, settings: AugmentSettings, sources: di
     order into the store (written as ``.partial``, then renamed) and removed. ``on_batch(done, total)`` is
     called after each batch is on disk (tests use it to simulate a crash).
     """
-    from dsc import distributed as D
+    from dsc import parallel
 
-    with D.session():
+    with parallel.session():
         return _run_augment(data, output, settings, sources, force=force, resume=resume,
                             show_progress=show_progress, on_batch=on_batch)
 
@@ -630,12 +630,12 @@ def _run_augment(data: Path, output: Path, settings: AugmentSettings, sources: d
     process makes, since every image has its own seeded generator)."""
     import json
 
-    from dsc import distributed as D
+    from dsc import parallel
     from dsc.outputs import OutputLock, atomic_write_json, claim, remove
 
     output = Path(output)
     folder = shard_dir(output)
-    with D.together("checking the inputs"):
+    with parallel.together("checking the inputs"):
         check_output(output, force=force, resume=resume)
         if folder.exists() and not (resume or force):
             raise OutputExistsError(f"an interrupted run left {folder}",
@@ -651,18 +651,18 @@ def _run_augment(data: Path, output: Path, settings: AugmentSettings, sources: d
     plan_file = folder / "plan.json"
     resumed = False
     try:
-        with D.together("preparing the output"):
-            if D.is_main():
+        with parallel.together("preparing the output"):
+            if parallel.is_main():
                 lock.acquire()
                 if force and not resume:
                     remove(folder)
                 resumed = plan_file.exists()
                 if resumed:
                     _check_same_plan(json.loads(plan_file.read_text()), job, folder)
-        resumed = bool(D.broadcast_object(resumed))
-        with D.together("loading the model"):
+        resumed = bool(parallel.broadcast_object(resumed))
+        with parallel.together("loading the model"):
             job.load()
-            if D.is_main():
+            if parallel.is_main():
                 folder.mkdir(parents=True, exist_ok=True)
                 if not resumed:
                     atomic_write_json(plan_file, {"plan_hash": job.plan_hash(), "output": str(output),
@@ -683,12 +683,12 @@ def _run_augment(data: Path, output: Path, settings: AugmentSettings, sources: d
                               hint="rerun the same command with --resume to generate the other "
                                    f"{total - kept}") from None
         summary: dict[str, Any] = {}
-        with D.together("assembling the store"):
-            if D.is_main():
+        with parallel.together("assembling the store"):
+            if parallel.is_main():
                 with job.timings.stage("assemble"):
                     summary = _assemble(job, folder, output, force, dict(job.timings))
                 remove(folder)
-        summary = D.broadcast_object(summary)
+        summary = parallel.broadcast_object(summary)
     finally:
         lock.release()
     job.store.close()
@@ -727,7 +727,7 @@ def _generate(job: AugmentJob, folder: Path, covered: np.ndarray, show_progress:
               on_batch: Callable[[int, int], None] | None) -> tuple[int, float]:
     """Generate every row no shard holds (``covered`` is updated as shards land); returns how many rows
     were missing and the images/s of all processes together."""
-    from dsc import distributed as D
+    from dsc import parallel
     from dsc.console import progress
 
     s, total = job.s, len(job.plan)
@@ -736,13 +736,13 @@ def _generate(job: AugmentJob, folder: Path, covered: np.ndarray, show_progress:
     done = int(covered.sum())
     if done:
         log.info("resuming: %d of %s already generated in %s", done, count(total, "image"), folder)
-    world, rank = D.world_size(), D.rank()
+    world, rank = parallel.world_size(), parallel.rank()
     slots = [slot for k, slot in enumerate(range(0, total, s.batch_size)) if k % world == rank]
     mine = sum(min(slot + s.batch_size, total) - slot for slot in slots)
     cache: dict[int, Any] = {}
     generated_here = 0
-    with D.together("generating"), progress(unit="img", transient=not show_progress) as bar:
-        task = bar.add_task("augment", total=mine, completed=0, status="", visible=show_progress and D.is_main())
+    with parallel.together("generating"), progress(unit="img", transient=not show_progress) as bar:
+        task = bar.add_task("augment", total=mine, completed=0, status="", visible=show_progress and parallel.is_main())
         for slot in slots:  # absolute batch slots: the same batches on every run and in every process
             stop_slot = min(slot + s.batch_size, total)
             rows = [r for r in range(slot, stop_slot) if not covered[r]]
@@ -771,7 +771,7 @@ def _generate(job: AugmentJob, folder: Path, covered: np.ndarray, show_progress:
     interrupts.check()  # never assemble a store after a Ctrl-C
     gen = job.timings.get("generate", 0.0)
     rate = generated_here / gen if gen else 0.0
-    rate = sum(D.gather_objects(rate))  # images/s of all processes together
+    rate = sum(parallel.gather_objects(rate))  # images/s of all processes together
     job.timings["images_per_second"] = round(rate, 4)
     return total - done, rate
 

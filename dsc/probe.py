@@ -200,9 +200,9 @@ def embed(backbone: Any, required: dict[str, tuple[Store, np.ndarray]], path: Pa
     keep = {k: v for k, v in cached.items() if k in stores}
     if not any(len(v.rows) for v in keep.values()):
         raise InputError(f"{data.path} has no rows to embed", hint="check the store's splits")
-    from dsc import distributed as D
+    from dsc import parallel
 
-    if D.is_main():
+    if parallel.is_main():
         _write_embeddings(path, keep, stores, data=data, attrs=attrs)
     return {k: cached[k] for k in required}, False, sum(len(required[k][1]) for k in missing)
 
@@ -227,15 +227,15 @@ def probe(run_dir: Path | str, settings: ProbeSettings | None = None, *, ood: Se
     rank, gathered); the main process writes embeddings.h5, trains the probe and evaluates, and every
     process returns its result.
     """
-    from dsc import distributed as D
+    from dsc import parallel
     from dsc.outputs import OutputLock
 
     lock = OutputLock(Path(run_dir) / PROBE_DIR)  # RUN/probe.lock: one probe of a run at a time
-    with D.session():
+    with parallel.session():
         result = None
         try:
-            with D.together("probing"):
-                if D.is_main() and Path(run_dir).is_dir():
+            with parallel.together("probing"):
+                if parallel.is_main() and Path(run_dir).is_dir():
                     lock.acquire()
                 result = _probe(run_dir, settings, ood=ood, sources=sources, force=force,
                                 recompute_features=recompute_features, allow_incomplete=allow_incomplete)
@@ -251,7 +251,7 @@ def probe(run_dir: Path | str, settings: ProbeSettings | None = None, *, ood: Se
 def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence[Path | str],
            sources: dict[str, str] | None, force: bool, recompute_features: bool,
            allow_incomplete: bool = False) -> ProbeResult | None:
-    from dsc import distributed as D
+    from dsc import parallel
     from dsc.train.checkpoint import checkpoint_dir, load_encoder, read_checkpoint_info
     from dsc.train.run_dir import read_run_info
 
@@ -273,7 +273,7 @@ def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence
                     progress.describe(), settings.checkpoint)
     out_dir = run_dir / PROBE_DIR
     metrics_path = out_dir / "metrics.json"
-    if D.is_main():  # (the main process holds RUN/probe.lock; the others write nothing there)
+    if parallel.is_main():  # (the main process holds RUN/probe.lock; the others write nothing there)
         check_output(metrics_path if out_dir.is_dir() else out_dir, force=force)
     ckpt = read_checkpoint_info(run_dir, settings.checkpoint)
     data, synthetic, ood_stores = _open_run_inputs(run_dir, run_info, with_synthetic=settings.with_synthetic,
@@ -310,7 +310,7 @@ def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence
     with timings.stage("features"):
         sets, reused, encoded = embed(backbone, required, emb_path, cache_key=cache_key, image_size=image_size,
                              settings=settings, data=data, attrs=emb_attrs, force=recompute_features)
-    if not D.is_main():
+    if not parallel.is_main():
         return None
 
     train_sets = [sets["train"]] + [sets[f"synthetic:{s.fingerprint}"] for s in synthetic]

@@ -25,7 +25,7 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     name = (device or "auto").lower()
     if name == "auto":
         if torch.cuda.is_available():  # one GPU per process under accelerate launch / torchrun
-            from dsc.distributed import distributed, local_rank
+            from dsc.parallel import distributed, local_rank
 
             return torch.device("cuda", local_rank()) if distributed() else torch.device("cuda")
         mps = getattr(torch.backends, "mps", None)

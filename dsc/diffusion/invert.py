@@ -428,9 +428,9 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
     ``TOKENS.lock``, prepares ``TOKENS.partial/``, merges the other processes' entries into the manifest and
     commits. Token files are the same as one process writes.
     """
-    from dsc import distributed as D
+    from dsc import parallel
 
-    with D.session():
+    with parallel.session():
         return _run_invert(data, output, settings, classes=classes, resume=resume, force=force,
                            components=components, show_progress=show_progress, settings_sources=settings_sources)
 
@@ -486,7 +486,7 @@ def _learn(store: Store, data: Path, output: Path, partial: Path, jobs_all: list
     """Learn the tokens of ``jobs_all`` still missing (this process's share) under ``lock``; merge; commit."""
     import torch
 
-    from dsc import distributed as D
+    from dsc import parallel
     from dsc import interrupts
     from dsc.console import count, progress
     from dsc.diffusion.models import load_components
@@ -494,11 +494,11 @@ def _learn(store: Store, data: Path, output: Path, partial: Path, jobs_all: list
     from dsc.provenance import provenance
 
     resumed = False
-    with D.together("preparing the output"):
-        if D.is_main():
+    with parallel.together("preparing the output"):
+        if parallel.is_main():
             lock.acquire()
             resumed = _open_partial(output, partial, resume=resume, force=force)
-    resumed = bool(D.broadcast_object(resumed))
+    resumed = bool(parallel.broadcast_object(resumed))
     settings_json = settings.model_dump(mode="json")
     with timings.stage("load_model"):
         if components is None:
@@ -508,7 +508,7 @@ def _learn(store: Store, data: Path, output: Path, partial: Path, jobs_all: list
     model_info = components.describe()
     data_info = {"path": str(Path(data).resolve()), "fingerprint": store.fingerprint}
 
-    if not D.is_main():  # the main process checks and writes the manifest; the others learn their share
+    if not parallel.is_main():  # the main process checks and writes the manifest; the others learn their share
         manifest = T.TokenManifest(directory=partial, classes={}, model=model_info, data=data_info,
                                    settings=settings_json, complete=False)
     elif resumed:
@@ -534,20 +534,20 @@ def _learn(store: Store, data: Path, output: Path, partial: Path, jobs_all: list
     manifest.provenance = provenance(settings_json, sources=settings_sources or {},
                                      inputs={"data_fingerprint": store.fingerprint},
                                      effective_lr=learning_rate(settings))
-    with D.together("checking the partial output"):
+    with parallel.together("checking the partial output"):
         done = [j.name for j in jobs_all if j.name in manifest.classes and manifest.file(j.name).is_file()]
         if done:
             log.info("skipping %s: %s", count(len(done), "finished class", "finished classes"), ", ".join(done))
-        if D.is_main():
+        if parallel.is_main():
             manifest.write()
-    done = D.broadcast_object(done)
+    done = parallel.broadcast_object(done)
     todo = [j for j in jobs_all if j.name not in done]
-    jobs = D.shard(todo)  # class i of the remaining ones goes to process i % world
+    jobs = parallel.shard(todo)  # class i of the remaining ones goes to process i % world
 
     masks_col = store.has_masks and settings.crop_to_object
-    with D.together("learning tokens"), progress("step") as bar:
+    with parallel.together("learning tokens"), progress("step") as bar:
         task = bar.add_task("invert", total=len(jobs) * settings.steps, status="",
-                            visible=show_progress and D.is_main())
+                            visible=show_progress and parallel.is_main())
         for job in jobs:
             interrupts.check()  # a swallowed Ctrl-C stops before the next class (finished ones are kept)
             t0 = time.perf_counter()
@@ -586,26 +586,26 @@ def _learn(store: Store, data: Path, output: Path, partial: Path, jobs_all: list
                 steps_per_second=round(settings.steps / max(seconds, 1e-9), 3), batch_size=settings.batch_size,
                 gradient_accumulation=settings.gradient_accumulation)
             manifest.timings = {**manifest.timings, **timings}
-            if D.is_main():
+            if parallel.is_main():
                 manifest.write()
             log.info("%s: %s learned, loss %.4f -> %.4f (%.1f s)", job.name, job.token,
                      float(np.mean(losses[:5])), float(np.mean(losses[-5:])), seconds)
     store.close()
-    if D.distributed():
-        learned = D.gather_objects({j.name: manifest.classes[j.name] for j in jobs})
-        if D.is_main():  # the order one process gives: earlier classes, then the learned ones in plan order
+    if parallel.distributed():
+        learned = parallel.gather_objects({j.name: manifest.classes[j.name] for j in jobs})
+        if parallel.is_main():  # the order one process gives: earlier classes, then the learned ones in plan order
             for part in learned:
                 manifest.classes.update(part)
             order = [n for n in manifest.classes if n not in {j.name for j in todo}] + [j.name for j in todo]
             manifest.classes = {n: manifest.classes[n] for n in order}
     manifest.timings = {**manifest.timings, **timings, "total": round(time.perf_counter() - started, 3)}
     interrupts.check()  # never commit TOKENS/ after a Ctrl-C
-    with D.together("committing the output"):
-        if D.is_main():
+    with parallel.together("committing the output"):
+        if parallel.is_main():
             manifest.complete = True
             manifest.write()
             commit(partial, output)
-    manifest = D.broadcast_object(manifest) if D.distributed() else manifest
+    manifest = parallel.broadcast_object(manifest) if parallel.distributed() else manifest
     manifest.directory = output
     manifest.complete = True
     return manifest

@@ -106,7 +106,7 @@ def extract_features(
     (``accelerate launch``/``torchrun``): each process computes the batches ``k % world == rank`` and every
     process gets all features (the same batches, so the same values as one process computes).
     """
-    from dsc import distributed as D
+    from dsc import parallel
 
     dev = module_device(encoder, device)
     idx = np.asarray(indices, dtype=np.int64)
@@ -115,14 +115,14 @@ def extract_features(
     encoder.eval()
     chunks: list[torch.Tensor] = []
     starts = list(range(0, len(idx), batch_size))
-    sharded = shard and D.distributed()
-    mine = D.shard(starts) if sharded else starts
+    sharded = shard and parallel.distributed()
+    mine = parallel.shard(starts) if sharded else starts
     try:
         with contextlib.ExitStack() as stack:
             if advance is None and len(idx) > batch_size:
                 bar = stack.enter_context(progress("img", transient=True))
                 total = sum(len(idx[s:s + batch_size]) for s in mine)
-                task = bar.add_task(description or "features", total=total, status="", visible=D.is_main())
+                task = bar.add_task(description or "features", total=total, status="", visible=parallel.is_main())
                 advance = functools.partial(bar.advance, task)
             for start in mine:
                 rows = idx[start:start + batch_size]
@@ -137,7 +137,7 @@ def extract_features(
     finally:
         encoder.train(was_training)
     if sharded:  # batch k of process r is global batch r + k * world
-        parts = D.gather_objects(chunks)
+        parts = parallel.gather_objects(chunks)
         chunks = [parts[k % len(parts)][k // len(parts)] for k in range(len(starts))]
     if not chunks:
         dim = _feature_dim(encoder, prep, dev)

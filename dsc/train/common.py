@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dsc import console, interrupts
+from dsc import console, interrupts, parallel
 from dsc.console import count
 from dsc.data.samplers import BatchPlan, VariantIndex
 from dsc.data.stores import ImageSet, TrainingInputs, load_real, load_synthetic, open_inputs
@@ -28,7 +28,6 @@ from dsc.data.views import ViewMaker
 from dsc.errors import ConfigError, DscError, InputError
 from dsc.provenance import Timings
 from dsc.settings import TrainSettings
-from dsc.train import distributed as D
 from dsc.train.budget import make_budget, make_stream
 from dsc.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from dsc.train.run_dir import RunDir, read_run_info, settings_hash
@@ -170,7 +169,7 @@ class Task:
 class Context:
     """Run-time state handed to tasks."""
 
-    env: D.DistEnv
+    env: parallel.DistEnv
     data: TrainData
     views: ViewMaker
     plain: ViewMaker
@@ -240,7 +239,7 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
     from dsc.outputs import OutputLock
 
     timings = Timings()
-    env = D.setup()
+    env = parallel.setup_training()
     if not env.main:
         logging.getLogger().setLevel(logging.WARNING)  # one process reports
     lock = OutputLock(output)  # RUN.lock: a second command writing the same RUN/ is refused (main process)
@@ -260,7 +259,7 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
             resuming = (output / "run.json").is_file() and resume
             if env.main:
                 resuming = run.prepare(force=force, resume=resume)
-            D.barrier(env)
+            env.barrier()
             sjson = settings.model_dump(mode="json")
             record = inputs.record()
             if resuming:
@@ -276,7 +275,7 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
                         stop_after, extra_info or {})
     finally:
         lock.release()
-        D.teardown(env)
+        env.teardown()
 
 
 def _stores_read(data: Path, synthetic: Sequence[Path], negatives: Sequence[Path], use_negatives: bool) -> str:
@@ -361,7 +360,7 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                    "batch": {"size": settings.batch_size, "negatives_per_batch": plan.n_neg,
                              "steps_per_epoch": budget.steps_per_pass, "processes": env.world},
                    "budget": budget.record(), "augmentation": augmentation, **extra_info})
-    D.barrier(env)
+    env.barrier()
     if env.main:
         log.info("%s: %s (%d real), %s, %d val; %s per pass, %s per batch; budget %s: %s, %s, "
                  "%.2f passes over the positives, in %s", command, count(data.n_pos, "train image"), data.n_real,
@@ -411,7 +410,7 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                 train_time = time.perf_counter() - t0
                 interrupts.check()
                 val = task.validate(ctx)
-                loss_epoch = float(D.all_reduce_sum(torch.tensor([loss_sum / max(n_steps, 1)], device=env.device), env)[0]) / env.world
+                loss_epoch = float(env.all_reduce_sum(torch.tensor([loss_sum / max(n_steps, 1)], device=env.device))[0]) / env.world
                 # the bar ends the round on its mean loss (as metrics.jsonl has it), not on the last batch's
                 bar.update(task_id, status=_bar_status(unit, epoch, budget.rounds, loss_epoch))
                 row = {"epoch": epoch, "step": step, "images_seen": images_seen, "loss": round(loss_epoch, 6),
@@ -424,7 +423,7 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                 improved = not math.isnan(val) and val > best_val or (math.isnan(val))
                 if improved:
                     best_val, best_epoch = (val if not math.isnan(val) else best_val), epoch
-                from dsc.distributed import gather_objects
+                from dsc.parallel import gather_objects
 
                 aug_states = gather_objects(aug_gen.get_state())  # each process's own, for an exact resume
                 if env.main:
@@ -444,7 +443,7 @@ def _fit(task_factory, command, settings, sources, env, run, data, record, resum
                     log.info("%s %d: step %d, loss %.4f, %s %.4f, training %.1f images/s, data wait %.0f%%", unit,
                              epoch, step, loss_epoch, task.val_key, val, row["images_per_s"],
                              100 * row["data_wait_share"])
-                D.barrier(env)
+                env.barrier()
             interrupts.check()  # never mark a run complete after a Ctrl-C
         except DivergedError as exc:
             if env.main:
@@ -493,7 +492,7 @@ def _prepared(task: Task, batches: list[torch.Tensor], ctx: Context) -> Iterator
     """(global batch size, prepared local batch, seconds waited for it) per step. With ``--workers`` > 0 the
     next batch is prepared in a background thread while the current one trains (same order, same result)."""
     env = ctx.env
-    rows = [D.local_slice(b[: len(b) // env.world * env.world], env) for b in batches]
+    rows = [env.local_slice(b[: len(b) // env.world * env.world]) for b in batches]
     sizes = [len(b) // env.world * env.world for b in batches]
     if ctx.settings.workers == 0 or len(rows) < 2:
         for size, r in zip(sizes, rows, strict=True):

@@ -1,13 +1,17 @@
-"""Several processes for the non-training commands (augment, invert, the probe's embedding pass).
+"""Several processes, for every command: ``accelerate launch`` and ``torchrun`` work unchanged.
 
-``accelerate launch`` and ``torchrun`` set ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/
-``MASTER_PORT``; :func:`session` starts a torch.distributed process group from them (gloo for the small
-control messages; NCCL too when CUDA is there) and ends it. Without those variables everything here is a
-no-op: one process, rank 0, barriers return at once, gathers return ``[obj]``.
+The launcher sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/``MASTER_PORT``. Without those
+variables everything here is a no-op: one process, rank 0, barriers return at once, gathers return ``[obj]``.
 
-Commands shard their work with :func:`shard` (item ``i`` goes to rank ``i % world``), let the main process
+Non-training commands (augment, invert, the probe's embedding pass) use :func:`session`, which starts a
+torch.distributed process group (gloo for the small control messages; NCCL too when CUDA is there) and ends
+it. They shard their work with :func:`shard` (item ``i`` goes to rank ``i % world``), let the main process
 (rank 0) write the final output after a :func:`barrier`, and use :func:`together` so that an error in one
 process stops all of them instead of leaving the others waiting at the next barrier.
+
+Training (pretrain, baseline) uses :func:`setup_training`, which picks the device and starts a group (NCCL on
+GPU, gloo on CPU) for DistributedDataParallel; the returned :class:`DistEnv` carries the collective calls.
+Every process draws the same global batches from identically seeded generators and trains on its own slice.
 """
 
 from __future__ import annotations
@@ -16,9 +20,13 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dsc.errors import DscError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -162,3 +170,67 @@ def session() -> Iterator[None]:
             import torch.distributed as dist
 
             dist.destroy_process_group()
+
+
+# ------------------------------------------------------------------------------------------- training
+@dataclass
+class DistEnv:
+    """Where this training process runs, with the collective calls training needs."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        """Wait for every process (the group's own barrier: NCCL has no CPU all-reduce)."""
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def all_reduce_sum(self, x: torch.Tensor) -> torch.Tensor:
+        """The sum of ``x`` over every process (a copy; ``x`` is left as it is)."""
+        if self.distributed:
+            import torch.distributed as dist
+
+            x = x.clone()
+            dist.all_reduce(x)
+        return x
+
+    def local_slice(self, batch: torch.Tensor) -> torch.Tensor:
+        """This process's rows of a global batch (strided, so every process gets the same count +-1)."""
+        return batch[self.rank::self.world] if self.distributed else batch
+
+    def teardown(self) -> None:
+        """Wait for every process, then end the process group :func:`setup_training` started."""
+        if self.distributed and _initialized():
+            import torch.distributed as dist
+
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+def setup_training(device: str = "auto") -> DistEnv:
+    """Start the process group when launched with several processes (NCCL on GPU, gloo on CPU); pick the
+    device (``"cpu"``, ``ACCELERATE_USE_CPU=1`` or no CUDA: the CPU; else the GPU ``LOCAL_RANK``)."""
+    import torch
+    import torch.distributed as dist
+
+    world, r, local = world_size(), rank(), local_rank()
+    use_cpu = device == "cpu" or os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"1", "true", "yes"} \
+        or not torch.cuda.is_available()
+    dev = torch.device("cpu") if use_cpu else torch.device("cuda", local)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="gloo" if dev.type == "cpu" else "nccl")
+    return DistEnv(dev, r, world, local)
