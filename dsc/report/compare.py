@@ -118,15 +118,7 @@ def compare_runs(runs: list[Run], *, baseline: str | None = None, strict: bool =
     configuration against the baseline, and the arm pairs the Findings ask about) form one family whose
     p-values are Holm-adjusted; the other metrics are secondary (unadjusted p, never marked). With fewer
     than ``stats.MIN_SEEDS`` seeds a comparison is exploratory and never marked."""
-    warnings: list[str] = []
-    mixed = mixed_data(runs)
-    if mixed:
-        listing = "; ".join(f"{fp}: {', '.join(names)}" for fp, names in mixed.items())
-        msg = f"runs come from different DATA.h5 stores (by fingerprint: {listing})"
-        if strict:
-            raise MismatchError(msg, hint="compare runs made from one DATA.h5, or drop --strict")
-        warnings.append(msg + "; their numbers are not comparable")
-    warnings += [w for w in (relabelled(r) for r in runs if r.complete) if w]
+    warnings = _input_warnings(runs, strict)
     groups = group_runs(runs)
     base = find_baseline(groups, baseline, runs) if groups else None
     warnings += mark_incomplete(groups)   # after the baseline lookup, so `--baseline ce/none` still finds it
@@ -137,45 +129,8 @@ def compare_runs(runs: list[Run], *, baseline: str | None = None, strict: bool =
     primary = by_key[primary_metric]
     level = 1.0 - alpha
     family: dict[tuple[str, str], dict[str, Any]] = {}   # (treated, reference) -> primary-metric test
-    configs = []
-    for g in groups:
-        entry: dict[str, Any] = {
-            "name": g.name, "method": g.method, "method_label": g.method_label,
-            "synthetic": g.synthetic, "synthetic_label": g.synthetic_label, "backbone": g.backbone,
-            "data_fingerprint": g.runs[0].data_fingerprint, "settings": g.settings,
-            "seeds": g.seeds, "n": len(g.runs), "runs": [str(r.path) for r in g.runs],
-            "metrics": {}, "deltas": {}, "notes": list(g.notes),
-        }
-        val = g.values(VAL_TOP1)
-        if val:
-            entry["val"] = {"top1": stats.summary(list(val.values())) | {"seeds": list(val)}}
-        for m in metrics:
-            vals = g.values(m.getter)
-            if vals:
-                entry["metrics"][m.key] = stats.summary(list(vals.values())) | {"seeds": list(vals)}
-        if base is not None and g is not base:
-            for m in metrics:
-                a, b = g.values(m.getter), base.values(m.getter)
-                if a and b:
-                    entry["deltas"][m.key] = _test(a, b, m, level)
-            if primary.key in entry["deltas"]:
-                family[(g.name, base.name)] = entry["deltas"][primary.key]
-            mce = relative_corruption_error(g, base)
-            if mce is not None:
-                entry["relative_corruption_error"] = mce
-        timings: dict[str, list[float]] = {}
-        for r in g.runs:
-            for stage, sec in r.timings().items():
-                timings.setdefault(stage, []).append(sec)
-        entry["timings"] = {k: stats.mean(v) for k, v in timings.items()}
-        configs.append(entry)
-    arms = []
-    for kind, a, b in arm_pairs(groups):
-        va, vb = a.values(primary.getter), b.values(primary.getter)
-        if not va or not vb:
-            continue
-        d = family.setdefault((a.name, b.name), _test(va, vb, primary, level))
-        arms.append({"kind": kind, "treated": a.name, "reference": b.name, "metric": primary.key, **d})
+    configs = [_configuration(g, base, metrics, primary, level, family) for g in groups]
+    arms = _arm_comparisons(groups, primary, level, family)
     _holm_family(list(family.values()))
     for d in family.values():
         _judge(d, primary=True, alpha=alpha)
@@ -185,14 +140,6 @@ def compare_runs(runs: list[Run], *, baseline: str | None = None, strict: bool =
                 _judge(d, primary=False, alpha=alpha)
     for arm in arms:   # copies of their family entries, now adjusted
         arm.update(family[(arm["treated"], arm["reference"])])
-    best: dict[str, list[str]] = {}
-    for m in metrics:
-        scored = [(c["metrics"][m.key]["mean"], c["name"]) for c in configs if m.key in c["metrics"]]
-        if len(scored) > 1:
-            top = max(v for v, _ in scored) if m.higher_is_better else min(v for v, _ in scored)
-            winners = [n for v, n in scored if math.isclose(v, top, rel_tol=1e-12, abs_tol=1e-12)]
-            if len(winners) < len(scored):   # a column where all configurations tie has no best
-                best[m.key] = winners
     report = {
         "schema": REPORT_SCHEMA, "created": now(), "metric": primary.key, "primary_metric": primary.key,
         "ood_score": ood_score, "alpha": alpha,
@@ -201,7 +148,7 @@ def compare_runs(runs: list[Run], *, baseline: str | None = None, strict: bool =
         "baseline": base.name if base else None,
         "metrics": [{"key": m.key, "label": m.label, "higher_is_better": m.higher_is_better,
                      "role": "primary" if m is primary else "secondary"} for m in metrics],
-        "configurations": configs, "best": best, "arm_comparisons": arms,
+        "configurations": configs, "best": _best(metrics, configs), "arm_comparisons": arms,
         "selection": select_on_validation(configs), "warnings": warnings,
         "incomplete": [{"run": r.name, "path": str(r.path), "reason": r.problem or "incomplete"}
                        for r in runs if not r.complete],
@@ -209,6 +156,81 @@ def compare_runs(runs: list[Run], *, baseline: str | None = None, strict: bool =
     for w in warnings:
         log.warning(w)
     return report, groups
+
+
+def _input_warnings(runs: list[Run], strict: bool) -> list[str]:
+    """Runs from different DATA.h5 stores (refused with ``strict``) and relabelled runs."""
+    warnings: list[str] = []
+    mixed = mixed_data(runs)
+    if mixed:
+        listing = "; ".join(f"{fp}: {', '.join(names)}" for fp, names in mixed.items())
+        msg = f"runs come from different DATA.h5 stores (by fingerprint: {listing})"
+        if strict:
+            raise MismatchError(msg, hint="compare runs made from one DATA.h5, or drop --strict")
+        warnings.append(msg + "; their numbers are not comparable")
+    return warnings + [w for w in (relabelled(r) for r in runs if r.complete) if w]
+
+
+def _configuration(g: Group, base: Group | None, metrics: list[Metric], primary: Metric, level: float,
+                   family: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    """One configuration's entry: summaries per metric, deltas against the baseline (its primary-metric
+    test joins ``family``), timings."""
+    entry: dict[str, Any] = {
+        "name": g.name, "method": g.method, "method_label": g.method_label,
+        "synthetic": g.synthetic, "synthetic_label": g.synthetic_label, "backbone": g.backbone,
+        "data_fingerprint": g.runs[0].data_fingerprint, "settings": g.settings,
+        "seeds": g.seeds, "n": len(g.runs), "runs": [str(r.path) for r in g.runs],
+        "metrics": {}, "deltas": {}, "notes": list(g.notes),
+    }
+    val = g.values(VAL_TOP1)
+    if val:
+        entry["val"] = {"top1": stats.summary(list(val.values())) | {"seeds": list(val)}}
+    for m in metrics:
+        vals = g.values(m.getter)
+        if vals:
+            entry["metrics"][m.key] = stats.summary(list(vals.values())) | {"seeds": list(vals)}
+    if base is not None and g is not base:
+        for m in metrics:
+            a, b = g.values(m.getter), base.values(m.getter)
+            if a and b:
+                entry["deltas"][m.key] = _test(a, b, m, level)
+        if primary.key in entry["deltas"]:
+            family[(g.name, base.name)] = entry["deltas"][primary.key]
+        mce = relative_corruption_error(g, base)
+        if mce is not None:
+            entry["relative_corruption_error"] = mce
+    timings: dict[str, list[float]] = {}
+    for r in g.runs:
+        for stage, sec in r.timings().items():
+            timings.setdefault(stage, []).append(sec)
+    entry["timings"] = {k: stats.mean(v) for k, v in timings.items()}
+    return entry
+
+
+def _arm_comparisons(groups: list[Group], primary: Metric, level: float,
+                     family: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """The arm pairs the Findings ask about, on the primary metric (each test joins ``family`` once)."""
+    arms = []
+    for kind, a, b in arm_pairs(groups):
+        va, vb = a.values(primary.getter), b.values(primary.getter)
+        if not va or not vb:
+            continue
+        d = family.setdefault((a.name, b.name), _test(va, vb, primary, level))
+        arms.append({"kind": kind, "treated": a.name, "reference": b.name, "metric": primary.key, **d})
+    return arms
+
+
+def _best(metrics: list[Metric], configs: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per metric, the configurations with the best mean (none when all tie)."""
+    best: dict[str, list[str]] = {}
+    for m in metrics:
+        scored = [(c["metrics"][m.key]["mean"], c["name"]) for c in configs if m.key in c["metrics"]]
+        if len(scored) > 1:
+            top = max(v for v, _ in scored) if m.higher_is_better else min(v for v, _ in scored)
+            winners = [n for v, n in scored if math.isclose(v, top, rel_tol=1e-12, abs_tol=1e-12)]
+            if len(winners) < len(scored):   # a column where all configurations tie has no best
+                best[m.key] = winners
+    return best
 
 
 def select_on_validation(configs: list[dict[str, Any]]) -> dict[str, Any] | None:

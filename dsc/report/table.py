@@ -171,6 +171,16 @@ def main_section(report: dict[str, Any]) -> Section:
     section.keep = {i for i, (h, _, _) in enumerate(columns)
                     if h.startswith("Δ ") or (primary in metrics and i == 2)}
     section.rows = [[cell(c) for _, _, cell in columns] for c in configs]
+    section.notes = _main_notes(report, metrics, primary, show_delta=show_delta, show_val=show_val,
+                                show_mce=show_mce)
+    return section
+
+
+def _main_notes(report: dict[str, Any], metrics: list[dict[str, Any]], primary: dict[str, Any], *,
+                show_delta: bool, show_val: bool, show_mce: bool) -> list[str]:
+    """The notes under the comparison table: how Δ is tested, what val top-1 is, the metric legend and
+    each configuration's own notes."""
+    configs, base = report["configurations"], report.get("baseline")
     notes = []
     if show_delta:
         st = report.get("statistics") or {}
@@ -205,8 +215,7 @@ def main_section(report: dict[str, Any]) -> Section:
     for c in configs:
         for n in c.get("notes", []):
             notes.append(f"{c['name']}: {n}")
-    section.notes = notes
-    return section
+    return notes
 
 
 def incomplete_section(report: dict[str, Any]) -> Section | None:
