@@ -355,9 +355,7 @@ def check_inputs(study: Study) -> None:
 
 def _require_rows(store: Any, *, ood: bool) -> None:
     """A store given as synthetic positives (negatives) has in-distribution (OOD) rows."""
-    import numpy as np
-
-    is_ood = store.column("is_ood").astype(bool) if store.has("is_ood") else np.zeros(len(store), dtype=bool)
+    is_ood = store.is_ood
     if not (is_ood if ood else ~is_ood).any():
         key = "ood" if ood else "synthetic"
         raise InputError(f"study {key} store {store.path} has no {'OOD' if ood else 'in-distribution'} rows",

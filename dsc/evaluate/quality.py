@@ -111,7 +111,7 @@ def _assess_store(path: Path, data: Any, space: Any, ref: _Reference, predict: C
     syn = open_store(path, kind="synthetic")
     check_same_source(data, syn, training=False)
     n = len(syn)
-    is_ood = syn.column("is_ood").astype(bool) if syn.has("is_ood") else np.zeros(n, dtype=bool)
+    is_ood = syn.is_ood
     src = (syn.column("source_label") if syn.has("source_label") else syn.labels).astype(np.int64)
     entry: dict[str, Any] = {"path": str(path), "fingerprint": syn.fingerprint, "n": int(n),
                              "n_ood": int(is_ood.sum()), "classes": {}}

@@ -89,7 +89,7 @@ def samples_grid(path: Path, data_path: Path, synthetic_paths: list[Path], *, pe
         normal, ood = [], []
         for s in syn:
             src = (s.column("source_label") if s.has("source_label") else s.labels).astype(np.int64)
-            flag = s.column("is_ood").astype(bool) if s.has("is_ood") else np.zeros(len(s), bool)
+            flag = s.is_ood
             normal.append(pick(s, np.flatnonzero((src == c) & ~flag)))
             ood.append(pick(s, np.flatnonzero((src == c) & flag)))
         normal_im = np.concatenate(normal)[:per_class] if normal else np.empty((0, size, size, 3), np.uint8)

@@ -61,11 +61,9 @@ def read_embedding(run_dir: Path) -> Embedding:
     kind = np.full(n, "", dtype=object)
     kind[split == "test"] = "test"
     kind[split == "holdout"] = "holdout"
-    if store.has("holdout"):
-        kind[store.column("holdout").astype(bool)] = "holdout"
+    kind[store.holdout] = "holdout"
     ood = (split == "ood") | ((labels < 0) & (kind != "holdout") & (split != "synthetic"))
-    if store.has("is_ood"):
-        ood |= store.column("is_ood").astype(bool) & (kind != "holdout")
+    ood |= store.is_ood & (kind != "holdout")
     kind[ood] = "ood"
     if not (kind == "test").any():   # a foreign file without splits: draw everything as test rows
         kind[kind == ""] = "test"
