@@ -280,7 +280,8 @@ def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence
                                                    ood=[Path(p) for p in ood])
     classes = list(data.classes)
     if len(classes) < 2:
-        raise InputError(f"{data.path} has {len(classes)} class(es); a probe needs at least 2")
+        raise InputError(f"{data.path} has {'1 class' if len(classes) == 1 else f'{len(classes)} classes'}; a "
+                         "probe needs at least 2")
     run_settings = run_info.get("settings") or {}
     bb_info = run_info.get("backbone") or {}
     dev = resolve_device(settings.device)
