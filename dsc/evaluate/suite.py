@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -159,6 +159,17 @@ def evaluate_classifier(backbone: Any, head: torch.nn.Module, data: Any, *, clas
                                           image_size=size, mean=mean, std=std, options=opts)
         timings["corruptions"] = round(time.perf_counter() - t0, 4)
 
+    _ood(data, ood_stores, feats, head, test_logits, test_feats, opts, result, timings)
+    timings["evaluate"] = round(time.perf_counter() - start, 4)
+    result["timings"] = timings
+    return result
+
+
+def _ood(data: Any, ood_stores: Sequence[Any], feats: Callable[[str, Any, np.ndarray], torch.Tensor],
+         head: torch.nn.Module, test_logits: torch.Tensor, test_feats: torch.Tensor, opts: EvalOptions,
+         result: dict[str, Any], timings: dict[str, float]) -> None:
+    """OOD detection of the test images against the held-out classes and the evaluation-only OOD stores'
+    rows, into ``result["ood"]`` (and ``result["ood_stores"]``); ``feats(key, store, rows)``: cached features."""
     ood: dict[str, Any] = {}
     hold_idx = holdout_indices(data)
     sets: list[tuple[str, list[tuple[str, Any, np.ndarray]]]] = []
@@ -170,7 +181,7 @@ def evaluate_classifier(backbone: Any, head: torch.nn.Module, data: Any, *, clas
         sets.append(("synthetic", synth))
         result["ood_stores"] = [{"path": str(s.path), "fingerprint": s.fingerprint, "n": int(len(i))}
                                 for _, s, i in synth]
-    if sets and len(test_idx):
+    if sets and len(test_logits):
         t0 = time.perf_counter()
         train = feats("train", data, in_distribution_indices(data, "train"))
         for name, parts in sets:
@@ -181,6 +192,3 @@ def evaluate_classifier(backbone: Any, head: torch.nn.Module, data: Any, *, clas
         timings["ood"] = round(time.perf_counter() - t0, 4)
     if ood:
         result["ood"] = ood
-    timings["evaluate"] = round(time.perf_counter() - start, 4)
-    result["timings"] = timings
-    return result
