@@ -507,9 +507,7 @@ def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
         writer.create_column("images", (r, r, 3), np.uint8, chunk_rows=1)
         if plan.with_masks:
             writer.create_column("masks", (r, r), np.uint8, chunk_rows=1)
-        for name, dtype in (("labels", np.int64), ("split", str), ("group", str), ("source", str),
-                            ("meta", str), ("holdout", bool), ("holdout_label", np.int64)):
-            writer.create_column(name, (), dtype)
+        writer.create_row_columns()  # labels, split, group, source, meta, holdout, holdout_label (schema.py)
         batch: list[tuple[Row, Processed]] = []
 
         def flush() -> None:
