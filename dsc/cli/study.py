@@ -4,7 +4,7 @@ of a method with the same training budget), then report."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -64,32 +64,12 @@ def study(
         if json_:
             print_json({"runs": rows, "budget": spec.budget_notes})
             return
-        from rich.table import Table
-
-        table = Table(title=f"Study plan ({file}): runs in {spec.spec.output}/", title_justify="left",
-                      caption="\n".join(f"budget {n}" for n in spec.budget_notes), caption_justify="left")
-        table.add_column("run", no_wrap=True)
-        for col in ("action", "reason", "synthetic", "negatives", "budget"):
-            table.add_column(col)
-        for r in rows:
-            table.add_row(Path(r["run"]).name, r["action"], r["reason"],
-                          ", ".join(Path(p).name for p in r["synthetic"]) or "–",
-                          ", ".join(Path(p).name for p in r["negatives"]) or "–", r["budget"])
-        out.print(table)
+        _print_plan(file, spec, rows)
         return
     failures = execute(spec, keep_going=keep_going)
     if not report:
         if not failures and not json_:
-            from dsc.console import count
-
-            skipped = sum(r.action == "skip" for r in spec.runs)
-            done = f"{count(len(spec.runs), 'run')} finished" + (f" ({skipped} already complete)" if skipped else "")
-            out.print(f"{done} in {spec.spec.output}/; `dsc report {spec.spec.output}` prints the report",
-                      highlight=False, markup=False)
-            if spec.pictures.paths():   # asked for, not drawn: say how to get them
-                out.print(f"no pictures drawn ({', '.join(map(str, spec.pictures.paths()))}): `dsc study {file}` "
-                          "without --no-report draws them and skips the complete runs", highlight=False,
-                          markup=False)
+            _print_finished(file, spec)
         return
     from dsc.provenance import command_line
     from dsc.report import Pictures, build_report
@@ -114,3 +94,34 @@ def study(
 
         err.print(f"[yellow]{count(len(failures), 'run')} failed:[/] " + escape(", ".join(r.name for r, _ in failures)))
 
+
+def _print_plan(file: Path, spec: Any, rows: list[dict[str, Any]]) -> None:
+    """The --dry-run table: each run, what will happen to it and why."""
+    from rich.table import Table
+
+    from dsc.console import out
+
+    table = Table(title=f"Study plan ({file}): runs in {spec.spec.output}/", title_justify="left",
+                  caption="\n".join(f"budget {n}" for n in spec.budget_notes), caption_justify="left")
+    table.add_column("run", no_wrap=True)
+    for col in ("action", "reason", "synthetic", "negatives", "budget"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(Path(r["run"]).name, r["action"], r["reason"],
+                      ", ".join(Path(p).name for p in r["synthetic"]) or "–",
+                      ", ".join(Path(p).name for p in r["negatives"]) or "–", r["budget"])
+    out.print(table)
+
+
+def _print_finished(file: Path, spec: Any) -> None:
+    """--no-report: every run finished; how to get the report (and the pictures asked for)."""
+    from dsc.console import count, out
+
+    skipped = sum(r.action == "skip" for r in spec.runs)
+    done = f"{count(len(spec.runs), 'run')} finished" + (f" ({skipped} already complete)" if skipped else "")
+    out.print(f"{done} in {spec.spec.output}/; `dsc report {spec.spec.output}` prints the report",
+              highlight=False, markup=False)
+    if spec.pictures.paths():   # asked for, not drawn: say how to get them
+        out.print(f"no pictures drawn ({', '.join(map(str, spec.pictures.paths()))}): `dsc study {file}` "
+                  "without --no-report draws them and skips the complete runs", highlight=False,
+                  markup=False)
