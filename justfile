@@ -37,7 +37,8 @@ demo: setup
         --output demo-out/aug-ood-test.h5 --force
     dsc study examples/study-demo.toml --force --no-report
     dsc report demo-out/study --data demo-out/data.h5 --synthetic demo-out/aug-normal.h5 \
-        --synthetic demo-out/aug-ood.h5 --samples demo-out/samples.png --confusion demo-out/confusion.png \
+        --synthetic demo-out/aug-ood.h5 --results-figure demo-out/results.png --samples demo-out/samples.png \
+        --confusion demo-out/confusion.png \
         --embedding-map demo-out/embedding-map.png --markdown demo-out/report.md --html demo-out/report.html \
         --force
 
