@@ -117,7 +117,8 @@ def check_strength(steps: int, strength: float) -> None:
     if not 0.0 < strength <= 1.0:
         raise ConfigError(f"strength {strength} is outside (0, 1]", hint="pass values like 0.25,0.5,0.75,1.0")
     if int(steps * strength) < 1:
-        raise ConfigError(f"strength {strength} with {steps} steps runs no denoising step",
+        raise ConfigError(f"strength {strength} with {steps} {'step' if steps == 1 else 'steps'} runs no denoising "
+                          "step",
                           hint=f"use a strength >= {1 / steps:.3g} or more --steps")
 
 

@@ -54,3 +54,11 @@ def test_a_swallowed_ctrl_c_never_commits_tokens(run_dsc, tmp_path: Path, tiny_p
     assert not (tmp_path / "tok").exists()
     assert not list(tmp_path.glob("tok.partial/*.safetensors"))  # the first class's token was not saved
     assert len(classes) == 1  # stopped within the first class's steps, not after learning both
+
+
+def test_a_strength_without_denoising_says_1_step() -> None:
+    from dsc.diffusion.generate import check_strength
+    from dsc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"strength 0\.5 with 1 step runs no denoising step"):
+        check_strength(1, 0.5)
