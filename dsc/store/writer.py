@@ -25,7 +25,7 @@ from dsc import __version__
 from dsc.errors import OutputExistsError, StoreError
 from dsc.outputs import OutputLock, check_output, commit, disk_full_error, is_disk_full, partial_path, remove
 from dsc.provenance import now
-from dsc.store.schema import COLUMNS, FORMAT, JSON_ATTRS, KIND_COLUMNS, SCHEMA_VERSION, row_columns
+from dsc.store.schema import COLUMNS, FORMAT, JSON_ATTRS, KIND_COLUMNS, KINDS, SCHEMA_VERSION, row_columns
 
 log = logging.getLogger(__name__)
 STR = h5py.string_dtype("utf-8")
@@ -63,6 +63,8 @@ class StoreWriter:
     def __init__(self, path: Path, *, kind: str, attrs: dict[str, Any] | None = None,
                  force: bool = False, resume: bool = False, compression: str | None = "gzip") -> None:
         self.path = Path(path)
+        if kind not in KINDS:
+            raise StoreError(f"unknown store kind {kind!r}", hint=f"one of {', '.join(KINDS)}")
         self.partial = partial_path(self.path)
         self.resume = resume
         self.compression = compression

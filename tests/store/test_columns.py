@@ -42,6 +42,9 @@ def test_a_standard_column_of_another_kind_is_refused(tmp_path):
         with pytest.raises(StoreError, match="needs a dtype"):
             w.create_column("my_extra")
         w.create_column("my_extra", (), np.int64)  # columns outside the schema stay possible
+    with pytest.raises(StoreError, match="unknown store kind 'images'"):
+        StoreWriter(tmp_path / "x.h5", kind="images")
+    assert not (tmp_path / "x.h5.partial").exists()
 
 
 def test_filter_score_is_checked_like_the_other_float_columns(tmp_path):
