@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -52,7 +53,8 @@ def status(message: str, console: Console | None = None) -> Iterator[None]:
         finally:
             outer.update(before)
         return
-    if not _SPINNERS["on"] or not console.is_terminal or console.is_dumb_terminal or console._live_stack:
+    if (not _SPINNERS["on"] or not console.is_terminal or console.is_dumb_terminal or console._live_stack
+            or os.environ.get("RANK", "0") != "0"):  # one process of a multi-process run shows it
         yield
         return
     with console.status(Text(message), spinner="dots") as shown:

@@ -78,3 +78,9 @@ def test_a_nested_status_names_the_inner_step_then_the_outer_again(monkeypatch: 
             assert C._ACTIVE[-1].status.plain == "reading data.h5…"
         assert C._ACTIVE[-1].status.plain == "importing torch…"
     assert not C._ACTIVE
+
+
+def test_only_the_main_process_of_a_multi_process_run_spins(monkeypatch: pytest.MonkeyPatch) -> None:
+    tty = Console(width=80, record=True, force_terminal=True, file=io.StringIO(), color_system=None)
+    monkeypatch.setenv("RANK", "1")
+    assert _status_output(monkeypatch, tty).strip() == "inside"
