@@ -1,10 +1,8 @@
 """Reading stores. ``Store`` validates on construction and opens the HDF5 file lazily, once per process,
 so it can be handed to DataLoader workers (it pickles without its handle).
 
-Stores are untrusted input (see docs/security.md). Opening one does a bounded amount of work: it reads the
-root attributes (each at most ``MAX_ATTR_BYTES``; only the keys in ``JSON_ATTRS`` are parsed, with
-``json.loads``, as data), the shapes and dtypes of ``/samples/*`` (standard columns must have their
-documented dtype and shape) and checks that the declared row count is backed by data. Damaged files give a
+Stores are untrusted input (see docs/security.md). Opening one does a bounded amount of work, the checks of
+``dsc.store.validate`` (root attributes, column dtypes and shapes, rows backed by data). Damaged files give a
 ``StoreError``, on open or on the first read of a damaged part, never another exception. Before a file is
 first opened in a process, ``guard`` has a forked child read it, so HDF5 hangs and crashes on crafted files
 become a ``StoreError`` too.
@@ -12,7 +10,6 @@ become a ``StoreError`` too.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,100 +22,17 @@ import numpy as np
 
 from dsc.errors import InputError, MismatchError, StoreError
 from dsc.store import guard
-from dsc.store.schema import FORMAT, JSON_ATTRS, KINDS, REJECTIONS, SCHEMA_VERSION, SPLITS, family_of
-
-#: Limits that bound the work and memory of opening a store (far above anything dsc writes).
-MAX_ROWS = 2**31
-MAX_SIDE = 16384                 # image/mask height and width
-MAX_ROW_BYTES = 2**30            # one row of any column
-MAX_CLASSES = 1_000_000
-MAX_ATTRS = 512
-MAX_ATTR_BYTES = 4 * 2**20       # one root attribute
-
-#: Per-row column families (dsc.store.schema): what the error calls them and the numpy kinds accepted.
-PER_ROW = {"int": ("integers", "iu"), "bool": ("booleans", "biu"), "float": ("floats", "fiu"), "str": ("strings", "")}
-#: JSON attributes holding a list (the other ``JSON_ATTRS`` hold an object).
-JSON_LIST_ATTRS = ("class_info",)
-
-DAMAGED_HINT = "the file is truncated or corrupt; recreate it with the command that made it"
-
-
-def _decode(values: np.ndarray, where: str = "store") -> np.ndarray:
-    if values.dtype.kind in ("O", "S"):
-        try:
-            return np.array([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values],
-                            dtype=object)
-        except UnicodeDecodeError:
-            raise StoreError(f"{where} holds text that is not UTF-8", hint=DAMAGED_HINT) from None
-    return values
-
-
-def _is_str_dtype(dtype: np.dtype) -> bool:
-    return h5py.check_string_dtype(dtype) is not None or dtype.kind in ("S", "U")
-
-
-def _check_column(path: Path, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    """Dtype and shape rules of the standard columns; a ``StoreError`` naming what is wrong."""
-    where = f"{path}: /samples/{name}"
-    kind = dtype.kind
-    if len(shape) == 0:
-        raise StoreError(f"{where} is a scalar, not a column", hint=DAMAGED_HINT)
-    row_bytes = int(np.prod(shape[1:], dtype=np.float64) * max(dtype.itemsize, 1)) if len(shape) > 1 else 0
-    if row_bytes > MAX_ROW_BYTES:
-        raise StoreError(f"{where} declares rows of {row_bytes} bytes ({list(shape[1:])}), too large",
-                         hint=DAMAGED_HINT)
-    if name == "images":
-        if len(shape) != 4 or shape[-1] != 3:
-            raise StoreError(f"{where} has shape {list(shape)}, expected [N, H, W, 3]", hint=DAMAGED_HINT)
-        if dtype != np.uint8:
-            raise StoreError(f"{where} has dtype {dtype}, expected uint8", hint=DAMAGED_HINT)
-    elif name == "masks":
-        if len(shape) != 3 or (dtype != np.uint8 and kind != "b"):
-            raise StoreError(f"{where} has shape {list(shape)} and dtype {dtype}, expected uint8 [N, H, W]",
-                             hint=DAMAGED_HINT)
-    elif name == "digest":
-        if len(shape) != 1 or kind != "S" or dtype.itemsize != 16:
-            raise StoreError(f"{where} has shape {list(shape)} and dtype {dtype}, expected 16-byte digests",
-                             hint=DAMAGED_HINT)
-    elif name == "features":
-        if len(shape) != 2 or kind != "f":
-            raise StoreError(f"{where} has shape {list(shape)} and dtype {dtype}, expected float [N, D]",
-                             hint=DAMAGED_HINT)
-    elif (family := family_of(name)) in PER_ROW:
-        expected, kinds = PER_ROW[family]
-        ok = _is_str_dtype(dtype) if family == "str" else kind in kinds
-        if len(shape) != 1 or not ok:
-            raise StoreError(f"{where} has shape {list(shape)} and dtype {dtype}, expected one of {expected} "
-                             "per row", hint=DAMAGED_HINT)
-    if name in ("images", "masks") and max(shape[1:3]) > MAX_SIDE:
-        raise StoreError(f"{where} declares {shape[1]}x{shape[2]} images, larger than {MAX_SIDE}",
-                         hint=DAMAGED_HINT)
-
-
-def _check_storage(path: Path, where: str, ds: h5py.Dataset) -> None:
-    """Refuse data stored outside the file: external raw files, or virtual sources outside its folder."""
-    if ds.external:
-        raise StoreError(f"{path}: {where} keeps its data in external files, which dsc does not read",
-                         hint="stores must be self-contained")
-    if ds.is_virtual:
-        folder = path.resolve().parent
-        for src in ds.virtual_sources():
-            if src.file_name == ".":
-                continue
-            target = (folder / src.file_name).resolve()
-            if folder not in target.parents:
-                raise StoreError(f"{path}: {where} reads {src.file_name}, outside the store's folder",
-                                 hint="virtual datasets may only use files next to the store")
-
-
-def _backed_rows(ds: h5py.Dataset) -> int:
-    """How many rows of ``ds`` have storage on disk (chunked: allocated chunks; contiguous: bytes)."""
-    if ds.is_virtual:
-        return int(ds.shape[0])
-    if ds.chunks is not None:
-        return int(ds.id.get_num_chunks()) * int(ds.chunks[0])
-    row = max(int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize, 1)
-    return int(ds.id.get_storage_size()) // row
+from dsc.store.schema import REJECTIONS, SPLITS
+from dsc.store.validate import (
+    DAMAGED_HINT,
+    MAX_ROWS,
+    check_classes,
+    check_header,
+    check_samples,
+    check_storage,
+    decode,
+    read_attrs,
+)
 
 
 class Store:
@@ -148,121 +62,13 @@ class Store:
 
     def _validate(self, h5: h5py.File, kind: str | None) -> None:
         """Everything checked on open (bounded work: metadata only, no column data is read)."""
-        self.attrs = self._parse_attrs(self._read_attrs(h5))
-        fmt = self.attrs.get("format")
-        if not isinstance(fmt, str) or fmt != FORMAT:
-            raise StoreError(f"{self.path} is an HDF5 file but not a dsc store",
-                             hint="create stores with `dsc subset`, `dsc augment` or `dsc probe`")
-        version = self.attrs.get("schema_version")
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise StoreError(f"{self.path} has an invalid schema_version {version!r}", hint=DAMAGED_HINT)
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} uses store schema {version}, newer than this dsc supports "
-                             f"({SCHEMA_VERSION})", hint="upgrade dsc: pip install -U dsc")
-        store_kind = self.attrs.get("kind")
-        if not isinstance(store_kind, str) or store_kind not in KINDS:
-            raise StoreError(f"{self.path} has unknown store kind {store_kind!r}")
-        complete = self.attrs.get("complete", True)
-        if not isinstance(complete, (bool, int)) or not complete:
-            raise StoreError(f"{self.path} is incomplete", hint="rerun the command that made it with --resume")
+        self.attrs = read_attrs(self.path, h5)
+        check_header(self.path, self.attrs)
         if kind is not None and self.kind != kind:
             raise MismatchError(f"{self.path} is {_a(self.kind)} store, expected {_a(kind)} store",
                                 hint=self._kind_hint(kind))
-
-        for group in ("samples", "classes"):
-            if isinstance(h5.get(group, getlink=True), h5py.ExternalLink):
-                raise StoreError(f"{self.path}: /{group} links to another file", hint="stores must be self-contained")
-        samples = h5.get("samples")
-        if not isinstance(samples, h5py.Group):
-            raise StoreError(f"{self.path} has no /samples group", hint=DAMAGED_HINT)
-        self._columns = {}
-        for name in samples:
-            if isinstance(samples.get(name, getlink=True), h5py.ExternalLink):
-                raise StoreError(f"{self.path}: /samples/{name} links to another file",
-                                 hint="stores must be self-contained")
-            ds = samples.get(name)
-            if not isinstance(ds, h5py.Dataset):
-                raise StoreError(f"{self.path}: /samples/{name} is not a dataset", hint=DAMAGED_HINT)
-            shape, dtype = tuple(int(x) for x in ds.shape or ()), ds.dtype
-            _check_column(self.path, name, shape, dtype)
-            _check_storage(self.path, f"/samples/{name}", ds)
-            self._columns[name] = (shape, dtype)
-        if "digest" not in self._columns:
-            raise StoreError(f"{self.path} has no /samples/digest column", hint=DAMAGED_HINT)
-        n = {shape[0] for shape, _ in self._columns.values()}
-        if len(n) > 1:
-            raise StoreError(f"{self.path} is corrupt: its columns have different lengths", hint="recreate it")
-        rows = n.pop()
-        if rows > MAX_ROWS:
-            raise StoreError(f"{self.path} declares {rows} rows, more than dsc reads ({MAX_ROWS})",
-                             hint=DAMAGED_HINT)
-        backed = _backed_rows(samples["digest"])
-        if backed < rows:
-            raise StoreError(f"{self.path} declares {rows} rows but holds data for {backed}",
-                             hint=DAMAGED_HINT)
-        if "images" in self._columns and "masks" in self._columns and \
-                self._columns["masks"][0][1:] != self._columns["images"][0][1:3]:
-            raise StoreError(f"{self.path}: masks {list(self._columns['masks'][0][1:])} and images "
-                             f"{list(self._columns['images'][0][1:3])} differ in size", hint=DAMAGED_HINT)
-
-        classes = h5.get("classes")
-        self._has_classes = isinstance(classes, h5py.Group) and "names" in classes
-        if self._has_classes:
-            for name in classes:
-                if isinstance(classes.get(name, getlink=True), h5py.ExternalLink):
-                    raise StoreError(f"{self.path}: /classes/{name} links to another file",
-                                     hint="stores must be self-contained")
-                ds = classes.get(name)
-                if not isinstance(ds, h5py.Dataset) or len(ds.shape or ()) != 1 or ds.shape[0] > MAX_CLASSES:
-                    raise StoreError(f"{self.path}: /classes/{name} is not a list of at most {MAX_CLASSES} "
-                                     "values", hint=DAMAGED_HINT)
-                _check_storage(self.path, f"/classes/{name}", ds)
-            if not _is_str_dtype(classes["names"].dtype) or _backed_rows(classes["names"]) < \
-                    classes["names"].shape[0]:
-                raise StoreError(f"{self.path}: /classes/names is not a list of class names", hint=DAMAGED_HINT)
-
-    def _read_attrs(self, h5: h5py.File) -> dict[str, Any]:
-        names = list(h5.attrs)
-        if len(names) > MAX_ATTRS:
-            raise StoreError(f"{self.path} has {len(names)} root attributes, more than {MAX_ATTRS}",
-                             hint=DAMAGED_HINT)
-        raw = {}
-        for name in names:
-            try:
-                size = h5.attrs.get_id(name).get_storage_size()
-            except RuntimeError:  # an empty (null dataspace) attribute
-                size = 0
-            value = h5.attrs[name] if size <= MAX_ATTR_BYTES else None
-            if isinstance(value, (str, bytes, np.ndarray)):  # variable-length text is not in the storage size
-                size = max(size, value.nbytes if isinstance(value, np.ndarray) else len(value))
-            if size > MAX_ATTR_BYTES:
-                raise StoreError(f"{self.path}: attribute {name!r} is {size} bytes, more than {MAX_ATTR_BYTES}",
-                                 hint=DAMAGED_HINT)
-            raw[name] = value
-        return raw
-
-    def _parse_attrs(self, raw: dict[str, Any]) -> dict[str, Any]:
-        """Root attributes as Python values; ``JSON_ATTRS`` parsed with ``json.loads`` (data only)."""
-        out: dict[str, Any] = {}
-        for key, value in raw.items():
-            if isinstance(value, bytes):
-                value = value.decode("utf-8", "replace")
-            if isinstance(value, np.generic):
-                value = value.item()
-            if key in JSON_ATTRS:
-                if isinstance(value, str):
-                    try:
-                        value = json.loads(value)
-                    except (json.JSONDecodeError, RecursionError):
-                        raise StoreError(f"{self.path}: attribute {key!r} is not valid JSON",
-                                         hint="recreate the store") from None
-                want = list if key in JSON_LIST_ATTRS else dict
-                if not isinstance(value, want):
-                    raise StoreError(f"{self.path}: attribute {key!r} should hold a JSON "
-                                     f"{'array' if want is list else 'object'}, not {type(value).__name__}",
-                                     hint=DAMAGED_HINT)
-            out[key] = value
-        return out
+        self._columns = check_samples(self.path, h5)
+        self._has_classes = check_classes(self.path, h5)
 
     @contextmanager
     def _reading(self, what: str) -> Iterator[None]:
@@ -338,7 +144,7 @@ class Store:
             return []
         with self._reading("/classes/names"):
             names = self.h5["classes"]["names"][()]
-        return [str(x) for x in _decode(names, f"{self.path}: /classes/names")]
+        return [str(x) for x in decode(names, f"{self.path}: /classes/names")]
 
     def class_array(self, name: str) -> np.ndarray | None:
         grp = self.h5.get("classes")
@@ -346,7 +152,7 @@ class Store:
             return None
         with self._reading(f"/classes/{name}"):
             values = grp[name][()]
-        return _decode(values, f"{self.path}: /classes/{name}")
+        return decode(values, f"{self.path}: /classes/{name}")
 
     @property
     def image_shape(self) -> tuple[int, ...] | None:
@@ -366,7 +172,7 @@ class Store:
             raise StoreError(f"{self.path} has no column {name!r}", hint=f"it has {', '.join(self.columns)}")
         with self._reading(f"/samples/{name}"):
             values = self.h5["samples"][name][()]
-        return values if name == "digest" else _decode(values, f"{self.path}: /samples/{name}")
+        return values if name == "digest" else decode(values, f"{self.path}: /samples/{name}")
 
     @cached_property
     def labels(self) -> np.ndarray:
@@ -467,9 +273,9 @@ class Store:
             ds = None if isinstance(grp.get(name, getlink=True), h5py.ExternalLink) else grp.get(name)
             if not isinstance(ds, h5py.Dataset) or len(ds.shape or ()) != 1 or ds.shape[0] > MAX_ROWS:
                 raise StoreError(f"{self.path}: {where} is not a list of at most {MAX_ROWS} values", hint=DAMAGED_HINT)
-            _check_storage(self.path, where, ds)
+            check_storage(self.path, where, ds)
             with self._reading(where):
-                out[name] = _decode(ds[()], f"{self.path}: {where}")
+                out[name] = decode(ds[()], f"{self.path}: {where}")
         return out
 
     def summary(self) -> dict[str, Any]:
