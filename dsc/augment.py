@@ -341,9 +341,11 @@ class AugmentJob:
         """The ``--filter`` run's classifier, loaded once per job (None without ``--filter``)."""
         if self.s.filter is None:
             return None
+        from dsc import console
         from dsc.evaluate.filter import ConfidenceFilter
 
-        filt = ConfidenceFilter(self.s.filter)
+        with console.status(f"loading the --filter classifier of {self.s.filter}…"):
+            filt = ConfidenceFilter(self.s.filter)
         if filt.classes != self.class_names:
             raise MismatchError(f"filter run {self.s.filter} has classes {', '.join(filt.classes)}, but "
                                 f"{self.data_path} has {', '.join(self.class_names)}",
