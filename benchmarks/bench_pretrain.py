@@ -91,7 +91,6 @@ def run_reference(data: Path, model: str, args: argparse.Namespace) -> dict:
     from dsc.backbones import create_backbone
     from dsc.losses import SupConLoss
     from dsc.store import open_store
-    from dsc.train.common import output_dim
     from dsc.train.pretrain import ProjectionHead, SupConNet
 
     store = open_store(data)
@@ -105,7 +104,7 @@ def run_reference(data: Path, model: str, args: argparse.Namespace) -> dict:
                     T.ToTensor(), T.Normalize(mean, std)])
     loader = torch.utils.data.DataLoader(FileDataset(paths, labels, TwoCrop(tf)), batch_size=args.batch_size,
                                          shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(0))
-    net = SupConNet(bb.module, ProjectionHead(output_dim(bb.module, args.size, bb.feature_dim)))
+    net = SupConNet(bb.module, ProjectionHead(bb.feature_dim))
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     crit = SupConLoss(0.1)
     net.train()

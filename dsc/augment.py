@@ -320,22 +320,18 @@ class AugmentJob:
         self.timings = Timings()
 
     def _check_early(self) -> None:
-        """Fail before the (slow) model load: unknown strategy or scheduler, missing tokens or token files."""
+        """Fail before the (slow) model load: unknown strategy or scheduler, options the strategy refuses
+        (DA-Fusion: missing tokens or token files)."""
+        from dsc import registry
         from dsc.diffusion.schedulers import scheduler_names
-        from dsc.registry import get_plugin
 
         if self.s.scheduler not in scheduler_names():
             raise ConfigError(f"unknown scheduler {self.s.scheduler!r}",
                               hint=f"use one of {', '.join(scheduler_names())}")
-        plugin_cls = get_plugin("augmenter", self.s.strategy)
-        if plugin_cls.needs_tokens:
-            if self.s.tokens is None:
-                raise InputError(f"strategy {self.s.strategy} needs learned class tokens",
-                                 hint="pass --tokens TOKENS/ (made by `dsc invert`), or use --strategy "
-                                      "real-guidance")
-            from dsc.diffusion.tokens import load_manifest
-
-            load_manifest(self.s.tokens).require([self.class_names[c] for c in self.class_ids])
+        fields = registry.get_plugin("augmenter", self.s.strategy).Options.model_fields
+        options = {"tokens": self.s.tokens} if "tokens" in fields else {}  # --tokens: the DA-Fusion family's
+        self.plugin = registry.create("augmenter", self.s.strategy, options)
+        self.plugin.check([self.class_names[c] for c in self.class_ids])
 
     def _load_filter(self) -> Any:
         """The ``--filter`` run's classifier, loaded once per job (None without ``--filter``)."""
@@ -373,13 +369,12 @@ class AugmentJob:
     # ------------------------------------------------------------------------------------- model
     def load(self) -> None:
         """Load the model and let the strategy install what it needs (tokens)."""
+        from dsc import registry
         from dsc.diffusion.models import load_components
         from dsc.diffusion.schedulers import make_scheduler
-        from dsc.registry import get_plugin, list_plugins
 
-        plugin_cls = get_plugin("augmenter", self.s.strategy)
-        self.plugin = plugin_cls()
-        info = next((p for p in list_plugins("augmenter") if p.name == self.s.strategy), None)
+        plugin_cls = type(self.plugin)
+        info = registry.info("augmenter", self.s.strategy)
         with self.timings.stage("load_model"):
             self.components = load_components(self.s.model, revision=self.s.revision,
                                               local_files_only=self.s.local_files_only, device=self.s.device,
@@ -387,14 +382,13 @@ class AugmentJob:
         self.scheduler = make_scheduler(self.s.scheduler, self.components.scheduler)
         with self.timings.stage("prepare"):
             names = [self.class_names[c] for c in self.class_ids]
-            self.plugin_info = self.plugin.prepare(self.components, names, self.s.tokens) or {}
+            self.plugin_info = self.plugin.prepare(self.components, names) or {}
         manifest = self.plugin_info.get("tokens_manifest", {})
         if manifest.get("data_fingerprint") and manifest["data_fingerprint"] != self.store.fingerprint:
             log.warning("tokens in %s were learned from another DATA.h5 (fingerprint %s, this one is %s)",
                         self.s.tokens, manifest["data_fingerprint"], self.store.fingerprint)
         self.plugin_meta = {"name": self.s.strategy, "class": f"{plugin_cls.__module__}.{plugin_cls.__qualname__}",
-                            "distribution": info.distribution if info else "runtime",
-                            "version": info.version if info else "-"}
+                            "distribution": info.distribution, "version": info.version}
         self.cond = _Conditioning(self.plugin, self.components, self.class_names, self.s)
         self.inpaint = self.s.mask != "none"
         self.scheduler_label = f"{self.s.scheduler}:{type(self.scheduler).__name__}"

@@ -51,7 +51,7 @@ def check_backbone(spec: str, *, pretrained: bool = False) -> None:
     or model name, or (``pretrained``) weights missing from the local cache. Imports the plugin's library
     (timm) but builds nothing; plugins without a ``check(model, pretrained=...)`` method pass."""
     plugin_name, model = parse_spec(spec)
-    plugin = registry.get_plugin("backbone", plugin_name)()
+    plugin = registry.create("backbone", plugin_name)
     check = getattr(plugin, "check", None)
     if callable(check):
         check(model, pretrained=pretrained)
@@ -66,21 +66,21 @@ def create_backbone(spec: str, *, pretrained: bool = False, checkpoint: Path | s
     builds it), "small" (the small-image stem of :mod:`dsc.stems`, ResNets only) or "auto" (small for a
     ResNet from random weights at ``image_size`` <= 64); the result sits in ``backbone.stem`` and
     ``backbone.stem_reason``. Keyword arguments set to None are dropped so plugin defaults stay in
-    effect; the rest go to the plugin (e.g. ``drop_path_rate`` for timm).
+    effect; the rest are the plugin's options (e.g. ``drop_path_rate`` for timm), validated by its
+    ``Options``. The plugin's ``feature_dim`` is trusted (:func:`check_feature_dim` measures it, in tests).
     """
     from dsc import stems
 
     plugin_name, model = parse_spec(spec)
-    plugin = registry.get_plugin("backbone", plugin_name)()
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    plugin = registry.create("backbone", plugin_name, {k: v for k, v in kwargs.items() if v is not None})
     ckpt = Path(checkpoint).expanduser() if checkpoint is not None else None
     if ckpt is not None and pretrained:
         log.info("--checkpoint given: its weights replace the pretrained ones")
     choice = stems.choose_early(stem, image_size=image_size, initial_weights=pretrained or ckpt is not None)
     if choice is not None:
-        backbone = plugin.create(model, pretrained=pretrained, checkpoint=ckpt, **kwargs)
+        backbone = plugin.create(model, pretrained=pretrained, checkpoint=ckpt)
     else:  # the choice needs the built model; a --checkpoint is loaded after the stem swap so its conv1 fits
-        backbone = plugin.create(model, pretrained=pretrained and ckpt is None, checkpoint=None, **kwargs)
+        backbone = plugin.create(model, pretrained=pretrained and ckpt is None, checkpoint=None)
         choice = stems.choose(stem, backbone.module, backbone.model_id, image_size=image_size)
         if choice.stem == "small":
             what = stems.apply_small_stem(backbone.module, pretrained=pretrained and ckpt is None)
@@ -98,9 +98,27 @@ def list_backbones(pattern: str = "*", plugin: str | None = None) -> list[str]:
     names: list[str] = []
     plugins = [plugin] if plugin else [p.name for p in registry.list_plugins("backbone")]
     for name in plugins:
-        cls = registry.get_plugin("backbone", name)
-        names.extend(f"{name}:{m}" for m in cls().list_models(pattern))
+        names.extend(f"{name}:{m}" for m in registry.create("backbone", name).list_models(pattern))
     return names
+
+
+def check_feature_dim(backbone: Backbone, image_size: int | None = None) -> int:
+    """Measure the pooled width with one dry forward (eval mode, no grad) and raise ``PluginError`` when the
+    plugin declared another ``feature_dim``. For the contract tests: dsc trusts the declared width at run time."""
+    import torch
+
+    size = image_size or int(backbone.data_config["input_size"][-1])
+    module = backbone.module
+    was = module.training
+    module.eval()
+    with torch.no_grad():
+        out = module(torch.zeros(1, 3, size, size))
+    module.train(was)
+    if out.ndim != 2 or int(out.shape[-1]) != backbone.feature_dim:
+        raise PluginError(f"backbone {backbone.model_id} declares feature_dim {backbone.feature_dim} but outputs "
+                          f"{tuple(out.shape)} features at {size}x{size}",
+                          hint="the plugin must return Backbone(feature_dim=the pooled output width)")
+    return int(out.shape[-1])
 
 
 def unknown_model_error(plugin: str, model: str, known: list[str]) -> PluginError:

@@ -2,8 +2,11 @@
 
 A plugin is a class registered under an entry point (``dsc.datasets``, ``dsc.backbones``,
 ``dsc.augmenters``). It declares ``name``, a one-line ``summary`` and an ``Options`` pydantic model
-that validates its options. Plugin modules must not import torch, diffusers or h5py at module level
-(``dsc plugins`` imports them to read their summaries); import heavy libraries inside methods.
+that validates its options, and is built the same way whatever its kind: ``Plugin(options)``
+(``dsc.registry.create(kind, name, options)`` validates the options first). The registry checks name,
+summary and ``Options`` of every plugin it loads, third-party ones included. Plugin modules must not
+import torch, diffusers or h5py at module level (``dsc plugins`` imports them to read their summaries);
+import heavy libraries inside methods.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,6 +28,21 @@ class PluginOptions(BaseModel):
     """Base for plugin option models: unknown keys are an error, values are validated."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+#: The longest ``summary`` the registry accepts (one line of `dsc plugins`).
+SUMMARY_MAX = 90
+
+
+class Plugin(ABC):
+    """What every plugin has: ``name``, a one-line ``summary``, validated ``Options``, ``Plugin(options)``."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+    Options: ClassVar[type[PluginOptions]] = PluginOptions
+
+    def __init__(self, options: PluginOptions | None = None) -> None:
+        self.options = options if options is not None else self.Options()
 
 
 # --------------------------------------------------------------------------------------------- datasets
@@ -63,17 +81,13 @@ class DatasetOptions(PluginOptions):
     masks: Path | None = None
 
 
-class DatasetPlugin(ABC):
+class DatasetPlugin(Plugin):
     """Yields records; never writes HDF5. `dsc subset` does choosing, cropping, resizing and writing."""
 
-    name: ClassVar[str]
-    summary: ClassVar[str] = ""
     Options: ClassVar[type[DatasetOptions]] = DatasetOptions
+    options: DatasetOptions
     #: How a user gives this dataset group information, quoted when `dsc subset` finds images without one.
     groups_hint: ClassVar[str] = ""
-
-    def __init__(self, options: DatasetOptions) -> None:
-        self.options = options
 
     @abstractmethod
     def classes(self) -> list[ClassInfo]:
@@ -102,24 +116,47 @@ class Backbone:
     stem_reason: str = ""
 
 
-class BackbonePlugin(ABC):
-    """Builds pooled-feature encoders. Training code never asks which library a backbone came from."""
+class BackboneOptions(PluginOptions):
+    """Options of a backbone plugin (none in common). A plugin whose library builder takes free keyword
+    arguments (timm's ``drop_path_rate``) may allow extra keys and pass ``model_extra`` on."""
 
-    name: ClassVar[str]
-    summary: ClassVar[str] = ""
+
+class BackbonePlugin(Plugin):
+    """Builds pooled-feature encoders. Training code never asks which library a backbone came from.
+
+    ``feature_dim`` of the built :class:`Backbone` is trusted as declared (never re-measured at run time);
+    ``dsc.backbones.check_feature_dim`` measures it once, in the contract tests, on ``example_model``.
+    """
+
+    Options: ClassVar[type[BackboneOptions]] = BackboneOptions
+    options: BackboneOptions
+    #: A small model this plugin builds offline from random weights (the contract tests build it).
+    example_model: ClassVar[str] = ""
 
     @abstractmethod
     def list_models(self, pattern: str = "*") -> list[str]:
         """Model names this plugin can build."""
 
     @abstractmethod
-    def create(self, model: str, *, pretrained: bool = False, checkpoint: Path | None = None,
-               **kwargs: Any) -> Backbone:
+    def create(self, model: str, *, pretrained: bool = False, checkpoint: Path | None = None) -> Backbone:
         """Build ``model``. Missing weights offline raise ``ModelError`` saying how to get them."""
 
 
 # ------------------------------------------------------------------------------------------- augmenters
-class AugmenterPlugin(ABC):
+class SDComponents(Protocol):
+    """What an augmenter may use of the loaded Stable Diffusion model (``dsc.diffusion.models.SDComponents``):
+    the diffusers/transformers modules, frozen, on ``device``."""
+
+    vae: Any
+    unet: Any
+    text_encoder: Any
+    tokenizer: Any
+    scheduler: Any
+    device: torch.device
+    dtype: torch.dtype
+
+
+class AugmenterPlugin(Plugin):
     """A synthetic-data strategy: says what each synthetic image is conditioned on.
 
     Batching, seeds, resume, provenance and writing belong to `dsc augment`, not to the strategy. A strategy
@@ -127,21 +164,16 @@ class AugmenterPlugin(ABC):
     install what it needs into the loaded model once per job. `dsc augment` then encodes every distinct
     prompt once (``encode``) and runs the batched generation. Documented in ``docs/augmenters.md``.
 
-    Call order: ``prepare(components, class_names, tokens)`` once, then ``prompt(template, class_name)`` and
-    ``encode(components, prompts)`` for every distinct prompt. ``components`` is a
-    ``dsc.diffusion.models.SDComponents`` (vae, unet, text_encoder, tokenizer, scheduler on one device).
+    Call order: ``check(class_names)`` before the model loads (fail fast), ``prepare(components, class_names)``
+    once, then ``prompt(template, class_name)`` and ``encode(components, prompts)`` for every distinct prompt.
+    ``components`` is an :class:`SDComponents`. What a strategy needs beyond that (DA-Fusion's learned tokens)
+    is one of its ``Options``.
     """
 
-    name: ClassVar[str]
-    summary: ClassVar[str] = ""
-    Options: ClassVar[type[PluginOptions]] = PluginOptions
-    #: True when the strategy needs a ``TOKENS/`` folder from `dsc invert` (``--tokens``).
-    needs_tokens: ClassVar[bool] = False
+    def check(self, class_names: list[str]) -> None:
+        """Refuse, before the (slow) model load, options that cannot serve ``class_names`` (default: none)."""
 
-    def __init__(self, options: PluginOptions | None = None) -> None:
-        self.options = options if options is not None else self.Options()
-
-    def prepare(self, components: Any, class_names: list[str], tokens: Path | None) -> dict[str, Any]:
+    def prepare(self, components: SDComponents, class_names: list[str]) -> dict[str, Any]:
         """Install what the strategy needs into the loaded model (e.g. learned tokens), once per job.
 
         Return provenance to record in the output (JSON-able), e.g. the token manifest's path and hash.
@@ -157,7 +189,7 @@ class AugmenterPlugin(ABC):
         """A class's prompt: ``template`` with ``{token}`` (the class phrase) and ``{name}`` filled in."""
         return template.format(token=self.class_phrase(class_name), name=class_name.replace("_", " "))
 
-    def encode(self, components: Any, prompts: list[str]) -> torch.Tensor:
+    def encode(self, components: SDComponents, prompts: list[str]) -> torch.Tensor:
         """Prompt embeddings ``[n, L, D]`` for ``prompts`` (called once per distinct prompt and job)."""
         from dsc.diffusion.generate import encode_prompts
 

@@ -1,8 +1,11 @@
 """Plugin discovery through Python entry points: ``dsc.datasets``, ``dsc.backbones``, ``dsc.augmenters``.
 
 Built-in plugins are registered exactly like third-party ones (in the root ``pyproject.toml``). Discovery
-reads entry-point metadata only; a plugin's module is imported the first time it is used. A plugin that
-fails to import is reported with a warning and skipped; the others keep working.
+reads entry-point metadata only; a plugin's module is imported the first time it is used. Every loaded
+plugin, third-party ones included, is checked against its contract (class, ``name``, ``summary``,
+``Options``); a plugin that fails to import or to pass is reported in one line naming its package and what
+is wrong, and skipped; the others keep working. :func:`create` builds a plugin from validated options,
+:func:`info` says where it comes from.
 
 Environment switches:
 - ``DSC_LOAD_PLUGINS=name1,name2`` loads only the named plugins (an allow-list, any kind).
@@ -14,12 +17,15 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from dsc.errors import PluginError
+from pydantic import BaseModel, ValidationError
+
+from dsc.errors import ConfigError, PluginError
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +82,37 @@ class PluginInfo:
 
 
 def _validate(info: PluginInfo, obj: Any) -> None:
+    """Check a plugin class against its kind's contract; a one-line ``PluginError`` naming what is wrong."""
+    problem = _problem(info, obj)
+    if problem:
+        raise PluginError(f"{info.kind} plugin {info.name!r} from {info.distribution} is broken: {problem}",
+                          hint=f"upgrade or uninstall {info.distribution} (docs/plugins.md has the contract)")
+
+
+def _problem(info: PluginInfo, obj: Any) -> str:
+    """What is wrong with ``obj`` as a plugin of ``info.kind`` ('' when nothing is)."""
     from dsc import contracts
 
-    base = {"dataset": contracts.DatasetPlugin, "backbone": contracts.BackbonePlugin,
-            "augmenter": contracts.AugmenterPlugin}[info.kind]
+    base, options = {"dataset": (contracts.DatasetPlugin, contracts.DatasetOptions),
+                     "backbone": (contracts.BackbonePlugin, contracts.BackboneOptions),
+                     "augmenter": (contracts.AugmenterPlugin, contracts.PluginOptions)}[info.kind]
     if not (isinstance(obj, type) and issubclass(obj, base)):
-        raise PluginError(
-            f"{info.kind} plugin {info.name!r} from {info.distribution} is not a {base.__name__} subclass",
-            hint="its entry point must name a class implementing the documented contract",
-        )
+        return f"{getattr(obj, '__name__', type(obj).__name__)} is not a {base.__name__} subclass"
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not name:
+        return f"{obj.__name__} sets no name (a class attribute)"
+    if info.entry_point is not None and name != info.name:
+        return f"{obj.__name__}.name is {name!r}, but its entry point is {info.name!r}"
+    opts = getattr(obj, "Options", None)
+    if not (isinstance(opts, type) and issubclass(opts, options)):
+        return f"{obj.__name__}.Options is not a {options.__name__} subclass"
+    summary = obj.summary or (obj.__doc__ or "").strip()
+    line = summary.splitlines()[0] if summary else ""
+    if not line:
+        return f"{obj.__name__} has no summary (a one-line class attribute) and no docstring"
+    if obj.summary and ("\n" in obj.summary or len(obj.summary) > contracts.SUMMARY_MAX):
+        return f"{obj.__name__}.summary must be one line of at most {contracts.SUMMARY_MAX} characters"
+    return ""
 
 
 def _allowed(name: str, dist: str) -> bool:
@@ -122,10 +150,10 @@ def refresh() -> None:
 
 def register(kind: str, name: str, obj: type, distribution: str = "runtime") -> None:
     """Register a plugin class at run time (tests, notebooks). Overrides a discovered one."""
-    info = PluginInfo(kind, name, f"{obj.__module__}:{obj.__qualname__}", distribution, "-")
-    _validate(info, obj)
-    info._obj = obj
-    _discover(kind)[name] = info
+    entry = PluginInfo(kind, name, f"{obj.__module__}:{obj.__qualname__}", distribution, "-")
+    _validate(entry, obj)
+    entry._obj = obj
+    _discover(kind)[name] = entry
 
 
 def unregister(kind: str, name: str) -> None:
@@ -143,8 +171,10 @@ def list_plugins(kind: str | None = None) -> list[PluginInfo]:
     return out
 
 
-def get_plugin(kind: str, name: str) -> Any:
-    """The plugin class registered under ``name``; a clear error listing what is installed otherwise."""
+def info(kind: str, name: str) -> PluginInfo:
+    """Where the plugin registered under ``name`` comes from; a clear error listing what is installed otherwise."""
+    if kind not in KINDS:
+        raise PluginError(f"unknown plugin kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
     plugins = _discover(kind)
     if name not in plugins:
         names = sorted(plugins)
@@ -154,15 +184,40 @@ def get_plugin(kind: str, name: str) -> Any:
             f"unknown {kind} plugin {name!r}{did_you_mean}",
             hint=f"installed: {', '.join(names) or 'none'}; `dsc plugins` lists them",
         )
-    return plugins[name].load()
+    return plugins[name]
+
+
+def get_plugin(kind: str, name: str) -> Any:
+    """The plugin class registered under ``name`` (loaded and checked against its contract)."""
+    return info(kind, name).load()
+
+
+def create(kind: str, name: str, options: Mapping[str, Any] | BaseModel | None = None) -> Any:
+    """The plugin ``name`` built as every plugin is: ``Plugin(Plugin.Options(**options))``.
+
+    ``options`` is a mapping (validated by the plugin's ``Options``), an ``Options`` instance or None (the
+    defaults). Invalid options raise one ``ConfigError`` naming each bad field and listing the valid ones.
+    """
+    cls = get_plugin(kind, name)
+    if isinstance(options, cls.Options):
+        return cls(options)
+    raw = options.model_dump() if isinstance(options, BaseModel) else dict(options or {})
+    try:
+        validated = cls.Options.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors())
+        fields = ", ".join(cls.Options.model_fields) or "none"
+        raise ConfigError(f"invalid options for {kind} {name!r}: {problems}",
+                          hint=f"its options are: {fields}") from None
+    return cls(validated)
 
 
 def load_all(kind: str) -> dict[str, Any]:
     """Load every plugin of a kind; broken ones give a warning and are skipped."""
     loaded = {}
-    for info in list_plugins(kind):
+    for plugin in list_plugins(kind):
         try:
-            loaded[info.name] = info.load()
+            loaded[plugin.name] = plugin.load()
         except PluginError as exc:
             log.warning("%s", exc.message)
     return loaded

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from dsc.console import count
 from dsc.contracts import ClassInfo, DatasetPlugin, Record
@@ -90,9 +89,8 @@ class SubsetResult:
 # ------------------------------------------------------------------------------------------- dataset
 def open_dataset(settings: SubsetSettings) -> DatasetPlugin:
     """Instantiate the dataset plugin with its validated options (``--root``/``--masks`` included)."""
-    from dsc.registry import get_plugin
+    from dsc import registry
 
-    cls = get_plugin("dataset", settings.dataset)
     raw = dict(settings.options)
     for key in ("root", "masks"):
         value = getattr(settings, key)
@@ -102,14 +100,7 @@ def open_dataset(settings: SubsetSettings) -> DatasetPlugin:
         if path is not None and not Path(path).exists():
             what = "dataset root" if key == "root" else "mask folder"
             raise InputError(f"{what} {path} does not exist", hint=f"check --{key}")
-    try:
-        options = cls.Options.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors())
-        fields = ", ".join(cls.Options.model_fields)
-        raise ConfigError(f"invalid options for dataset {settings.dataset!r}: {problems}",
-                          hint=f"its options are: {fields}") from None
-    return cls(options)
+    return registry.create("dataset", settings.dataset, raw)  # bad options: one line listing the valid ones
 
 
 def _closest(name: str, names: Sequence[str]) -> str:
@@ -477,7 +468,7 @@ def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
     from dsc import interrupts
     from dsc.console import progress
     from dsc.provenance import Timings, command_line, provenance
-    from dsc.registry import list_plugins
+    from dsc.registry import info as plugin_info
     from dsc.store import Precompressed, StoreWriter
 
     output = Path(output)
@@ -495,9 +486,9 @@ def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
               on_missing_mask=settings.on_missing_mask)
     items = [Item(i, r.record.image, r.record.mask) for i, r in enumerate(plan.rows)]
     workers = _workers(settings, len(items))
-    info = next((p for p in list_plugins("dataset") if p.name == settings.dataset), None)
-    plugin_attr = {"name": settings.dataset, "distribution": getattr(info, "distribution", "unknown"),
-                   "version": getattr(info, "version", "unknown"), "class": type(plugin).__qualname__}
+    info = plugin_info("dataset", settings.dataset)
+    plugin_attr = {"name": settings.dataset, "distribution": info.distribution, "version": info.version,
+                   "class": type(plugin).__qualname__}
     r = settings.resolution
     written: list[Row] = []
     skips: list[dict[str, str]] = []

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from dsc.backbones import create_backbone, list_backbones, load_weights, parse_spec
+from dsc import registry
+from dsc.backbones import check_feature_dim, create_backbone, list_backbones, load_weights, parse_spec
+from dsc.contracts import Backbone, BackbonePlugin
 from dsc.errors import ModelError, PluginError
 
 
@@ -121,3 +124,52 @@ def test_checkpoint_missing_or_pickled(tmp_path: Path) -> None:
     torch.save({"opt": argparse.Namespace(lr=0.1)}, bad)  # SupContrast-style pickle: refused safely
     with pytest.raises(ModelError, match="cannot read checkpoint"):
         create_backbone("test_resnet", checkpoint=bad)
+
+
+# ------------------------------------------------------------------------------ declared feature_dim
+class _Liar(BackbonePlugin):
+    """Declares 7 features but outputs 5 (a broken plugin)."""
+
+    name = "liar"
+    summary = "Declares 7 features but outputs 5"
+
+    def list_models(self, pattern: str = "*") -> list[str]:
+        return ["m"]
+
+    def create(self, model: str, *, pretrained: bool = False, checkpoint: Path | None = None) -> Backbone:
+        module = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(3, 5))
+        return Backbone(module, feature_dim=7, model_id="liar:m",
+                        data_config={"input_size": (3, 8, 8), "mean": (0.5,) * 3, "std": (0.5,) * 3})
+
+
+@pytest.fixture
+def liar():
+    registry.register("backbone", "liar", _Liar)
+    yield "liar:m"
+    registry.unregister("backbone", "liar")
+
+
+def test_declared_feature_dim_is_trusted_at_run_time(liar: str) -> None:
+    """Training builds the backbone without a dry forward: the declared width stands (it was re-measured)."""
+    from dsc.settings import PretrainSettings
+    from dsc.train.common import build_backbone
+
+    backbone = build_backbone(PretrainSettings(backbone=liar, image_size=8, stem="imagenet"), seed=0)
+    assert backbone.feature_dim == 7
+
+
+def test_check_feature_dim_names_a_wrong_declaration(liar: str) -> None:
+    with pytest.raises(PluginError, match=r"liar:m declares feature_dim 7 but outputs \(1, 5\) features"):
+        check_feature_dim(create_backbone(liar))
+    assert check_feature_dim(create_backbone("test_resnet"), image_size=32) == 96
+
+
+def test_a_run_recording_another_feature_dim_is_refused(tmp_path: Path) -> None:
+    """run.json's feature_dim no longer overwrites the built backbone's: a disagreement is an error."""
+    from dsc.errors import MismatchError
+    from dsc.train.checkpoint import load_encoder
+
+    (tmp_path / "run.json").write_text(json.dumps({"backbone": {"name": "timm:test_resnet", "feature_dim": 95}}))
+    with pytest.raises(MismatchError, match="records 95 features for timm:test_resnet, but that backbone now "
+                                            "builds 96"):
+        load_encoder(tmp_path)

@@ -10,14 +10,17 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+from pydantic import BaseModel
 
 from dsc import registry
 from dsc.contracts import DatasetPlugin
-from dsc.errors import PluginError
+from dsc.errors import ConfigError, PluginError
 
 
 class FakeDataset(DatasetPlugin):
     """A fake dataset."""
+
+    name = "fake"
 
     def classes(self):
         return []
@@ -26,11 +29,21 @@ class FakeDataset(DatasetPlugin):
         return iter(())
 
 
-def _ep(name: str, dist: str, target=FakeDataset, *, fails: bool = False):
+_FAKES: dict[str, type] = {}
+
+
+def _fake(name: str) -> type:
+    """One FakeDataset class per name: the registry checks that a plugin's name is its entry point's."""
+    if name not in _FAKES:
+        _FAKES[name] = type(f"Fake_{name}", (FakeDataset,), {"name": name, "__doc__": FakeDataset.__doc__})
+    return _FAKES[name]
+
+
+def _ep(name: str, dist: str, target=None, *, fails: bool = False):
     def load():
         if fails:
             raise ImportError("No module named 'missing_dependency'")
-        return target
+        return _fake(name) if target is None else target
 
     meta = SimpleNamespace(metadata={"Name": dist}, version="9.9")
     return SimpleNamespace(name=name, value=f"{dist}.mod:Cls", group="dsc.datasets", dist=meta, load=load)
@@ -109,7 +122,7 @@ def test_duplicate_name_keeps_the_first(monkeypatch, caplog):
     registry.refresh()
     try:
         with caplog.at_level(logging.WARNING, logger="dsc.registry"):
-            assert registry.get_plugin("dataset", "folder") is FakeDataset
+            assert registry.get_plugin("dataset", "folder") is _fake("folder")
         assert "registered twice" in caplog.text and "evil-dist" in caplog.text
     finally:
         registry.refresh()
@@ -134,3 +147,64 @@ def test_real_discovery_imports_no_plugin_module(tmp_path):
     names, imported = json.loads(proc.stdout)
     assert {"folder", "mvip", "toyparts", "timm", "torchvision", "dafusion"} <= set(names)
     assert imported == []
+
+
+# ------------------------------------------------------------------------ the contract, checked by the registry
+def _variant(plugin_name: str, **attrs) -> type:
+    return type(f"Bad_{plugin_name}", (FakeDataset,), {"name": plugin_name, "__doc__": "A fake dataset.", **attrs})
+
+
+class _NotOptions(BaseModel):
+    x: int = 0
+
+
+@pytest.mark.parametrize("name, target, problem", [
+    ("noname", _variant("noname", name=""), "sets no name"),
+    ("renamed", _variant("other"), "name is 'other', but its entry point is 'renamed'"),
+    ("badopts", _variant("badopts", Options=_NotOptions), "Options is not a DatasetOptions subclass"),
+    ("nosummary", _variant("nosummary", __doc__=None), "has no summary"),
+    ("longsummary", _variant("longsummary", summary="x" * 91), "one line of at most 90 characters"),
+    ("twolines", _variant("twolines", summary="one\ntwo"), "one line of at most 90 characters"),
+])
+def test_every_plugin_is_checked_against_its_contract(monkeypatch, name, target, problem):
+    """Third-party plugins get the checks the built-ins' tests make: one line naming the package and the fault."""
+    eps = [_ep("folder", "dsc"), _ep(name, "acme-dsc-plugin", target=target)]
+    monkeypatch.setattr(registry, "entry_points", lambda group: eps if group == "dsc.datasets" else [])
+    registry.refresh()
+    try:
+        with pytest.raises(PluginError) as exc:
+            registry.get_plugin("dataset", name)
+        assert problem in exc.value.message and "from acme-dsc-plugin is broken" in exc.value.message
+        assert "\n" not in exc.value.message and "acme-dsc-plugin" in exc.value.hint
+        assert registry.info("dataset", name).summary.startswith("[broken]")
+        assert sorted(registry.load_all("dataset")) == ["folder"]  # the others keep working
+    finally:
+        registry.refresh()
+
+
+def test_register_checks_the_contract_too():
+    with pytest.raises(PluginError, match="has no summary"):
+        registry.register("dataset", "nosummary", _variant("nosummary", __doc__=None))
+    assert "nosummary" not in _names()
+
+
+def test_create_builds_every_plugin_from_validated_options(fake_eps):
+    plugin = registry.create("dataset", "folder", {"root": "/data"})
+    assert isinstance(plugin, _fake("folder")) and str(plugin.options.root) == "/data"
+    assert registry.create("dataset", "folder").options.root is None  # defaults
+    opts = _fake("folder").Options(masks="/m")
+    assert registry.create("dataset", "folder", opts).options is opts
+    with pytest.raises(ConfigError) as exc:
+        registry.create("dataset", "folder", {"rooot": "/data", "masks": 3})
+    assert exc.value.message.startswith("invalid options for dataset 'folder': ")
+    assert "rooot" in exc.value.message and "masks" in exc.value.message and "\n" not in exc.value.message
+    assert exc.value.hint == "its options are: root, masks"
+
+
+def test_info_says_where_a_plugin_comes_from(fake_eps):
+    info = registry.info("dataset", "thirdparty")
+    assert (info.distribution, info.version, info.builtin) == ("acme-dsc-plugin", "9.9", False)
+    with pytest.raises(PluginError, match="did you mean 'thirdparty'"):
+        registry.info("dataset", "thirdpary")
+    with pytest.raises(PluginError, match="unknown plugin kind 'scheduler'"):
+        registry.info("scheduler", "x")

@@ -205,7 +205,11 @@ def load_encoder(run_dir: Path | str, which: str = "best", device: str = "cpu") 
         raise InputError(f"{run_dir}/run.json records no backbone", hint="is this a dsc pretrain/baseline run?")
     # the stem the run resolved (runs made before --stem existed used the library's ImageNet stem)
     backbone = create_backbone(bb["name"], pretrained=False, checkpoint=None, stem=bb.get("stem") or "imagenet")
-    backbone.feature_dim = int(bb.get("feature_dim") or backbone.feature_dim)
+    recorded = bb.get("feature_dim")
+    if recorded is not None and int(recorded) != backbone.feature_dim:
+        raise MismatchError(f"{run_dir}/run.json records {recorded} features for {bb['name']}, but that backbone "
+                            f"now builds {backbone.feature_dim}",
+                            hint="load the run with the dsc and plugin versions that made it")
     load_checkpoint(run_dir, which, {"encoder": backbone.module}, device="cpu")
     backbone.module.to(device).eval()
     return backbone, run_info

@@ -191,20 +191,7 @@ def build_backbone(settings: TrainSettings, seed: int):
         torch.manual_seed(seed)
         backbone = create_backbone(settings.backbone, pretrained=settings.pretrained, checkpoint=settings.checkpoint,
                                    stem=settings.stem, image_size=settings.image_size)
-    backbone.feature_dim = output_dim(backbone.module, settings.image_size, backbone.feature_dim)
-    return backbone
-
-
-def output_dim(module: nn.Module, size: int, declared: int) -> int:
-    """The encoder's real output width (one dry forward in eval mode; some models declare another)."""
-    was = module.training
-    module.eval()
-    with torch.no_grad():
-        dim = int(module(torch.zeros(1, 3, size, size)).shape[-1])
-    module.train(was)
-    if dim != declared:
-        log.debug("backbone declares %d features but outputs %d; using %d", declared, dim, dim)
-    return dim
+    return backbone  # its declared feature_dim is trusted (the plugin contract tests measure it)
 
 
 def backbone_record(settings: TrainSettings, backbone: Any) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def native_size(backbone: str) -> int | None:
     logging.disable(logging.INFO)  # the real build reports the backbone; this one stays quiet
     try:
         with torch.device("meta"):
-            built = registry.get_plugin("backbone", plugin)().create(model)
+            built = registry.create("backbone", plugin).create(model)
         size = (built.data_config or {}).get("input_size")
         return int(size[-1]) if size else None
     except DscError:

@@ -10,4 +10,3 @@ class RealGuidanceAugmenter(AugmenterPlugin):
 
     name = "real-guidance"
     summary = "Image-to-image variants prompted with the class name (no inversion needed)"
-    needs_tokens = False

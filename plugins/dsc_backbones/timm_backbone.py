@@ -6,8 +6,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict
+
 from dsc.backbones import load_weights, unknown_model_error
-from dsc.contracts import Backbone, BackbonePlugin
+from dsc.contracts import Backbone, BackboneOptions, BackbonePlugin
 from dsc.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -17,11 +19,19 @@ _HF_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_model.safetens
              "open_clip_pytorch_model.bin")
 
 
+class TimmOptions(BackboneOptions):
+    """Any keyword ``timm.create_model`` takes (``drop_path_rate=0.1``); timm refuses the ones a model does not."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 class TimmBackbone(BackbonePlugin):
     """Any timm model (`timm:resnet50`, `timm:convnext_tiny.fb_in1k`); pretrained weights from the local cache."""
 
     name = "timm"
     summary = "Any timm model by name; --pretrained reads timm weights from the local Hugging Face cache"
+    Options = TimmOptions
+    example_model = "test_resnet"
 
     def list_models(self, pattern: str = "*") -> list[str]:
         import timm
@@ -40,11 +50,11 @@ class TimmBackbone(BackbonePlugin):
         elif pretrained:
             cached_weights(model)
 
-    def create(self, model: str, *, pretrained: bool = False, checkpoint: Path | None = None,
-               **kwargs: Any) -> Backbone:
+    def create(self, model: str, *, pretrained: bool = False, checkpoint: Path | None = None) -> Backbone:
         import timm
         import timm.data
 
+        kwargs: dict[str, Any] = dict(self.options.model_extra or {})
         self._check_name(model)
         overlay = None
         source = "random"

@@ -7,8 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict
+
 from dsc.backbones import load_weights, unknown_model_error
-from dsc.contracts import Backbone, BackbonePlugin
+from dsc.contracts import Backbone, BackboneOptions, BackbonePlugin
 from dsc.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -17,11 +19,19 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+class TorchvisionOptions(BackboneOptions):
+    """Any keyword ``torchvision.models.get_model`` takes; torchvision refuses the ones a model does not."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 class TorchvisionBackbone(BackbonePlugin):
     """torchvision.models classifiers (`torchvision:resnet18`); pretrained weights from the torch hub cache."""
 
     name = "torchvision"
-    summary = "torchvision.models classifiers by name; --pretrained reads weights from the torch hub cache"
+    summary = "torchvision.models classifiers; --pretrained reads weights from the torch hub cache"
+    Options = TorchvisionOptions
+    example_model = "shufflenet_v2_x0_5"
 
     def list_models(self, pattern: str = "*") -> list[str]:
         import torchvision.models
@@ -36,11 +46,11 @@ class TorchvisionBackbone(BackbonePlugin):
         if pretrained:
             _cached_file(model, _default_weights(model))
 
-    def create(self, model: str, *, pretrained: bool = False, checkpoint: Path | None = None,
-               **kwargs: Any) -> Backbone:
+    def create(self, model: str, *, pretrained: bool = False, checkpoint: Path | None = None) -> Backbone:
         import torch
         import torchvision.models
 
+        kwargs: dict[str, Any] = dict(self.options.model_extra or {})
         known = self.list_models()
         if model not in known:
             raise unknown_model_error("torchvision", model, known)

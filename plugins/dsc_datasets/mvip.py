@@ -86,9 +86,9 @@ class MvipDataset(DatasetPlugin):
     Options = MvipOptions
     options: MvipOptions
 
-    def __init__(self, options: DatasetOptions) -> None:
+    def __init__(self, options: DatasetOptions | None = None) -> None:
         super().__init__(options)
-        if options.masks is not None:
+        if self.options.masks is not None:
             raise InputError("the mvip dataset reads its masks from *_rgb_mask_gen.png files",
                              hint="drop --masks")
 

@@ -42,9 +42,9 @@ class ToyPartsDataset(DatasetPlugin):
     Options = ToyPartsOptions
     options: ToyPartsOptions
 
-    def __init__(self, options: DatasetOptions) -> None:
+    def __init__(self, options: DatasetOptions | None = None) -> None:
         super().__init__(options)
-        if options.root is not None or options.masks is not None:
+        if self.options.root is not None or self.options.masks is not None:
             log.warning("toyparts generates its images and masks; --root/--masks are ignored")
 
     def _catalogue(self):

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from dsc.registry import get_plugin
+from dsc.registry import create, get_plugin
 from tests.augment.conftest import CLASSES, write_tokens
 
 
@@ -15,7 +15,9 @@ def test_registered_and_light():
     for name in ("dafusion", "real-guidance"):
         cls = get_plugin("augmenter", name)
         assert cls.name == name and cls.summary
-    assert get_plugin("augmenter", "dafusion").needs_tokens
+    # learned tokens are an option of the DA-Fusion family, not of the generic augmenter contract
+    assert "tokens" in get_plugin("augmenter", "dafusion").Options.model_fields
+    assert "tokens" not in get_plugin("augmenter", "real-guidance").Options.model_fields
     mods = [m for m in ("dsc_augmenters.dafusion", "dsc_augmenters.real_guidance") if m in sys.modules]
     assert mods  # imported above, without pulling diffusers in at import time of the module itself
     import dsc_augmenters.dafusion as d
@@ -24,9 +26,10 @@ def test_registered_and_light():
 
 
 def test_real_guidance_prompt_is_the_class_name():
-    plugin = get_plugin("augmenter", "real-guidance")()
+    plugin = create("augmenter", "real-guidance")
     assert plugin.prompt("a photo of a {token}", "brake_caliper") == "a photo of a brake caliper"
-    assert plugin.prepare(None, CLASSES, None) == {}
+    plugin.check(CLASSES)
+    assert plugin.prepare(None, CLASSES) == {}
 
 
 def test_dafusion_embeds_every_token_vector_as_stock_diffusers(tmp_path):
@@ -34,8 +37,9 @@ def test_dafusion_embeds_every_token_vector_as_stock_diffusers(tmp_path):
 
     c = load_components("tiny", device="cpu")  # a fresh model: tokens are installed into it
     tokens = write_tokens(tmp_path / "T", c, CLASSES, num_vectors=3)
-    plugin = get_plugin("augmenter", "dafusion")()
-    prov = plugin.prepare(c, CLASSES, tokens)
+    plugin = create("augmenter", "dafusion", {"tokens": tokens})
+    plugin.check(CLASSES)
+    prov = plugin.prepare(c, CLASSES)
     assert prov["tokens"]["brake_caliper"] == "<brake_caliper>" and len(prov["tokens_manifest"]["sha256"]) == 64
     prompt = plugin.prompt("a photo of a {token}", "brake_caliper")
     assert prompt == "a photo of a <brake_caliper>"
@@ -53,5 +57,18 @@ def test_dafusion_embeds_every_token_vector_as_stock_diffusers(tmp_path):
 def test_dafusion_needs_tokens():
     from dsc.errors import InputError
 
+    plugin = create("augmenter", "dafusion")
     with pytest.raises(InputError, match="--tokens"):
-        get_plugin("augmenter", "dafusion")().prepare(None, CLASSES, None)
+        plugin.check(CLASSES)
+    with pytest.raises(InputError, match="--tokens"):
+        plugin.prepare(None, CLASSES)
+
+
+def test_dafusion_check_names_every_class_without_a_token(tmp_path):
+    from dsc.diffusion.models import load_components
+    from dsc.errors import DscError
+
+    tokens = write_tokens(tmp_path / "T", load_components("tiny", device="cpu"), CLASSES[:1])
+    with pytest.raises(DscError) as exc:
+        create("augmenter", "dafusion", {"tokens": tokens}).check(CLASSES)
+    assert all(c in exc.value.message for c in CLASSES[1:])
