@@ -6,11 +6,14 @@ prints "Exception ignored ... KeyboardInterrupt" and carries on, so a command co
 after the user pressed Ctrl-C. :func:`sigint_remembered` installs a handler that records the interrupt
 before raising it; :func:`check` raises it again where an output is about to become final
 (``dsc.outputs.commit``) and the CLI exits 130 when one was recorded, even if the exception was swallowed.
+While the block runs, a ``KeyboardInterrupt`` swallowed by a finaliser is also recorded without printing
+"Exception ignored ... Traceback" (``sys.unraisablehook``): the user sees one "Interrupted" line.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +38,18 @@ def _on_sigint(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _quiet_ctrl_c(previous: Any) -> Any:
+    """An unraisable hook that records a swallowed KeyboardInterrupt silently and passes the rest on."""
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            _INTERRUPTED.set()
+            return
+        previous(unraisable)
+
+    return hook
+
+
 @contextmanager
 def sigint_remembered() -> Iterator[None]:
     """Remember every SIGINT while the block runs (main thread only; elsewhere a no-op)."""
@@ -46,7 +61,10 @@ def sigint_remembered() -> Iterator[None]:
         yield
         return
     old = signal.signal(signal.SIGINT, _on_sigint)
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_ctrl_c(old_hook)
     try:
         yield
     finally:
+        sys.unraisablehook = old_hook
         signal.signal(signal.SIGINT, old)
