@@ -67,15 +67,15 @@ class _SwallowsCtrlC:
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_swallowed_ctrl_c_still_stops_subset(run_dsc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import dsc.subset
+    from dsc.subset import build
 
-    real = dsc.subset.decode
+    real = build.decode_items
 
     def decode(*args, **kwargs):
         _SwallowsCtrlC()  # collected at once; its KeyboardInterrupt is printed and ignored
         yield from real(*args, **kwargs)
 
-    monkeypatch.setattr(dsc.subset, "decode", decode)
+    monkeypatch.setattr(build, "decode_items", decode)
     out = tmp_path / "data.h5"
     res = run_dsc("subset", "--dataset", "toyparts", "--option", "objects_per_class=2", "--option", "num_classes=2",
                   "--option", "image_size=32", "--resolution", "32", "--workers", "1", "--output", out)

@@ -19,7 +19,7 @@ from dsc_datasets.mvip import MvipDataset, write_fake_mvip
 from PIL import Image
 
 from dsc.errors import DscError, InputError
-from dsc.images import REASONS, Item, Job, process
+from dsc.subset import REASONS, Item, Job, process
 from tests.security.fuzzlib import mutate
 
 VALID_JSON = json.dumps({

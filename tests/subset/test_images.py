@@ -1,4 +1,4 @@
-"""Decoding, RGB conversion of odd modes, object crops and padding (dsc.images)."""
+"""Decoding, RGB conversion of odd modes, object crops and padding (dsc.subset.images, dsc.subset.decode)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dsc.images import Item, Job, crop_resize, full_box, load_rgb, object_box, process, to_rgb
+from dsc.subset import Item, Job, crop_resize, full_box, load_rgb, object_box, process, to_rgb
 
 
 def _save(im: Image.Image, path, **kw):

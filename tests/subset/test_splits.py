@@ -1,4 +1,4 @@
-"""Stratified, group-respecting splits (dsc.splits)."""
+"""Stratified, group-respecting splits (dsc.subset.splits)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dsc.errors import PluginError
-from dsc.splits import group_split, leaking_groups, normalise_split
+from dsc.subset import group_split, leaking_groups, normalise_split
 
 
 def _data(seed: int = 0, n: int = 600):

@@ -216,10 +216,10 @@ def test_mask_of_another_size_is_a_clear_error_by_default(tree):
 
 
 def test_interruption_leaves_no_partial_file(tree, monkeypatch):
-    import dsc.subset
+    from dsc.subset import decode
 
     calls = {"n": 0}
-    real = dsc.subset.process_many
+    real = decode.process_many
 
     def interrupted(items, job):
         calls["n"] += 1
@@ -227,7 +227,7 @@ def test_interruption_leaves_no_partial_file(tree, monkeypatch):
             raise KeyboardInterrupt
         return real(items, job)
 
-    monkeypatch.setattr(dsc.subset, "process_many", interrupted)
+    monkeypatch.setattr(decode, "process_many", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_subset(_settings(tree), tree / "o.h5")
     assert calls["n"] == 3 and not list(tree.glob("o.h5*"))
@@ -247,9 +247,9 @@ def test_sigterm_is_handled_like_ctrl_c(tree, monkeypatch):
     import os
     import signal
 
-    import dsc.subset
+    from dsc.subset import decode
 
-    real = dsc.subset.process_many
+    real = decode.process_many
     calls = {"n": 0}
 
     def terminated(items, job):
@@ -258,7 +258,7 @@ def test_sigterm_is_handled_like_ctrl_c(tree, monkeypatch):
             os.kill(os.getpid(), signal.SIGTERM)
         return real(items, job)
 
-    monkeypatch.setattr(dsc.subset, "process_many", terminated)
+    monkeypatch.setattr(decode, "process_many", terminated)
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):
         build_subset(_settings(tree), tree / "o.h5")

@@ -1,6 +1,6 @@
 """Decoding, RGB conversion, object crops and resizing of dataset images.
 
-Everything here is plain PIL + numpy and runs in `dsc subset`'s worker processes. The rules (also in
+Everything here is plain PIL + numpy and runs in `dsc subset`'s worker processes (dsc.subset.decode). The rules (also in
 docs/commands/subset.md):
 
 - Every image becomes 8-bit RGB: EXIF orientation applied; grayscale, palette, CMYK and bilevel converted;
@@ -16,12 +16,7 @@ docs/commands/subset.md):
 from __future__ import annotations
 
 import math
-import os
-import sys
-import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -71,24 +66,22 @@ def open_image(src: Path | str | np.ndarray, *, what: str = "image") -> Image.Im
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ImageProblem("unreadable" if not is_mask else "bad mask", f"{path}: {exc}", mask=is_mask) from None
 
-
-def _load(im: Image.Image, what: str, is_mask: bool = False) -> None:
+def load_pixels(im: Image.Image, what: str, is_mask: bool = False) -> None:
+    """Decode an opened image's pixels; decoder failures raise ImageProblem."""
     try:
         im.load()
     except Image.DecompressionBombError as exc:
-        raise ImageProblem("too large", f"{_name(im)}: {exc}", mask=is_mask) from None
+        raise ImageProblem("too large", f"{image_name(im)}: {exc}", mask=is_mask) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         reason = "truncated" if "truncated" in str(exc).lower() else "unreadable"
-        raise ImageProblem("bad mask" if is_mask else reason, f"{what} {_name(im)}: {exc}", mask=is_mask) from None
+        raise ImageProblem("bad mask" if is_mask else reason, f"{what} {image_name(im)}: {exc}", mask=is_mask) from None
 
-
-def _name(im: Image.Image) -> str:
+def image_name(im: Image.Image) -> str:
+    """The file an image came from, for messages."""
     return str(getattr(im, "filename", "") or "<array>")
-
 
 def _has_alpha(im: Image.Image) -> bool:
     return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-
 
 def to_rgb(im: Image.Image) -> Image.Image:
     """8-bit RGB from any PIL mode (see module docstring for the rules)."""
@@ -114,8 +107,7 @@ def to_rgb(im: Image.Image) -> Image.Image:
     try:
         return im.convert("RGB")
     except (ValueError, OSError) as exc:
-        raise ImageProblem("unreadable", f"{_name(im)}: cannot convert mode {mode} to RGB ({exc})") from None
-
+        raise ImageProblem("unreadable", f"{image_name(im)}: cannot convert mode {mode} to RGB ({exc})") from None
 
 def mask_array(im: Image.Image) -> np.ndarray:
     """A binary mask (bool HxW) from any PIL mode."""
@@ -143,7 +135,6 @@ def object_box(mask: np.ndarray, dilation: int) -> Box | None:
     y0, y1 = int(rows[0]) - dilation, int(rows[-1]) + 1 + dilation
     return square_box(x0, y0, x1, y1)
 
-
 def square_box(x0: int, y0: int, x1: int, y1: int) -> Box:
     """The smallest square with the same centre (to half a pixel) containing the box."""
     w, h = x1 - x0, y1 - y0
@@ -151,11 +142,9 @@ def square_box(x0: int, y0: int, x1: int, y1: int) -> Box:
     sx, sy = x0 - (side - w) // 2, y0 - (side - h) // 2
     return sx, sy, sx + side, sy + side
 
-
 def full_box(width: int, height: int) -> Box:
     """The whole image padded to a centred square."""
     return square_box(0, 0, width, height)
-
 
 def crop_resize(im: Image.Image, box: tuple[float, float, float, float], size: int, *, pad: str = "edge",
                 resample: int = Image.Resampling.BICUBIC) -> Image.Image:
@@ -183,44 +172,7 @@ def crop_resize(im: Image.Image, box: tuple[float, float, float, float], size: i
     return padded.resize((size, size), resample, box=(x0 - ix0, y0 - iy0, x1 - ix0, y1 - iy0))
 
 
-# ------------------------------------------------------------------------------------------ one image
-@dataclass(frozen=True)
-class Job:
-    """How every image of a subset is processed (shared by all items; picklable)."""
-
-    resolution: int
-    crop_to_object: bool = False
-    dilation: int = 32
-    pad: str = "edge"
-    with_masks: bool = False
-    on_missing_mask: str = "error"  # error | skip | full
-    compress: int | None = 1  # zlib level for precompressed HDF5 chunks (1: fastest, ~2% larger than 4)
-    draft: bool = True  # let the JPEG decoder downscale when the target is much smaller
-
-
-@dataclass
-class Item:
-    """One image to process: its row index in the plan, the image and (optional) mask source."""
-
-    index: int
-    image: Any
-    mask: Any = None
-
-
-@dataclass
-class Processed:
-    """The result for one item: pixels (array or zlib-compressed bytes) or the problem that skipped it."""
-
-    index: int
-    image: Any = None
-    mask: Any = None
-    digest: bytes = b""
-    meta: dict[str, Any] = field(default_factory=dict)
-    reason: str | None = None
-    detail: str = ""
-    mask_problem: bool = False
-
-
+# ------------------------------------------------------------------------------------------ orientation
 _TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
               4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
               7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
@@ -234,132 +186,20 @@ def exif_method(im: Image.Image) -> Image.Transpose | None:
         orientation = 1
     return _TRANSPOSE.get(orientation)
 
-
 def oriented_size(size: tuple[int, int], method: Image.Transpose | None) -> tuple[int, int]:
+    """The (width, height) after ``method``."""
     swaps = method in (Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270, Image.Transpose.TRANSVERSE,
                        Image.Transpose.ROTATE_90)
     return (size[1], size[0]) if swaps else size
 
-
-def _orient(im: Image.Image) -> tuple[Image.Image, Image.Transpose | None]:
+def orient(im: Image.Image) -> tuple[Image.Image, Image.Transpose | None]:
     """Apply EXIF orientation to a loaded image; return it and the transpose used."""
     method = exif_method(im)
     return (im.transpose(method) if method is not None else im), method
 
-
-def _load_mask(src: Any, image_size: tuple[int, int], raw_size: tuple[int, int],
-               method: Image.Transpose | None) -> np.ndarray:
-    """The item's binary mask in the image's (oriented) frame; ImageProblem(mask=True) if unusable."""
-    im = open_image(src, what="mask")
-    _load(im, "mask", is_mask=True)
-    im, own = _orient(im)
-    if own is None and method is not None and im.size == raw_size:
-        im = im.transpose(method)  # the mask was made on the stored pixels: orient it like the image
-    if im.size != image_size:
-        raise ImageProblem("bad mask", f"mask {_name(im) or src} is {im.size[0]}x{im.size[1]}, "
-                           f"the image is {image_size[0]}x{image_size[1]}", mask=True)
-    return mask_array(im)
-
-
-def process(item: Item, job: Job) -> Processed:
-    """Decode, convert, crop and resize one item. Never raises for bad files: returns the reason."""
-    try:
-        return _process(item, job)
-    except ImageProblem as exc:
-        return Processed(item.index, reason=exc.reason, detail=exc.detail, mask_problem=exc.mask)
-    except MemoryError:
-        raise
-    except Exception as exc:  # a decoder bug on one odd file must not stop the whole subset
-        return Processed(item.index, reason="unreadable", detail=f"{item.image}: {type(exc).__name__}: {exc}")
-
-
-def _process(item: Item, job: Job) -> Processed:
-    from dsc.store.writer import row_digest
-
-    im = open_image(item.image)
-    raw_size = im.size
-    method = exif_method(im)
-    size = oriented_size(raw_size, method)
-    mask: np.ndarray | None = None
-    mask_fallback = False
-    if job.with_masks:
-        if item.mask is None:
-            if job.on_missing_mask == "full":
-                mask_fallback = True
-            else:
-                raise ImageProblem("bad mask", f"no mask for {item.image}", mask=True)
-        else:
-            try:
-                mask = _load_mask(item.mask, size, raw_size, method)
-            except ImageProblem as exc:
-                if not exc.mask or job.on_missing_mask != "full":
-                    raise
-                mask_fallback = True
-        if mask_fallback:
-            mask = np.ones((size[1], size[0]), dtype=bool)
-    if job.crop_to_object and not mask_fallback:
-        if mask is None:
-            raise ImageProblem("bad mask", f"no mask for {item.image}", mask=True)
-        box = object_box(mask, job.dilation)
-        if box is None:
-            raise ImageProblem("empty mask", f"the mask of {item.image} is empty; nothing to crop")
-    else:
-        box = full_box(*size)
-    side = box[2] - box[0]
-    # JPEG draft: decode at 1/2, 1/4 or 1/8 scale when the box is still at least `resolution` there
-    if job.draft and im.format == "JPEG" and side > 2 * job.resolution:
-        factor = job.resolution / side
-        im.draft("RGB", (math.ceil(raw_size[0] * factor), math.ceil(raw_size[1] * factor)))
-    _load(im, "image")
-    im, _ = _orient(im)
-    sx, sy = im.size[0] / size[0], im.size[1] / size[1]
-    scaled = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
-    rgb = crop_resize(to_rgb(im), scaled, job.resolution, pad=job.pad)
-    image = np.asarray(rgb, dtype=np.uint8)
-    out_mask = None
-    if mask is not None:
-        m = Image.fromarray(mask.astype(np.uint8) * 255)
-        m = crop_resize(m, box, job.resolution, pad="constant", resample=Image.Resampling.BILINEAR)
-        out_mask = np.where(np.asarray(m) >= 128, 255, 0).astype(np.uint8)
-    meta = {"size": list(size), "box": list(box)}
-    if method is not None:
-        meta["exif_transposed"] = True
-    if mask_fallback:
-        meta["mask"] = "full (fallback)"
-    digest = row_digest(image)
-    if job.compress is not None:
-        image_out: Any = zlib.compress(image.tobytes(), job.compress)
-        mask_out: Any = zlib.compress(out_mask.tobytes(), job.compress) if out_mask is not None else None
-    else:
-        image_out, mask_out = image, out_mask
-    return Processed(item.index, image=image_out, mask=mask_out, digest=digest, meta=meta)
-
-
-def process_many(items: list[Item], job: Job) -> list[Processed]:
-    """Process a chunk of items (the unit of work sent to a worker process)."""
-    return [process(item, job) for item in items]
-
-
-def worker_init() -> None:
-    """Worker processes ignore Ctrl-C (the parent stops them, so an interrupt leaves no stray output) and
-    end when the parent process ends."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (inherited through fork)
-    if sys.platform.startswith("linux"):  # die with the parent, even if it is killed outright
-        try:
-            import ctypes
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
 def load_rgb(src: Path | str | np.ndarray) -> np.ndarray:
     """An image as 8-bit RGB array (HxWx3), EXIF orientation applied. Raises ImageProblem."""
     im = open_image(src)
-    _load(im, "image")
-    im, _ = _orient(im)
+    load_pixels(im, "image")
+    im, _ = orient(im)
     return np.asarray(to_rgb(im), dtype=np.uint8)
