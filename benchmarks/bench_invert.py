@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from dsc.console import out
-from dsc.diffusion import invert as I
+from dsc.diffusion import inversion as I
 from dsc.diffusion import tokens as T
 from dsc.diffusion.models import load_components
 

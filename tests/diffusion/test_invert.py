@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from dsc.diffusion import invert as I
+from dsc.diffusion import inversion
 from dsc.diffusion import tokens as T
 from dsc.errors import InputError, MismatchError, OutputExistsError
 from dsc.settings import InvertSettings
@@ -24,7 +25,7 @@ def _settings(tiny_path: Path, **kw) -> InvertSettings:
 def _latents(components, n: int = 2):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (n, 64, 64, 3), dtype=np.uint8)
-    return I.encode_latents(components, I.prepare_pixels(images, 64))
+    return inversion.encode_latents(components, inversion.prepare_pixels(images, 64))
 
 
 def test_only_token_rows_change_and_all_vectors_train(components, tiny_path: Path) -> None:
@@ -32,10 +33,10 @@ def test_only_token_rows_change_and_all_vectors_train(components, tiny_path: Pat
     text_before = {k: v.clone() for k, v in components.text_encoder.state_dict().items()}
     table = next(k for k in text_before if k.endswith("token_embedding.weight"))
     mean, std = _latents(components)
-    job = I.ClassJob("brake caliper", 0, "<brake_caliper>", np.arange(2))
+    job = inversion.ClassJob("brake caliper", 0, "<brake_caliper>", np.arange(2))
     settings = _settings(tiny_path, num_vectors=3, steps=4, lr=0.05)
-    init = I.initial_vectors(components, "brake caliper", 3)
-    vectors, losses = I.train_class(components, job, mean, std, settings)
+    init = inversion.initial_vectors(components, "brake caliper", 3)
+    vectors, losses = inversion.train_class(components, job, mean, std, settings)
     assert vectors.shape == (3, 32) and len(losses) == 4
     # every one of the K vectors was trained
     assert all(not torch.allclose(vectors[k], init[k]) for k in range(3))
@@ -56,11 +57,11 @@ def test_only_token_rows_change_and_all_vectors_train(components, tiny_path: Pat
 
 def test_loss_goes_down_on_a_fixed_batch(components) -> None:
     mean, std = _latents(components, 2)
-    init = I.initial_vectors(components, "gear", 2)
+    init = inversion.initial_vectors(components, "gear", 2)
     ids = T.add_token_vectors(components, "<gear>", init)
-    trainer = I.TokenTrainer(components, ids, init, lr=0.05)
+    trainer = inversion.TokenTrainer(components, ids, init, lr=0.05)
     g = torch.Generator().manual_seed(0)
-    input_ids = I.prompt_ids(components, "<gear>", ("a photo of a {}",)).repeat(2, 1)
+    input_ids = inversion.prompt_ids(components, "<gear>", ("a photo of a {}",)).repeat(2, 1)
     latents = mean * trainer.scaling
     noise = torch.randn(latents.shape, generator=g)
     timesteps = torch.tensor([200, 600])
@@ -78,7 +79,7 @@ def test_loss_goes_down_on_a_fixed_batch(components) -> None:
 
 def test_prompts_carry_all_vectors(components) -> None:
     T.add_token_vectors(components, "<gear>", torch.zeros(4, 32))
-    ids = I.prompt_ids(components, "<gear>", ("a photo of a {}", "the {}"))
+    ids = inversion.prompt_ids(components, "<gear>", ("a photo of a {}", "the {}"))
     want = components.tokenizer.convert_tokens_to_ids(T.vector_tokens("<gear>", 4))
     for row in ids.tolist():
         assert [i for i in row if i in want] == want
@@ -88,26 +89,26 @@ def test_initial_vectors(components) -> None:
     emb = components.text_encoder.get_input_embeddings().weight
     one = components.tokenizer("motor", add_special_tokens=False).input_ids
     assert len(one) == 1
-    v = I.initial_vectors(components, "motor", 3)
+    v = inversion.initial_vectors(components, "motor", 3)
     assert torch.equal(v, emb[one * 3])
     with pytest.raises(InputError):
-        I.initial_vectors(components, "", 2)
+        inversion.initial_vectors(components, "", 2)
 
 
 def test_examples_are_seeded_and_train_only(tmp_path: Path) -> None:
     from dsc.store import open_store
 
     store = open_store(make_data(tmp_path / "d.h5", per_class=8))
-    a = I.select_examples(store, 0, 2, seed=0)
-    assert list(a) == list(I.select_examples(store, 0, 2, seed=0)) and len(a) == 2
-    assert set(store.split[I.select_examples(store, 0, None, 0)]) == {"train"}
+    a = inversion.select_examples(store, 0, 2, seed=0)
+    assert list(a) == list(inversion.select_examples(store, 0, 2, seed=0)) and len(a) == 2
+    assert set(store.split[inversion.select_examples(store, 0, None, 0)]) == {"train"}
     assert all(store.split[a] == "train") and all(store.labels[a] == 0)
 
 
 def test_crop_boxes_are_square_and_inside() -> None:
     m = np.zeros((2, 64, 64), dtype=np.uint8)
     m[0, 10:20, 40:60] = 1
-    boxes = I.crop_boxes(m)
+    boxes = inversion.crop_boxes(m)
     top, left, bottom, right = boxes[0]
     assert bottom - top == right - left and top >= 0 and left >= 0 and bottom <= 64 and right <= 64
     assert top <= 10 and bottom >= 20 and left <= 40 and right >= 60
@@ -159,7 +160,7 @@ def test_resume_skips_finished_classes_and_matches_uninterrupted(tmp_path: Path,
     settings = _settings(tiny_path)
     full = I.run_invert(data, tmp_path / "full", settings)
 
-    real_train = I.train_class
+    real_train = inversion.train_class
     calls: list[str] = []
 
     def crashing(components, job, *args, **kwargs):
@@ -168,7 +169,7 @@ def test_resume_skips_finished_classes_and_matches_uninterrupted(tmp_path: Path,
             raise KeyboardInterrupt
         return real_train(components, job, *args, **kwargs)
 
-    monkeypatch.setattr(I, "train_class", crashing)
+    monkeypatch.setattr(inversion, "train_class", crashing)
     with pytest.raises(KeyboardInterrupt):
         I.run_invert(data, tmp_path / "tok", settings)
     assert (tmp_path / "tok.partial" / "a.safetensors").is_file() and not (tmp_path / "tok").exists()
@@ -179,7 +180,7 @@ def test_resume_skips_finished_classes_and_matches_uninterrupted(tmp_path: Path,
     with pytest.raises(MismatchError, match="effective_batch"):
         I.run_invert(data, tmp_path / "tok", _settings(tiny_path, batch_size=1), resume=True)
     calls.clear()
-    monkeypatch.setattr(I, "train_class", lambda c, job, *a, **k: (calls.append(job.name), real_train(c, job, *a, **k))[1])
+    monkeypatch.setattr(inversion, "train_class", lambda c, job, *a, **k: (calls.append(job.name), real_train(c, job, *a, **k))[1])
     resumed = I.run_invert(data, tmp_path / "tok", settings, resume=True)
     assert calls == ["b", "c"] and resumed.complete and set(resumed.classes) == {"a", "b", "c"}
     for name in ("a", "b", "c"):
@@ -216,17 +217,17 @@ def test_bad_input(run_dsc, tmp_path: Path, tiny_path: Path) -> None:
 def test_out_of_memory_suggests_smaller_batch(tmp_path: Path, tiny_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dsc.errors import ResourceError
 
-    real_train = I.train_class
+    real_train = inversion.train_class
 
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(I, "train_class", oom)
+    monkeypatch.setattr(inversion, "train_class", oom)
     with pytest.raises(ResourceError, match="--resume and a smaller --batch-size"):
         I.run_invert(make_data(tmp_path / "d.h5"), tmp_path / "tok", _settings(tiny_path))
     assert not (tmp_path / "tok").exists()
     # the same effective batch split differently is accepted on resume
-    monkeypatch.setattr(I, "train_class", real_train)
+    monkeypatch.setattr(inversion, "train_class", real_train)
     man = I.run_invert(tmp_path / "d.h5", tmp_path / "tok", _settings(tiny_path, batch_size=1,
                                                                         gradient_accumulation=2), resume=True)
     assert man.complete and man.classes["gear"].batch_size == 1 and man.classes["gear"].gradient_accumulation == 2

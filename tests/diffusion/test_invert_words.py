@@ -38,7 +38,7 @@ def forget_ctrl_c():
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_swallowed_ctrl_c_never_commits_tokens(run_dsc, tmp_path: Path, tiny_path: Path, monkeypatch,
                                                  forget_ctrl_c) -> None:
-    import dsc.diffusion.invert as I
+    import dsc.diffusion.inversion as I
 
     real, classes = I.train_class, []
 
