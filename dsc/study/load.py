@@ -1,0 +1,190 @@
+"""Read a study file and plan its runs: every setting is checked before anything runs (``dsc study``)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from dsc.console import plural
+from dsc.errors import ConfigError, InputError
+from dsc.study.budget import equal_budget
+from dsc.study.pictures import check_embedding_run, resolve_pictures
+from dsc.study.spec import PICTURES, SECTIONS, USES, PlannedRun, Study, StudySpec
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with Path(path).open("rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"study file {path} does not exist", hint="see docs/commands/study.md for the format"
+                         ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        with Path(path).open("rb") as fh:
+            hdf5 = fh.read(8) == b"\x89HDF\r\n\x1a\n"
+        if hdf5:
+            raise InputError(f"{path} is an HDF5 store, not a study file",
+                             hint="dsc study takes a STUDY.toml (see examples/study-demo.toml) whose [study] "
+                                  f"table names the store: data = \"{path}\"") from None
+        raise ConfigError(f"study file {path} is not valid TOML: {exc}",
+                          hint="see examples/study-demo.toml and docs/commands/study.md") from None
+    unknown = sorted(set(doc) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"study file {path} has unknown {plural(len(unknown), 'table')} {', '.join(unknown)}",
+                          hint=f"allowed tables: {', '.join(SECTIONS)}")
+    if "study" not in doc:
+        raise ConfigError(f"study file {path} has no [study] table", hint="add [study] with at least data = ...")
+    return doc
+
+
+def _resolve(section: str, values: dict[str, Any], origin: str, study_file: Path) -> tuple[Any, dict[str, str]]:
+    """Validated settings of one section and where each value came from (study values show as the file)."""
+    from dsc.settings import resolve_settings
+
+    try:
+        resolved = resolve_settings({section: values})
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc.message}", hint=exc.hint) from None
+    sources = {k.split(".", 1)[1]: (f"study file {study_file}" if v == "command line" else v)
+               for k, v in resolved.sources.items() if k.startswith(section + ".")}
+    return resolved.section(section), sources
+
+
+def _settings(section: str, values: dict[str, Any], origin: str) -> Any:
+    return _resolve(section, values, origin, Path(origin))[0]
+
+
+def _dirname(method: str, variant: str, seed: int) -> str:
+    return f"{method}-{variant.replace('+', '-')}-s{seed}"
+
+
+def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | None = None,
+               pictures: dict[str, Any] | None = None) -> Study:
+    """Parse and validate a study file and plan its runs (every setting is checked before anything runs).
+
+    ``pictures``: values of the command's picture options (``PICTURES``), which replace the file's.
+    """
+    doc = _read(Path(path))
+    try:
+        spec = StudySpec.model_validate(doc["study"])
+    except ValidationError as exc:
+        msg = "; ".join(f"study.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"study file {path}: {msg}", hint="fix the [study] table") from None
+    report = dict(doc.get("report", {}))
+    figures = resolve_pictures(report, pictures or {}, Path(path))
+    if seeds:
+        spec.seeds = list(dict.fromkeys(seeds))
+    if output is not None:
+        spec.output = output
+    _check_stores(spec)
+    train = doc.get("train", {})
+    _check_train_keys(train)
+    if "seed" in {*train, *doc.get("pretrain", {}), *doc.get("baseline", {}), *doc.get("probe", {})}:
+        raise ConfigError("set seeds with [study] seeds = [...], not a seed key", hint="remove the seed key")
+    study = Study(Path(path), spec, doc)
+    _plan_runs(study, train, path)
+    if "supcon" in spec.methods:
+        study.probe_settings, study.probe_sources = _resolve("probe", doc.get("probe", {}),
+                                                             f"study file {path} [probe]", Path(path))
+    study.report_settings = _settings("report", {k: v for k, v in report.items() if k not in PICTURES},
+                                      f"study file {path} [report]")
+    study.pictures = figures
+    check_embedding_run(study, "--embedding-run" if (pictures or {}).get("embedding_run") is not None
+                        else f"study file {path} [report] embedding_run")
+    return study
+
+
+def _check_stores(spec: StudySpec) -> None:
+    """The study's stores exist, and every variant has the stores it trains with."""
+    if not spec.data.is_file():
+        raise InputError(f"study data {spec.data} does not exist", hint="make it with `dsc subset` first")
+    for p in [*spec.synthetic, *spec.ood, *spec.eval_ood]:
+        if not p.is_file():
+            raise InputError(f"study store {p} does not exist", hint="make it with `dsc augment` first")
+    for variant in spec.variants:
+        wants = [k for k, used in zip(("synthetic", "ood"), USES[variant], strict=True)
+                 if used and not getattr(spec, k)]
+        if wants:
+            raise ConfigError(f"variant {variant!r} needs " + " and ".join(f"{k} = [...]" for k in wants),
+                              hint="list the stores in [study] or drop the variant")
+
+
+def _check_train_keys(train: dict[str, Any]) -> None:
+    """``[train]`` holds only the settings pretrain and baseline share (typos and misplaced keys refused)."""
+    from dsc.settings import TrainSettings
+
+    bad = sorted(set(train) - set(TrainSettings.model_fields))
+    if not bad:
+        return
+    from dsc.settings import BaselineSettings, PretrainSettings, did_you_mean
+
+    typos = [f"{k}{did_you_mean(k, TrainSettings.model_fields)}" for k in bad]
+    if all("did you mean" in t for t in typos):
+        raise ConfigError(f"unknown [train] {plural(len(typos), 'key')} {', '.join(typos)}",
+                          hint="[train] holds the settings pretrain and baseline share")
+    owner = {k: "pretrain" if k in PretrainSettings.model_fields else "baseline"
+             if k in BaselineSettings.model_fields else None for k in bad}
+    unknown = [t for t, k in zip(typos, bad, strict=True) if owner[k] is None]
+    if unknown:
+        raise ConfigError(f"unknown [train] {plural(len(unknown), 'key')} {', '.join(unknown)}",
+                          hint="[train] holds the settings pretrain and baseline share")
+    raise ConfigError(f"[train] keys {', '.join(bad)} are not shared training settings",
+                      hint="move " + ", ".join(f"{k} to [{owner[k]}]" for k in bad))
+
+
+def _plan_runs(study: Study, train: dict[str, Any], path: Path) -> None:
+    """One planned run per method, variant and seed, each method's arms with the same training budget."""
+    spec, doc = study.spec, study.sections
+    sizes: dict[str, tuple[int, str]] = {}
+    for method in spec.methods:
+        section = "baseline" if method == "ce" else "pretrain"
+        base = {**train, **doc.get(section, {})}
+        budget, note = equal_budget(spec, _resolve(section, base, f"study file {path} [{section}]", Path(path))[0])
+        base.update(budget)
+        study.budget_notes.append(f"{method}: {note}")
+        for variant in spec.variants:
+            uses_synthetic, uses_ood = USES[variant]
+            negatives = list(spec.ood) if uses_ood else []
+            values = _method_values(base, method, negatives, spec)
+            for seed in spec.seeds:
+                settings, sources = _resolve(section, {**values, "seed": seed}, f"study file {path} [{section}]",
+                                             Path(path))
+                settings, sources = _sized(settings, sources, spec.data, sizes)
+                if budget:
+                    sources.update({k: f"study file {path} (equal budget: {note})" for k in budget})
+                study.runs.append(PlannedRun(method, variant, seed, spec.output / _dirname(method, variant, seed),
+                                             settings, list(spec.synthetic) if uses_synthetic else [],
+                                             negatives, spec.data, sources=sources))
+
+
+def _method_values(base: dict[str, Any], method: str, negatives: list[Path], spec: StudySpec) -> dict[str, Any]:
+    """An arm's settings: the CE baseline uses its OOD loss (``[study] ce_ood_loss`` when the file sets none)
+    only when the arm has negatives."""
+    values = dict(base)
+    if method == "ce":
+        values.setdefault("ood_loss", "none")
+        if negatives and values["ood_loss"] == "none":
+            values["ood_loss"] = spec.ce_ood_loss
+        elif not negatives:
+            values["ood_loss"] = "none"
+    return values
+
+
+def _sized(settings: Any, sources: dict[str, str], data: Path, cache: dict[str, tuple[int, str]]
+           ) -> tuple[Any, dict[str, str]]:
+    """``settings`` with the image size the run will train at when the study leaves it out (the store's
+    resolution, capped at the backbone's native size: dsc/train/image_size.py), so that the settings of a
+    finished run match the plan."""
+    if settings.image_size is not None:
+        return settings, sources
+    if settings.backbone not in cache:
+        from dsc.store import open_store
+        from dsc.train.image_size import native_size, resolve_image_size, store_resolution
+
+        side = store_resolution(open_store(data, kind="data"))
+        cache[settings.backbone] = resolve_image_size(None, side, lambda: native_size(settings.backbone))
+    size, note = cache[settings.backbone]
+    return settings.model_copy(update={"image_size": size}), {**sources, "image_size": note}

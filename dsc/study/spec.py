@@ -1,0 +1,106 @@
+"""The study file's tables as models and the planned runs of a study (``dsc study``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+METHODS = ("ce", "supcon")
+VARIANTS = ("none", "normal", "ood", "normal+ood")
+#: What each variant trains with: (normal synthetic positives?, OOD negatives?)
+USES = {"none": (False, False), "normal": (True, False), "ood": (False, True), "normal+ood": (True, True)}
+BUDGETS = ("steps", "images", "epochs")
+SECTIONS = ("study", "train", "pretrain", "baseline", "probe", "report")
+#: [report] keys naming the pictures the study's report draws, with the `dsc study` / `dsc report` option of each.
+PICTURES = {"results_figure": "--results-figure", "samples": "--samples", "confusion": "--confusion",
+            "embedding_map": "--embedding-map", "embedding_run": "--embedding-run"}
+
+
+class StudySpec(BaseModel):
+    """The ``[study]`` table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: Path = Field(description="DATA.h5 made by `dsc subset`")
+    synthetic: list[Path] = Field(default_factory=list, description="normal synthetic stores (positives)")
+    ood: list[Path] = Field(default_factory=list, description="OOD synthetic stores (negatives)")
+    eval_ood: list[Path] = Field(default_factory=list,
+                                 description="evaluation-only OOD stores for `dsc probe --ood`")
+    output: Path = Field(default=Path("study"), description="folder of the run directories")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    methods: list[Literal["ce", "supcon"]] = Field(default_factory=lambda: list(METHODS), min_length=1)
+    variants: list[Literal["none", "normal", "ood", "normal+ood"]] = Field(
+        default_factory=lambda: list(VARIANTS), min_length=1)
+    budget: Literal["steps", "images", "epochs"] = Field(
+        default="steps", description="the training budget of every arm of a method: the optimizer steps (or "
+        "images) the 'none' arm takes in its epochs; 'epochs': each arm trains its epochs (more images, more "
+        "steps). A steps or images value in [train], [pretrain] or [baseline] is used as it is")
+    ce_ood_loss: Literal["extra-class", "outlier-exposure"] = Field(
+        default="outlier-exposure", description="how the CE baseline uses OOD images when [baseline] sets none")
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError("seeds must be distinct")
+        return v
+
+
+class Pictures(BaseModel):
+    """The pictures the study's report draws (``[report]`` keys, or ``dsc study`` options that override them);
+    relative paths are relative to the working directory, like every path of the study file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    results_figure: Path | None = None
+    samples: Path | None = None
+    confusion: Path | None = None
+    embedding_map: Path | None = None
+    embedding_run: str | None = None
+
+    def paths(self) -> list[Path]:
+        """The figure files asked for."""
+        return [p for p in (self.results_figure, self.samples, self.confusion, self.embedding_map) if p is not None]
+
+
+@dataclass
+class PlannedRun:
+    """One training run of the study (plus its probe for SupCon)."""
+
+    method: str               # "ce" | "supcon"
+    variant: str              # "none" | "normal" | "ood" | "normal+ood"
+    seed: int
+    path: Path
+    settings: Any             # BaselineSettings | PretrainSettings
+    synthetic: list[Path]
+    negatives: list[Path]
+    data: Path = Path()
+    sources: dict[str, str] = field(default_factory=dict)
+    action: str = "run"       # run | resume | probe | skip
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def command(self) -> str:
+        return "baseline" if self.method == "ce" else "pretrain"
+
+
+@dataclass
+class Study:
+    """A parsed, validated study file."""
+
+    path: Path
+    spec: StudySpec
+    sections: dict[str, dict[str, Any]]
+    runs: list[PlannedRun] = field(default_factory=list)
+    probe_settings: Any = None
+    probe_sources: dict[str, str] = field(default_factory=dict)
+    report_settings: Any = None
+    pictures: Pictures = field(default_factory=Pictures)
+    budget_notes: list[str] = field(default_factory=list)   # how each method's training budget was set
