@@ -28,7 +28,7 @@ def test_subset_then_info(run_dsc, tree):
                   "--split", "0.6,0.2,0.2", "--output", tree / "data.h5")
     assert res.code == 0, res
     assert "subset: images per class and split" in res.out and "held out" in res.out
-    assert "skipped 1 images (1 empty file)" in res.out and "gear99-99.png" in res.out
+    assert "skipped 1 image (1 empty file)" in res.out and "gear99-99.png" in res.out
     assert "skipped class spring: 2 images" in res.out and "wrote" in res.out
     st = Store(tree / "data.h5")
     assert st.attrs["settings"]["split"] == [0.6, 0.2, 0.2] and st.attrs["sources"]["subset.seed"] == "command line"
