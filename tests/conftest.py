@@ -1,4 +1,8 @@
-"""Shared fixtures: every test runs offline, with its own settings environment and a shared tiny-model cache."""
+"""Shared fixtures: every test runs offline, with its own settings environment and a shared tiny-model cache.
+
+The tiny diffusion model has one home (``dsc.testing``) and two fixtures here: ``tiny_sd_path`` (its folder,
+built before any test process starts) and ``tiny_sd`` (loaded once per session by name, ``"tiny"``; tests
+that install tokens load a fresh copy with ``dsc.testing.load_tiny_sd``)."""
 
 from __future__ import annotations
 
@@ -7,11 +11,37 @@ from pathlib import Path
 
 import pytest
 
+from tests.threads import one_torch_thread
+
 
 @pytest.fixture(scope="session")
 def dsc_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache directory for the whole session (tiny models are built once)."""
     return tmp_path_factory.mktemp("dsc-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_path(dsc_cache: Path) -> Path:
+    """The tiny diffusion model's folder, built once per session (so launched processes do not race)."""
+    from dsc.testing import tiny_sd_path as build
+
+    return build(dsc_cache)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(dsc_cache: Path):
+    """The tiny diffusion model loaded by name (``"tiny"``), shared by the session: install nothing into it."""
+    os.environ["DSC_CACHE_DIR"] = str(dsc_cache)
+    from dsc.testing import load_tiny_sd
+
+    return load_tiny_sd(device="cpu")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (tiny models on a shared machine)."""
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(autouse=True)

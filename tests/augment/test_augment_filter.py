@@ -13,13 +13,13 @@ import pytest
 from dsc.augment import run_augment
 from dsc.settings import AugmentSettings
 from dsc.store import open_store
-from tests.augment.conftest import CLASSES, RES
+from dsc.testing import MASKED_CLASSES, MASKED_RES
 
-CLI = ["--model", "tiny", "--strategy", "real-guidance", "--resolution", str(RES), "--steps", "4",
+CLI = ["--model", "tiny", "--strategy", "real-guidance", "--resolution", str(MASKED_RES), "--steps", "4",
        "--per-image", "3", "--batch-size", "4"]
 
 
-def write_filter_run(root: Path, classes: list[str] = CLASSES, *, classifier: bool = True) -> Path:
+def write_filter_run(root: Path, classes: list[str] = MASKED_CLASSES, *, classifier: bool = True) -> Path:
     """A baseline-like run: timm:test_resnet encoder + a random linear head (run.json with classes)."""
     import torch
 
@@ -47,7 +47,7 @@ def filter_run(tmp_path_factory) -> Path:
 
 
 def _settings(**kw) -> AugmentSettings:
-    base = dict(model="tiny", strategy="real-guidance", resolution=RES, steps=4, per_image=3, batch_size=4,
+    base = dict(model="tiny", strategy="real-guidance", resolution=MASKED_RES, steps=4, per_image=3, batch_size=4,
                 strength=[0.5, 1.0])
     return AugmentSettings(**{**base, **kw})
 
@@ -107,7 +107,7 @@ def test_threshold_splits_accepted_and_rejected(scored, data_h5, filter_run, run
     assert f["accepted"] == len(aug) and f["rejected"] == len(rej["score"])
     per_class = f["per_class"]
     assert sum(c["accepted"] + c["rejected"] for c in per_class.values()) == len(scores)
-    assert aug.attrs["summary"][CLASSES[0]]["generated"] == 6
+    assert aug.attrs["summary"][MASKED_CLASSES[0]]["generated"] == 6
 
 
 def test_ood_mode_rejects_images_still_in_their_source_class(data_h5, filter_run, run_dsc, tmp_path):

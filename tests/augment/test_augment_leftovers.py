@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.augment.conftest import FAST
+from dsc.testing import FAST_AUGMENT
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +26,7 @@ def test_a_failure_in_the_first_batch_leaves_no_shards_folder(run_dsc, data_h5, 
     real = dsc.augment.AugmentJob.generate
     monkeypatch.setattr(dsc.augment.AugmentJob, "generate", broken)
     out = tmp_path / "a.h5"
-    args = ["augment", data_h5, *FAST, "--strategy", "real-guidance", "-o", out]
+    args = ["augment", data_h5, *FAST_AUGMENT, "--strategy", "real-guidance", "-o", out]
     res = run_dsc(*args)
     assert res.code == 1 and "the generator broke" in res.err, res
     assert not (tmp_path / "a.h5.shards").exists() and not out.exists()
@@ -49,7 +49,7 @@ def test_a_shards_folder_with_finished_batches_is_kept(run_dsc, data_h5, tmp_pat
         return real(self, batch, cache)
 
     monkeypatch.setattr(dsc.augment.AugmentJob, "generate", second_breaks)
-    res = run_dsc("augment", data_h5, *FAST, "--strategy", "real-guidance", "-o", tmp_path / "a.h5")
+    res = run_dsc("augment", data_h5, *FAST_AUGMENT, "--strategy", "real-guidance", "-o", tmp_path / "a.h5")
     assert res.code == 1, res
     assert len(list((tmp_path / "a.h5.shards").glob("rows-*.npz"))) == 1  # the finished batch is work: kept
 
@@ -66,7 +66,7 @@ def test_a_swallowed_ctrl_c_stops_augment_before_the_store(run_dsc, data_h5, tmp
 
     monkeypatch.setattr(dsc.augment, "_save_shard", save_then_press_ctrl_c)
     out = tmp_path / "a.h5"
-    res = run_dsc("augment", data_h5, *FAST, "--strategy", "real-guidance", "-o", out)
+    res = run_dsc("augment", data_h5, *FAST_AUGMENT, "--strategy", "real-guidance", "-o", out)
     assert res.code == 130, res
     assert not out.exists() and len(list((tmp_path / "a.h5.shards").glob("rows-*.npz"))) == 1
     assert "3 of 12 images kept in" in res.err and "--resume" in res.err

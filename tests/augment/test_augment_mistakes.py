@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from tests.augment.conftest import FAST, write_data
+from dsc.testing import FAST_AUGMENT, masked_store
 
 
 def test_inpaint_object_without_masks_gives_advice_that_works(run_dsc, tmp_path):
-    data = write_data(tmp_path / "nomasks.h5", masks=False)
-    res = run_dsc("augment", data, *FAST, "--strategy", "real-guidance", "--mode", "ood",
+    data = masked_store(tmp_path / "nomasks.h5", masks=False)
+    res = run_dsc("augment", data, *FAST_AUGMENT, "--strategy", "real-guidance", "--mode", "ood",
                   "--ood-strategy", "inpaint-object", "-o", tmp_path / "a.h5")
     assert res.code == 1, res
     assert "has no object masks" in res.err and "--ood-strategy strength, other-class or blend" in res.err
@@ -30,7 +30,7 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(run_dsc, data_h5, tmp_path,
 
     monkeypatch.setattr(dsc.augment, "_save_shard", save_then_interrupt)
     out = tmp_path / "a.h5"
-    args = ["augment", data_h5, *FAST, "--strategy", "real-guidance", "-o", out]
+    args = ["augment", data_h5, *FAST_AUGMENT, "--strategy", "real-guidance", "-o", out]
     res = run_dsc(*args)
     assert res.code == 130, res
     assert "6 of 12 images kept in" in res.err and "a.h5.shards" in res.err and "--resume" in res.err
@@ -44,6 +44,6 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(run_dsc, data_h5, tmp_path,
 
 
 def test_summary_says_what_the_rate_counts(run_dsc, data_h5, tmp_path):
-    res = run_dsc("augment", data_h5, *FAST, "--strategy", "real-guidance", "-o", tmp_path / "a.h5")
+    res = run_dsc("augment", data_h5, *FAST_AUGMENT, "--strategy", "real-guidance", "-o", tmp_path / "a.h5")
     assert res.code == 0, res
     assert re.search(r"12 images; generation [0-9.]+ images/s, [0-9.]+ s in all", res.out), res

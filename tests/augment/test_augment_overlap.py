@@ -11,14 +11,14 @@ from dsc.augment import effective_settings, image_seed
 from dsc.errors import ConfigError
 from dsc.settings import AugmentSettings
 from dsc.store import Store, shared_images
-from tests.augment.conftest import FAST
+from dsc.testing import FAST_AUGMENT
 
 #: the demo's settings: normal strengths drawn from DA-Fusion's list, OOD at the `strength` default (0.75)
 DEMO_NORMAL = ["--strength", "0.25,0.5,0.75,1.0"]
 
 
 def _augment(run_dsc, data_h5, out, *args: str) -> Store:
-    res = run_dsc("augment", data_h5, "--strategy", "real-guidance", *FAST, "--per-image", "4", *args, "-o", out)
+    res = run_dsc("augment", data_h5, "--strategy", "real-guidance", *FAST_AUGMENT, "--per-image", "4", *args, "-o", out)
     assert res.code == 0, res
     return Store(out)
 

@@ -16,13 +16,13 @@ from dsc.augment import image_seed, run_augment
 from dsc.errors import MismatchError, OutputExistsError
 from dsc.settings import AugmentSettings
 from dsc.store import Store
-from tests.augment.conftest import RES
+from dsc.testing import MASKED_RES
 
 META = ("source_index", "variant", "seed", "strength", "labels", "prompt")
 
 
 def _settings(**kw) -> AugmentSettings:
-    base = dict(model="tiny", strategy="real-guidance", resolution=RES, steps=4, per_image=2, batch_size=3,
+    base = dict(model="tiny", strategy="real-guidance", resolution=MASKED_RES, steps=4, per_image=2, batch_size=3,
                 strength=[0.25, 0.5, 1.0])
     return AugmentSettings(**{**base, **kw})
 
@@ -86,7 +86,7 @@ def test_resume_after_kill_9(data_h5, full_run, tmp_path, dsc_cache):
     out = tmp_path / "k.h5"
     shards = tmp_path / "k.h5.shards"
     cmd = [sys.executable, "-m", "dsc", "augment", str(data_h5), "--model", "tiny", "--strategy", "real-guidance",
-           "--resolution", str(RES), "--steps", "4", "--per-image", "2", "--batch-size", "3",
+           "--resolution", str(MASKED_RES), "--steps", "4", "--per-image", "2", "--batch-size", "3",
            "--strength", "0.25,0.5,1.0", "-o", str(out)]
     env = {**os.environ, "DSC_CACHE_DIR": str(dsc_cache), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -10,16 +10,16 @@ from pathlib import Path
 import pytest
 
 from dsc import outputs
-from tests.train.conftest import make_data, make_synthetic
+from dsc.testing import pattern_store, synthetic_store
 
 TINY = ["--backbone", "timm:test_resnet", "--image-size", "16", "--batch-size", "8", "--epochs", "1"]
 
 
 @pytest.fixture
 def stores(tmp_path: Path) -> dict[str, Path]:
-    data = make_data(tmp_path / "data.h5")
-    return {"data": data, "normal": make_synthetic(tmp_path / "aug.h5", data, ood=False),
-            "ood": make_synthetic(tmp_path / "aug-ood.h5", data, ood=True)}
+    data = pattern_store(tmp_path / "data.h5")
+    return {"data": data, "normal": synthetic_store(tmp_path / "aug.h5", data, ood=False),
+            "ood": synthetic_store(tmp_path / "aug-ood.h5", data, ood=True)}
 
 
 # ------------------------------------------------------------------------------------- the mechanism

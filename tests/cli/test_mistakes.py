@@ -101,9 +101,9 @@ def test_toml_list_as_a_string_shows_the_list_syntax(run_dsc, tmp_path):
 
 
 def test_misspelt_train_key_in_a_study_suggests_the_right_one(run_dsc, tmp_path):
-    from tests.report.conftest import write_stores
+    from dsc.testing import report_stores
 
-    data, _ = write_stores(tmp_path)
+    data, _ = report_stores(tmp_path)
     study = tmp_path / "study.toml"
     study.write_text(f'[study]\ndata = "{data}"\nvariants = ["none"]\n\n[train]\nepoch = 1\n')
     line = _one_error_line(run_dsc("study", study, "--dry-run"))
@@ -116,10 +116,10 @@ def test_misspelt_train_key_in_a_study_suggests_the_right_one(run_dsc, tmp_path)
 def test_a_synthetic_store_as_data_names_the_data_store_it_came_from(run_dsc, tmp_path):
     import h5py
 
-    from tests.report.conftest import fake_synthetic, write_stores
+    from dsc.testing import augmented_like, report_stores
 
-    data, _ = write_stores(tmp_path)
-    aug = fake_synthetic(data, tmp_path / "aug.h5")
+    data, _ = report_stores(tmp_path)
+    aug = augmented_like(data, tmp_path / "aug.h5")
     with h5py.File(aug, "r+") as h5:  # what `dsc augment` records
         h5.attrs["inputs"] = json.dumps({"data_path": str(data), "data_fingerprint": "x"})
     line = _one_error_line(run_dsc("pretrain", aug, "-o", tmp_path / "run", "--backbone", "timm:test_resnet"))
@@ -130,9 +130,9 @@ def test_a_synthetic_store_as_data_names_the_data_store_it_came_from(run_dsc, tm
 def test_unknown_backbone_hint_is_a_command_that_lists_backbones(run_dsc, tmp_path):
     import re
 
-    from tests.report.conftest import write_stores
+    from dsc.testing import report_stores
 
-    data, _ = write_stores(tmp_path)
+    data, _ = report_stores(tmp_path)
     line = _one_error_line(run_dsc("pretrain", data, "-o", tmp_path / "run", "--backbone", "timm:resnt18"))
     assert "list_backbones" not in line
     command = re.search(r"`dsc (plugins --models '[^']+')`", line)
@@ -144,7 +144,7 @@ def test_unknown_backbone_hint_is_a_command_that_lists_backbones(run_dsc, tmp_pa
 
 def test_ood_policy_without_negatives_warns(run_dsc, tmp_path, monkeypatch):
     import dsc.train.pretrain
-    from tests.report.conftest import write_stores
+    from dsc.testing import report_stores
 
     class Stop(Exception):
         pass
@@ -153,7 +153,7 @@ def test_ood_policy_without_negatives_warns(run_dsc, tmp_path, monkeypatch):
         raise Stop
 
     monkeypatch.setattr(dsc.train.pretrain, "pretrain", stop)
-    data, _ = write_stores(tmp_path)
+    data, _ = report_stores(tmp_path)
     args = ("pretrain", data, "-o", tmp_path / "run", "--backbone", "timm:test_resnet")
     res = run_dsc(*args, "--ood-policy", "hard")
     assert "--ood-policy hard (from the command line) has no effect without --negatives" in res.err, res
@@ -163,9 +163,9 @@ def test_ood_policy_without_negatives_warns(run_dsc, tmp_path, monkeypatch):
 
 def test_study_no_report_says_every_run_finished(run_dsc, tmp_path, monkeypatch):
     import dsc.study
-    from tests.report.conftest import write_stores
+    from dsc.testing import report_stores
 
-    data, _ = write_stores(tmp_path)
+    data, _ = report_stores(tmp_path)
     study = tmp_path / "study.toml"
     study.write_text(f'[study]\ndata = "{data}"\nvariants = ["none"]\nseeds = [0]\noutput = "{tmp_path / "out"}"\n'
                      '\n[train]\nbackbone = "timm:test_resnet"\nimage_size = 32\nepochs = 1\n')

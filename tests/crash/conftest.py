@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.distributed.conftest import clean_env, dsc_cmd, one_thread, tiny_sd  # noqa: F401 - fixtures
+from dsc.testing import clean_env
 
 SEED = int(os.environ.get("DSC_CRASH_SEED", "0"))
 VERBOSE = bool(os.environ.get("DSC_CRASH_VERBOSE"))  # print where each kill landed (pytest -s)

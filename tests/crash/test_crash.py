@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from dsc.testing import dsc_cmd
 from tests.crash.conftest import SEED, assert_nothing_corrupt, kill_at, metrics_lines, same_tensors
-from tests.distributed.conftest import dsc_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -18,11 +18,11 @@ INVERT = ["--model", "tiny", "--steps", "8", "--resolution", "64", "--batch-size
 TRAIN = ["--backbone", "timm:test_resnet", "--image-size", "16", "--batch-size", "12", "--epochs", "6"]
 
 
-def test_augment(tiny_sd, tmp_path, run_dsc, one_thread, rng):
+def test_augment(tiny_sd_path, tmp_path, run_dsc, one_thread, rng):
     from dsc.store import open_store
-    from tests.augment.conftest import write_data
+    from dsc.testing import masked_store
 
-    data = write_data(tmp_path / "data.h5")
+    data = masked_store(tmp_path / "data.h5")
     assert run_dsc("augment", str(data), "-o", str(tmp_path / "ref.h5"), *AUGMENT).code == 0
     shards = tmp_path / "aug.h5.shards"
     killed = kill_at(dsc_cmd("augment", str(data), "-o", "aug.h5", *AUGMENT), tmp_path,
@@ -40,10 +40,10 @@ def test_augment(tiny_sd, tmp_path, run_dsc, one_thread, rng):
     assert not shards.exists() and not (tmp_path / "aug.h5.shards.lock").exists()
 
 
-def test_invert(tiny_sd, tmp_path, run_dsc, one_thread, rng):
-    from tests.diffusion.conftest import make_data
+def test_invert(tiny_sd_path, tmp_path, run_dsc, one_thread, rng):
+    from dsc.testing import square_store
 
-    data = make_data(tmp_path / "data.h5", classes=("brake caliper", "gear", "bolt"))
+    data = square_store(tmp_path / "data.h5", classes=("brake caliper", "gear", "bolt"))
     assert run_dsc("invert", str(data), "-o", str(tmp_path / "ref"), *INVERT).code == 0
     partial = tmp_path / "tok.partial"
     killed = kill_at(dsc_cmd("invert", str(data), "-o", "tok", *INVERT), tmp_path,
@@ -64,9 +64,9 @@ def test_invert(tiny_sd, tmp_path, run_dsc, one_thread, rng):
 
 @pytest.mark.parametrize("command", ["pretrain", "baseline"])
 def test_training(command, tmp_path, run_dsc, one_thread, rng):
-    from tests.train.conftest import make_data
+    from dsc.testing import pattern_store
 
-    data = make_data(tmp_path / "data.h5")
+    data = pattern_store(tmp_path / "data.h5")
     assert run_dsc(command, str(data), "-o", str(tmp_path / "ref"), *TRAIN).code == 0
     run = tmp_path / "run"
     after = int(rng.integers(1, 5))  # kill after this many epochs are reported, at a random moment after
@@ -113,9 +113,9 @@ per_class = false
 
 
 def test_study(tmp_path, run_dsc, one_thread, rng):
-    from tests.train.conftest import make_data
+    from dsc.testing import pattern_store
 
-    make_data(tmp_path / "data.h5")
+    pattern_store(tmp_path / "data.h5")
     for name in ("ref", "out"):
         (tmp_path / f"{name}.toml").write_text(STUDY.format(output=name))
     assert run_dsc("study", str(tmp_path / "ref.toml")).code == 0

@@ -14,7 +14,7 @@ import pytest
 from dsc.data.stores import open_inputs
 from dsc.errors import InputError
 from dsc.store import Store, StoreWriter, shared_images
-from tests.train.conftest import CLASSES, make_data
+from dsc.testing import PATTERN_CLASSES, pattern_store
 
 
 def write_synthetic(path: Path, data: Path, *, ood: bool, seeds: list[int], strengths: list[float],
@@ -31,7 +31,7 @@ def write_synthetic(path: Path, data: Path, *, ood: bool, seeds: list[int], stre
              "model_revision": "", "strategy": "real-guidance",
              "settings": {"mode": "ood" if ood else "normal", "resolution": 16, "mask": "none", "mask_dilation": 16}}
     with StoreWriter(path, kind="synthetic", attrs=attrs) as w:
-        w.set_classes(CLASSES)
+        w.set_classes(PATTERN_CLASSES)
         w.create_column("images", store.image_shape, np.uint8)
         for name in ("labels", "source_label", "source_index", "seed", "steps"):
             w.create_column(name, (), np.int64)
@@ -42,7 +42,7 @@ def write_synthetic(path: Path, data: Path, *, ood: bool, seeds: list[int], stre
         w.create_column("is_ood", (), bool)
         w.append(images=images, labels=np.full(n, -1) if ood else labels, source_label=labels,
                  source_index=rows, seed=np.array(seeds), steps=np.full(n, 10), strength=np.array(strengths),
-                 guidance=np.full(n, 7.5), prompt=[f"a photo of a {CLASSES[c]}" for c in labels],
+                 guidance=np.full(n, 7.5), prompt=[f"a photo of a {PATTERN_CLASSES[c]}" for c in labels],
                  scheduler=["default:PNDMScheduler"] * n, is_ood=np.full(n, ood))
         w.finalize()
     if schema is not None:
@@ -53,7 +53,7 @@ def write_synthetic(path: Path, data: Path, *, ood: bool, seeds: list[int], stre
 
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
-    return make_data(tmp_path / "data.h5", per_class=(4, 2, 2))
+    return pattern_store(tmp_path / "data.h5", per_class=(4, 2, 2))
 
 
 def test_negatives_that_copy_positives_are_refused_with_both_names_and_the_count(data, tmp_path):

@@ -6,11 +6,11 @@ import pytest
 from dsc.data.stores import load_real, load_synthetic, open_inputs, resize_images
 from dsc.errors import InputError, MismatchError
 from dsc.store import Store
-from tests.train.conftest import make_data, make_synthetic
+from dsc.testing import pattern_store, synthetic_store
 
 
 def test_real_rows_exclude_other_splits_and_holdout(tmp_path):
-    data = make_data(tmp_path / "d.h5", per_class=(4, 2, 1), holdout=3)
+    data = pattern_store(tmp_path / "d.h5", per_class=(4, 2, 1), holdout=3)
     store = Store(data)
     train = load_real(store, "train", 8)
     assert len(train) == 12 and train.images.shape == (12, 8, 8, 3) and not train.is_ood.any()
@@ -20,9 +20,9 @@ def test_real_rows_exclude_other_splits_and_holdout(tmp_path):
 
 
 def test_ood_status_only_from_is_ood(tmp_path):
-    data = make_data(tmp_path / "d.h5", per_class=(2, 1, 1))
-    syn = make_synthetic(tmp_path / "s.h5", data, ood=False)
-    ood = make_synthetic(tmp_path / "o.h5", data, ood=True)
+    data = pattern_store(tmp_path / "d.h5", per_class=(2, 1, 1))
+    syn = synthetic_store(tmp_path / "s.h5", data, ood=False)
+    ood = synthetic_store(tmp_path / "o.h5", data, ood=True)
     inputs = open_inputs(data, [syn], [ood])
     normal = load_synthetic(inputs.synthetic[0], 16, ood=False, n_classes=3)
     neg = load_synthetic(inputs.negatives[0], 16, ood=True, n_classes=3)
@@ -34,12 +34,12 @@ def test_ood_status_only_from_is_ood(tmp_path):
 
 
 def test_foreign_and_evaluation_only_stores_refused(tmp_path):
-    data = make_data(tmp_path / "d.h5", per_class=(2, 1, 1))
-    other = make_data(tmp_path / "other.h5", per_class=(2, 1, 1), seed=5)
-    foreign = make_synthetic(tmp_path / "f.h5", other, ood=False)
+    data = pattern_store(tmp_path / "d.h5", per_class=(2, 1, 1))
+    other = pattern_store(tmp_path / "other.h5", per_class=(2, 1, 1), seed=5)
+    foreign = synthetic_store(tmp_path / "f.h5", other, ood=False)
     with pytest.raises(MismatchError, match="fingerprint"):
         open_inputs(data, [foreign])
-    evaluation = make_synthetic(tmp_path / "e.h5", data, ood=True, evaluation_only=True)
+    evaluation = synthetic_store(tmp_path / "e.h5", data, ood=True, evaluation_only=True)
     with pytest.raises(MismatchError, match="evaluation-only"):
         open_inputs(data, negatives=[evaluation])
 

@@ -40,19 +40,19 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(diffusers.DiffusionPipeline, "download", classmethod(refuse))
 
 
-def _cache(hub: Path, tiny_path: Path) -> Path:
+def _cache(hub: Path, tiny_sd_path: Path) -> Path:
     """The tiny model as `hf download` leaves a repository: refs/main -> snapshots/<sha>/..."""
     repo = hub / ("models--" + REPO.replace("/", "--"))
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text("abc123")
-    shutil.copytree(tiny_path, repo / "snapshots" / "abc123")
+    shutil.copytree(tiny_sd_path, repo / "snapshots" / "abc123")
     return repo
 
 
 @pytest.mark.parametrize("offline", ["1", "0"])
-def test_a_cached_hub_model_loads_without_the_network(hub, tiny_path, no_network, monkeypatch, offline) -> None:
+def test_a_cached_hub_model_loads_without_the_network(hub, tiny_sd_path, no_network, monkeypatch, offline) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", offline)
-    _cache(hub, tiny_path)
+    _cache(hub, tiny_sd_path)
     components = load_components(REPO, device="cpu")
     assert components.source == "hub" and components.model_id == REPO and components.revision == "abc123"
 
@@ -90,9 +90,9 @@ def test_a_failed_download_is_one_line_with_the_cache_folder(hub, monkeypatch) -
 
 
 def test_the_cli_says_it_in_one_line(run_dsc, hub, no_network, tmp_path) -> None:
-    from tests.diffusion.conftest import make_data
+    from dsc.testing import square_store
 
-    data = make_data(tmp_path / "data.h5")
+    data = square_store(tmp_path / "data.h5")
     res = run_dsc("invert", data, "--model", REPO, "-o", tmp_path / "TOKENS")
     assert res.code == 1 and len(res.err.strip().splitlines()) == 1, res
     assert "not in the local Hugging Face cache" in res.err and f"hf download {REPO}" in res.err

@@ -7,19 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from dsc.diffusion import invert as I
 from dsc.diffusion import inversion
+from dsc.diffusion import invert as I
 from dsc.diffusion import tokens as T
 from dsc.errors import InputError, MismatchError, OutputExistsError
 from dsc.settings import InvertSettings
-
-from .conftest import make_data
+from dsc.testing import square_store
 
 FAST = dict(steps=3, resolution=64, batch_size=2, num_vectors=2, lr=5e-3)
 
 
-def _settings(tiny_path: Path, **kw) -> InvertSettings:
-    return InvertSettings(model=str(tiny_path), **{**FAST, **kw})
+def _settings(tiny_sd_path: Path, **kw) -> InvertSettings:
+    return InvertSettings(model=str(tiny_sd_path), **{**FAST, **kw})
 
 
 def _latents(components, n: int = 2):
@@ -28,13 +27,13 @@ def _latents(components, n: int = 2):
     return inversion.encode_latents(components, inversion.prepare_pixels(images, 64))
 
 
-def test_only_token_rows_change_and_all_vectors_train(components, tiny_path: Path) -> None:
+def test_only_token_rows_change_and_all_vectors_train(components, tiny_sd_path: Path) -> None:
     unet_before = {k: v.clone() for k, v in components.unet.state_dict().items()}
     text_before = {k: v.clone() for k, v in components.text_encoder.state_dict().items()}
     table = next(k for k in text_before if k.endswith("token_embedding.weight"))
     mean, std = _latents(components)
     job = inversion.ClassJob("brake caliper", 0, "<brake_caliper>", np.arange(2))
-    settings = _settings(tiny_path, num_vectors=3, steps=4, lr=0.05)
+    settings = _settings(tiny_sd_path, num_vectors=3, steps=4, lr=0.05)
     init = inversion.initial_vectors(components, "brake caliper", 3)
     vectors, losses = inversion.train_class(components, job, mean, std, settings)
     assert vectors.shape == (3, 32) and len(losses) == 4
@@ -98,7 +97,7 @@ def test_initial_vectors(components) -> None:
 def test_examples_are_seeded_and_train_only(tmp_path: Path) -> None:
     from dsc.store import open_store
 
-    store = open_store(make_data(tmp_path / "d.h5", per_class=8))
+    store = open_store(square_store(tmp_path / "d.h5", per_class=8))
     a = inversion.select_examples(store, 0, 2, seed=0)
     assert list(a) == list(inversion.select_examples(store, 0, 2, seed=0)) and len(a) == 2
     assert set(store.split[inversion.select_examples(store, 0, None, 0)]) == {"train"}
@@ -115,7 +114,7 @@ def test_crop_boxes_are_square_and_inside() -> None:
     assert boxes[1] is None
 
 
-def test_invert_cli_end_to_end(run_dsc, tmp_path: Path, tiny_path: Path, monkeypatch) -> None:
+def test_invert_cli_end_to_end(run_dsc, tmp_path: Path, tiny_sd_path: Path, monkeypatch) -> None:
     from diffusers import StableDiffusionPipeline
     from PIL import Image
 
@@ -124,8 +123,8 @@ def test_invert_cli_end_to_end(run_dsc, tmp_path: Path, tiny_path: Path, monkeyp
     grids = []   # the validation grids' figures: every tile labelled (class, real row or prompt, seed)
     draw = tiles.tile_figure
     monkeypatch.setattr(tiles, "tile_figure", lambda rows, **kw: grids.append(draw(rows, **kw)) or grids[-1])
-    data = make_data(tmp_path / "data.h5", masks=True)
-    res = run_dsc("invert", data, "--model", tiny_path, "--output", tmp_path / "tok", "--steps", 2,
+    data = square_store(tmp_path / "data.h5", masks=True)
+    res = run_dsc("invert", data, "--model", tiny_sd_path, "--output", tmp_path / "tok", "--steps", 2,
                   "--resolution", 64, "--batch-size", 2, "--num-vectors", 2, "--examples-per-class", 1,
                   "--crop-to-object", "--validation-grids", "--json")
     assert res.code == 0, res
@@ -144,20 +143,20 @@ def test_invert_cli_end_to_end(run_dsc, tmp_path: Path, tiny_path: Path, monkeyp
     assert man["settings"]["steps"] == 2 and man["provenance"]["sources"]["steps"] == "command line"
     assert not (tmp_path / "tok.partial").exists()
     # the file loads in a stock pipeline and changes the prompt embedding
-    pipe = StableDiffusionPipeline.from_pretrained(tiny_path)
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd_path)
     before = pipe.encode_prompt("a photo of a <brake_caliper>", "cpu", 1, False)[0]
     pipe.load_textual_inversion(str(tmp_path / "tok" / entry["file"]))
     after = pipe.encode_prompt("a photo of a <brake_caliper>", "cpu", 1, False)[0]
     assert not torch.allclose(before, after)
     # refuses to overwrite; errors are one line
-    again = run_dsc("invert", data, "--model", tiny_path, "--output", tmp_path / "tok")
+    again = run_dsc("invert", data, "--model", tiny_sd_path, "--output", tmp_path / "tok")
     assert again.code == 1 and "already exists" in again.err and "Traceback" not in again.err
 
 
-def test_resume_skips_finished_classes_and_matches_uninterrupted(tmp_path: Path, tiny_path: Path,
+def test_resume_skips_finished_classes_and_matches_uninterrupted(tmp_path: Path, tiny_sd_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    data = make_data(tmp_path / "data.h5", classes=("a", "b", "c"))
-    settings = _settings(tiny_path)
+    data = square_store(tmp_path / "data.h5", classes=("a", "b", "c"))
+    settings = _settings(tiny_sd_path)
     full = I.run_invert(data, tmp_path / "full", settings)
 
     real_train = inversion.train_class
@@ -176,9 +175,9 @@ def test_resume_skips_finished_classes_and_matches_uninterrupted(tmp_path: Path,
     with pytest.raises(OutputExistsError, match="--resume"):
         I.run_invert(data, tmp_path / "tok", settings)
     with pytest.raises(MismatchError, match="steps"):
-        I.run_invert(data, tmp_path / "tok", _settings(tiny_path, steps=4), resume=True)
+        I.run_invert(data, tmp_path / "tok", _settings(tiny_sd_path, steps=4), resume=True)
     with pytest.raises(MismatchError, match="effective_batch"):
-        I.run_invert(data, tmp_path / "tok", _settings(tiny_path, batch_size=1), resume=True)
+        I.run_invert(data, tmp_path / "tok", _settings(tiny_sd_path, batch_size=1), resume=True)
     calls.clear()
     monkeypatch.setattr(inversion, "train_class", lambda c, job, *a, **k: (calls.append(job.name), real_train(c, job, *a, **k))[1])
     resumed = I.run_invert(data, tmp_path / "tok", settings, resume=True)
@@ -199,22 +198,22 @@ def test_resume_skips_finished_classes_and_matches_uninterrupted(tmp_path: Path,
     assert not (tmp_path / "ab.partial").exists()
 
 
-def test_bad_input(run_dsc, tmp_path: Path, tiny_path: Path) -> None:
-    data = make_data(tmp_path / "data.h5")
+def test_bad_input(run_dsc, tmp_path: Path, tiny_sd_path: Path) -> None:
+    data = square_store(tmp_path / "data.h5")
     res = run_dsc("invert", data, "--model", "someone/missing-model", "--output", tmp_path / "t1")
     assert res.code == 1 and "hf download someone/missing-model" in res.err
     assert not (tmp_path / "t1").exists()
-    res = run_dsc("invert", data, "--model", tiny_path, "--output", tmp_path / "t2", "--classes", "gear,nut")
+    res = run_dsc("invert", data, "--model", tiny_sd_path, "--output", tmp_path / "t2", "--classes", "gear,nut")
     assert res.code == 1 and "unknown class: nut" in res.err
-    res = run_dsc("invert", data, "--model", tiny_path, "--output", tmp_path / "t3", "--crop-to-object")
+    res = run_dsc("invert", data, "--model", tiny_sd_path, "--output", tmp_path / "t3", "--crop-to-object")
     assert res.code == 1 and "no object masks" in res.err
-    res = run_dsc("invert", tmp_path / "nope.h5", "--model", tiny_path, "--output", tmp_path / "t4")
+    res = run_dsc("invert", tmp_path / "nope.h5", "--model", tiny_sd_path, "--output", tmp_path / "t4")
     assert res.code == 1 and "does not exist" in res.err
-    res = run_dsc("invert", data, "--model", tiny_path, "--output", tmp_path / "t5", "--num-vectors", 0)
+    res = run_dsc("invert", data, "--model", tiny_sd_path, "--output", tmp_path / "t5", "--num-vectors", 0)
     assert res.code == 1 and "num_vectors" in res.err
 
 
-def test_out_of_memory_suggests_smaller_batch(tmp_path: Path, tiny_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_out_of_memory_suggests_smaller_batch(tmp_path: Path, tiny_sd_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from dsc.errors import ResourceError
 
     real_train = inversion.train_class
@@ -224,10 +223,10 @@ def test_out_of_memory_suggests_smaller_batch(tmp_path: Path, tiny_path: Path, m
 
     monkeypatch.setattr(inversion, "train_class", oom)
     with pytest.raises(ResourceError, match="--resume and a smaller --batch-size"):
-        I.run_invert(make_data(tmp_path / "d.h5"), tmp_path / "tok", _settings(tiny_path))
+        I.run_invert(square_store(tmp_path / "d.h5"), tmp_path / "tok", _settings(tiny_sd_path))
     assert not (tmp_path / "tok").exists()
     # the same effective batch split differently is accepted on resume
     monkeypatch.setattr(inversion, "train_class", real_train)
-    man = I.run_invert(tmp_path / "d.h5", tmp_path / "tok", _settings(tiny_path, batch_size=1,
+    man = I.run_invert(tmp_path / "d.h5", tmp_path / "tok", _settings(tiny_sd_path, batch_size=1,
                                                                         gradient_accumulation=2), resume=True)
     assert man.complete and man.classes["gear"].batch_size == 1 and man.classes["gear"].gradient_accumulation == 2

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.diffusion.conftest import make_data
+from dsc.testing import square_store
 
 ARGS = ["--steps", "2", "--resolution", "64", "--batch-size", "2", "--num-vectors", "2", "--examples-per-class", "1"]
 
 
-def test_summary_counts_tokens_and_says_what_the_rate_counts(run_dsc, tmp_path: Path, tiny_path: Path) -> None:
-    data = make_data(tmp_path / "data.h5")
-    res = run_dsc("invert", data, "--model", tiny_path, "-o", tmp_path / "tok", "--classes", "gear", *ARGS)
+def test_summary_counts_tokens_and_says_what_the_rate_counts(run_dsc, tmp_path: Path, tiny_sd_path: Path) -> None:
+    data = square_store(tmp_path / "data.h5")
+    res = run_dsc("invert", data, "--model", tiny_sd_path, "-o", tmp_path / "tok", "--classes", "gear", *ARGS)
     assert res.code == 0, res
     assert re.search(r"wrote \S*tok: 1 token \(2 steps\); learning [0-9.]+ optimizer steps/s, [0-9.]+ s in all",
                      res.out), res
@@ -36,7 +36,7 @@ def forget_ctrl_c():
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_a_swallowed_ctrl_c_never_commits_tokens(run_dsc, tmp_path: Path, tiny_path: Path, monkeypatch,
+def test_a_swallowed_ctrl_c_never_commits_tokens(run_dsc, tmp_path: Path, tiny_sd_path: Path, monkeypatch,
                                                  forget_ctrl_c) -> None:
     import dsc.diffusion.inversion as I
 
@@ -48,8 +48,8 @@ def test_a_swallowed_ctrl_c_never_commits_tokens(run_dsc, tmp_path: Path, tiny_p
         return real(components, job, *args, **kwargs)
 
     monkeypatch.setattr(I, "train_class", train_class)
-    data = make_data(tmp_path / "data.h5")
-    res = run_dsc("invert", data, "--model", tiny_path, "-o", tmp_path / "tok", *ARGS)
+    data = square_store(tmp_path / "data.h5")
+    res = run_dsc("invert", data, "--model", tiny_sd_path, "-o", tmp_path / "tok", *ARGS)
     assert res.code == 130, res
     assert not (tmp_path / "tok").exists()
     assert not list(tmp_path.glob("tok.partial/*.safetensors"))  # the first class's token was not saved

@@ -12,16 +12,16 @@ from dsc.diffusion.tiny import tiny_model_path
 from dsc.errors import InputError, ModelError
 
 
-def test_tiny_model_is_a_stock_sd_folder(tiny_path: Path) -> None:
+def test_tiny_model_is_a_stock_sd_folder(tiny_sd_path: Path) -> None:
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
-    index = json.loads((tiny_path / "model_index.json").read_text())
+    index = json.loads((tiny_sd_path / "model_index.json").read_text())
     assert index["unet"][1] == "UNet2DConditionModel" and index["vae"][1] == "AutoencoderKL"
     assert index["text_encoder"][1] == "CLIPTextModel" and index["tokenizer"][1] == "CLIPTokenizer"
-    assert (tiny_path / "tokenizer" / "vocab.json").is_file() and (tiny_path / "tokenizer" / "merges.txt").is_file()
-    size = sum(f.stat().st_size for f in tiny_path.rglob("*") if f.is_file())
+    assert (tiny_sd_path / "tokenizer" / "vocab.json").is_file() and (tiny_sd_path / "tokenizer" / "merges.txt").is_file()
+    size = sum(f.stat().st_size for f in tiny_sd_path.rglob("*") if f.is_file())
     assert size < 10 * 2**20
-    pipe = StableDiffusionPipeline.from_pretrained(tiny_path)
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd_path)
     pipe.set_progress_bar_config(disable=True)
     assert pipe.vae_scale_factor == 8 and pipe.vae.config.latent_channels == 4
     assert pipe.unet.config.cross_attention_dim == pipe.text_encoder.config.hidden_size
@@ -30,17 +30,17 @@ def test_tiny_model_is_a_stock_sd_folder(tiny_path: Path) -> None:
     assert out.shape == (1, 64, 64, 3)
     latents = pipe.vae.encode(torch.zeros(1, 3, 64, 64)).latent_dist.mean
     assert latents.shape == (1, 4, 8, 8)
-    i2i = StableDiffusionImg2ImgPipeline.from_pretrained(tiny_path)
+    i2i = StableDiffusionImg2ImgPipeline.from_pretrained(tiny_sd_path)
     i2i.set_progress_bar_config(disable=True)
     img = i2i("a photo", image=torch.zeros(1, 3, 64, 64), strength=0.5, num_inference_steps=2,
               output_type="np").images
     assert img.shape == (1, 64, 64, 3) and np.isfinite(img).all()
 
 
-def test_tiny_model_is_deterministic(tmp_path: Path, tiny_path: Path) -> None:
+def test_tiny_model_is_deterministic(tmp_path: Path, tiny_sd_path: Path) -> None:
     other = tiny_model_path(tmp_path / "cache")
-    assert other != tiny_path
-    a, b = load_components(str(tiny_path)), load_components(str(other))
+    assert other != tiny_sd_path
+    a, b = load_components(str(tiny_sd_path)), load_components(str(other))
     assert a.text_fingerprint() == b.text_fingerprint()
     for x, y in zip(a.unet.parameters(), b.unet.parameters(), strict=True):
         assert torch.equal(x, y)
@@ -80,11 +80,11 @@ def test_tiny_name_warns(caplog, dsc_cache: Path) -> None:
     assert "meaningless" in caplog.text
 
 
-def test_bfloat16_on_cpu(tiny_path: Path) -> None:
-    comp = load_components(str(tiny_path), dtype="bfloat16")
+def test_bfloat16_on_cpu(tiny_sd_path: Path) -> None:
+    comp = load_components(str(tiny_sd_path), dtype="bfloat16")
     assert comp.unet.dtype == torch.bfloat16
     # the fingerprint ignores the dtype the model was loaded in
-    assert comp.text_fingerprint() == load_components(str(tiny_path)).text_fingerprint()
+    assert comp.text_fingerprint() == load_components(str(tiny_sd_path)).text_fingerprint()
 
 
 def test_missing_hub_model_offline_says_how_to_get_it() -> None:

@@ -50,7 +50,7 @@ def test_token_file_loads_in_stock_pipeline_and_changes_prompt_embedding(tmp_pat
     assert torch.equal(T.token_embeddings(components, "<gear>"), vec)
 
 
-def test_install_tokens_matches_stock_loading(tmp_path: Path, components, tiny_path: Path) -> None:
+def test_install_tokens_matches_stock_loading(tmp_path: Path, components, tiny_sd_path: Path) -> None:
     from dsc.diffusion.models import load_components
 
     vec = torch.randn(2, components.embedding_dim, generator=torch.Generator().manual_seed(1))
@@ -58,7 +58,7 @@ def test_install_tokens_matches_stock_loading(tmp_path: Path, components, tiny_p
     assert man.classes["brake caliper"].num_vectors == 2
     got = T.install_tokens(components, man, ["brake caliper"])
     assert got == {"brake caliper": "<brake_caliper>"}
-    stock = load_components(str(tiny_path)).pipeline("StableDiffusionPipeline")
+    stock = load_components(str(tiny_sd_path)).pipeline("StableDiffusionPipeline")
     stock.load_textual_inversion(str(man.file("brake caliper")))
     ours = components.pipeline("StableDiffusionPipeline")
     prompt = "a photo of a <brake_caliper>"

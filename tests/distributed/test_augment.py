@@ -6,16 +6,15 @@ import numpy as np
 import pytest
 
 from dsc.store import open_store
-from tests.augment.conftest import write_data
-from tests.distributed.conftest import dsc_cmd, run_cmd
+from dsc.testing import dsc_cmd, masked_store, run_cmd
 
 ARGS = ["--model", "tiny", "--strategy", "real-guidance", "--resolution", "32", "--steps", "3", "--per-image",
         "2", "--batch-size", "2", "--strength", "0.5,1.0"]
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one(tiny_sd, tmp_path, run_dsc, one_thread):
-    data = write_data(tmp_path / "data.h5")
+def test_two_processes_equal_one(tiny_sd_path, tmp_path, run_dsc, one_thread):
+    data = masked_store(tmp_path / "data.h5")
     assert run_dsc("augment", str(data), "-o", str(tmp_path / "one.h5"), *ARGS).code == 0  # in this process
     two = run_cmd(dsc_cmd("augment", str(data), "-o", "two.h5", *ARGS, nproc=2), tmp_path)
     assert two.stdout.count("wrote two.h5") == 1  # only the main process reports

@@ -7,15 +7,14 @@ import json
 import pytest
 from safetensors.torch import load_file
 
-from tests.diffusion.conftest import make_data
-from tests.distributed.conftest import dsc_cmd, run_cmd
+from dsc.testing import dsc_cmd, run_cmd, square_store
 
 ARGS = ["--model", "tiny", "--steps", "3", "--resolution", "64", "--batch-size", "2", "--num-vectors", "2"]
 
 
 @pytest.mark.slow
-def test_two_processes_equal_one(tiny_sd, tmp_path, run_dsc, one_thread):
-    data = make_data(tmp_path / "data.h5", classes=("brake caliper", "gear", "bolt"))
+def test_two_processes_equal_one(tiny_sd_path, tmp_path, run_dsc, one_thread):
+    data = square_store(tmp_path / "data.h5", classes=("brake caliper", "gear", "bolt"))
     assert run_dsc("invert", str(data), "-o", str(tmp_path / "one"), *ARGS).code == 0  # in this process
     two = run_cmd(dsc_cmd("invert", str(data), "-o", "two", *ARGS, nproc=2), tmp_path)
     assert not (tmp_path / "two.partial").exists() and not (tmp_path / "two.lock").exists()

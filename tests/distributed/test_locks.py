@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.distributed.conftest import clean_env, dsc_cmd
-from tests.train.conftest import make_data
+from dsc.testing import clean_env, dsc_cmd, pattern_store
 
 TRAIN = ["--backbone", "timm:test_resnet", "--image-size", "16", "--batch-size", "12"]
 
@@ -29,7 +28,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 @pytest.mark.slow
 def test_second_pretrain_on_same_run_is_refused(tmp_path, run_dsc):
-    data = make_data(tmp_path / "data.h5")
+    data = pattern_store(tmp_path / "data.h5")
     run = tmp_path / "RUN"
     first = subprocess.Popen(dsc_cmd("pretrain", str(data), "-o", str(run), *TRAIN, "--epochs", "60"),
                              cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -59,7 +58,7 @@ def test_second_pretrain_on_same_run_is_refused(tmp_path, run_dsc):
 
 def test_probe_holds_a_lock(tmp_path, run_dsc, monkeypatch):
     """`dsc probe` is refused while another live process holds RUN/probe.lock, and releases its own."""
-    data = make_data(tmp_path / "data.h5")
+    data = pattern_store(tmp_path / "data.h5")
     run = tmp_path / "RUN"
     assert run_dsc("pretrain", str(data), "-o", str(run), *TRAIN, "--epochs", "1").code == 0
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from dsc.outputs import OutputLock; "

@@ -9,15 +9,14 @@ import numpy as np
 import pytest
 
 from dsc.store import open_store
-from tests.distributed.conftest import dsc_cmd, run_cmd
-from tests.train.conftest import make_data
+from dsc.testing import dsc_cmd, pattern_store, run_cmd
 
 PROBE = ["--epochs", "5", "--eval-batch-size", "5", "--no-corruptions"]
 
 
 @pytest.mark.slow
 def test_two_processes_equal_one(tmp_path, run_dsc, one_thread):
-    data = make_data(tmp_path / "data.h5")
+    data = pattern_store(tmp_path / "data.h5")
     res = run_dsc("pretrain", str(data), "-o", str(tmp_path / "one"), "--backbone", "timm:test_resnet",
                   "--image-size", "16", "--batch-size", "12", "--epochs", "1")
     assert res.code == 0, res.err

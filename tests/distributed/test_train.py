@@ -10,15 +10,14 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from tests.distributed.conftest import free_port, run_cmd
-from tests.train.conftest import make_data
+from dsc.testing import free_port, pattern_store, run_cmd
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None,
                     reason="accelerate CLI not installed")
 def test_accelerate_launch_baseline(tmp_path):
-    data = make_data(tmp_path / "data.h5")
+    data = pattern_store(tmp_path / "data.h5")
     accelerate = str(Path(sys.executable).parent / "accelerate")
     # --multi_gpu starts torchrun workers; without CUDA dsc uses gloo on the CPU (`--cpu` would start one process)
     proc = run_cmd([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",

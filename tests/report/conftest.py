@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from dsc.testing import report_stores
+
 CLASSES = ["gear", "bolt", "nut"]
 
 
@@ -73,103 +75,6 @@ def study(tmp_path: Path) -> Path:
     return root
 
 
-def _images(rng, n: int, colour: int, size: int = 32):
-    """Noisy images dominated by one colour channel (classes are easy to tell apart)."""
-    import numpy as np
-
-    x = rng.integers(0, 80, size=(n, size, size, 3)).astype(np.int64)
-    x[..., colour] += 150
-    return np.clip(x, 0, 255).astype(np.uint8)
-
-
-def write_stores(root: Path, *, near_copies: int = 2, ood_in_dist: int = 3) -> tuple[Path, Path]:
-    """DATA.h5 (3 classes, 12 train + 4 val + 4 test each) and AUG.h5 from it: 6 normal images per class
-    (``near_copies`` of class 0 are exact copies of real train images) and 4 OOD images per class (grey
-    noise, except ``ood_in_dist`` of class 1 that look like class 1)."""
-    import numpy as np
-
-    from dsc.store import StoreWriter
-
-    rng = np.random.default_rng(0)
-    data_path, aug_path = root / "data.h5", root / "aug.h5"
-    images, labels, split = [], [], []
-    for c in range(3):
-        for s, k in (("train", 12), ("val", 4), ("test", 4)):
-            images.append(_images(rng, k, c))
-            labels += [c] * k
-            split += [s] * k
-    images = np.concatenate(images)
-    with StoreWriter(data_path, kind="data") as w:
-        w.set_classes(CLASSES)
-        w.create_column("images", (32, 32, 3), np.uint8)
-        w.create_column("labels", (), np.int64)
-        w.create_column("split", (), str)
-        w.append(images=images, labels=np.array(labels), split=np.array(split, dtype=object))
-        w.finalize()
-    from dsc.store import open_store
-
-    fp = open_store(data_path).fingerprint
-    train_rows = [i for i, s in enumerate(split) if s == "train"]
-    syn, lab, ood, src, idx = [], [], [], [], []
-    for c in range(3):
-        rows = [i for i in train_rows if labels[i] == c]
-        normal = _images(rng, 6, c)
-        if c == 0:
-            normal[:near_copies] = images[rows[:near_copies]]
-        noise = rng.integers(60, 140, size=(4, 32, 32, 3)).astype(np.uint8)
-        if c == 1:
-            noise[:ood_in_dist] = _images(rng, ood_in_dist, 1)
-        for im_set, is_ood in ((normal, False), (noise, True)):
-            syn.append(im_set)
-            lab += [-1 if is_ood else c] * len(im_set)
-            ood += [is_ood] * len(im_set)
-            src += [c] * len(im_set)
-            idx += rows[:len(im_set)]
-    with StoreWriter(aug_path, kind="synthetic", attrs={"inputs": {"data_fingerprint": fp}}) as w:
-        w.set_classes(CLASSES)
-        w.create_column("images", (32, 32, 3), np.uint8)
-        for col, dt in (("labels", np.int64), ("is_ood", bool), ("source_label", np.int64),
-                        ("source_index", np.int64)):
-            w.create_column(col, (), dt)
-        w.append(images=np.concatenate(syn), labels=np.array(lab), is_ood=np.array(ood),
-                 source_label=np.array(src), source_index=np.array(idx))
-        w.finalize()
-    return data_path, aug_path
-
-
 @pytest.fixture
 def stores(tmp_path: Path) -> tuple[Path, Path]:
-    return write_stores(tmp_path)
-
-
-def fake_synthetic(data_path: Path, out: Path, *, mode: str = "normal", per_image: int = 1, seed: int = 0) -> Path:
-    """A synthetic store made from DATA.h5's train images the way `dsc augment` lays it out: normal images
-    are the source images plus noise; OOD images are pixel-shuffled sources (is_ood, label -1)."""
-    import numpy as np
-
-    from dsc.store import StoreWriter, open_store
-
-    rng = np.random.default_rng(seed)
-    data = open_store(data_path, kind="data")
-    rows = data.indices("train")
-    rows = rows[data.labels[rows] >= 0]
-    src = np.repeat(rows, per_image)
-    images = data.images(src).astype(np.int16)
-    if mode == "normal":
-        images = np.clip(images + rng.integers(-20, 21, images.shape), 0, 255)
-    else:
-        flat = images.reshape(len(images), -1, 3)
-        images = flat[:, rng.permutation(flat.shape[1])].reshape(images.shape)
-    ood = mode != "normal"
-    with StoreWriter(out, kind="synthetic", force=True, attrs={"inputs": {"data_fingerprint": data.fingerprint},
-                                                   "settings": {"mode": mode}}) as w:
-        w.set_classes(list(data.classes))
-        w.create_column("images", data.image_shape, np.uint8)
-        for col, dt in (("labels", np.int64), ("is_ood", bool), ("source_label", np.int64),
-                        ("source_index", np.int64), ("variant", np.int64)):
-            w.create_column(col, (), dt)
-        w.append(images=images.astype(np.uint8), labels=np.full(len(src), -1) if ood else data.labels[src],
-                 is_ood=np.full(len(src), ood), source_label=data.labels[src], source_index=src,
-                 variant=np.tile(np.arange(per_image), len(rows)))
-        w.finalize()
-    return out
+    return report_stores(tmp_path)

@@ -7,8 +7,8 @@ import pytest
 from dsc.errors import InputError
 from dsc.report import Pictures, build_report, make_report
 from dsc.settings import ReportSettings
+from dsc.testing import report_stores
 
-from .conftest import write_stores
 from .demo_like import demo_like_study
 
 
@@ -28,7 +28,7 @@ def test_runs_exports_and_figures_are_written_and_listed(tmp_path):
 
 
 def test_quality_only_report_without_runs(tmp_path):
-    data, aug = write_stores(tmp_path)
+    data, aug = report_stores(tmp_path)
     result = build_report([], ReportSettings(), data=data, synthetic=[aug], quality=True)
     assert result.runs == [] and result.groups == [] and result.written == []
     assert result.report["schema"] == "dsc-report/1" and result.report["quality"]["stores"][0]["n"] == 30
@@ -39,6 +39,6 @@ def test_quality_only_report_without_runs(tmp_path):
 
 
 def test_quality_needs_the_real_images(tmp_path):
-    _, aug = write_stores(tmp_path)
+    _, aug = report_stores(tmp_path)
     with pytest.raises(InputError, match="DATA.h5"):
         build_report([], ReportSettings(), synthetic=[aug], quality=True)

@@ -14,8 +14,9 @@ from rich.console import Console
 from dsc.report import attach_findings, make_report
 from dsc.report.table import render
 from dsc.settings import ReportSettings
+from dsc.testing import report_stores
 
-from .conftest import write_run, write_stores
+from .conftest import write_run
 
 GENERATOR = {"model_id": "tiny-sd", "model_revision": "", "strategy": "real-guidance"}
 
@@ -70,7 +71,7 @@ def ood_run(root: Path, name: str, *, seed: int, negatives: Path, evaluation: Pa
 
 @pytest.fixture
 def data_path(tmp_path: Path) -> Path:
-    return write_stores(tmp_path)[0]
+    return report_stores(tmp_path)[0]
 
 
 def test_same_generator_makes_the_synthetic_ood_auroc_optimistic(tmp_path, data_path, run_dsc):
@@ -145,7 +146,7 @@ def test_assessed_share_above_30_percent_is_called_label_noise(share, warned):
 
 
 def test_quality_report_states_the_share_it_measured(tmp_path, run_dsc):
-    data, aug = write_stores(tmp_path, ood_in_dist=4)
+    data, aug = report_stores(tmp_path, ood_in_dist=4)
     res = run_dsc("report", "--synthetic", aug, "--data", data, "--json")
     assert res.code == 0, res
     report = json.loads(res.out)

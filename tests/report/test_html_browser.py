@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.report.conftest import write_stores
+from dsc.testing import report_stores
 from tests.report.demo_like import demo_like_study
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
@@ -112,7 +112,7 @@ def test_demo_report_lays_out_in_chromium(run_dsc, tmp_path, browser):
     does not scroll sideways (only the table boxes do); no cell overflows, no word of a table breaks over two
     lines, every figure loads; text is readable on the light and the dark background."""
     runs = demo_like_study(tmp_path / "runs")
-    data, aug = write_stores(tmp_path)
+    data, aug = report_stores(tmp_path)
     out = tmp_path / "report.html"
     res = run_dsc("report", runs, "--per-class", "--baseline", "ce/none[timm:resnet18]", "--confusion",
                   tmp_path / "cm.png", "--samples", tmp_path / "samples.png", "--data", data, "--synthetic", aug,

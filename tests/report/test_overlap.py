@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from dsc.store import Store
+from dsc.testing import pattern_store
 from tests.data.test_overlap import write_synthetic
-from tests.train.conftest import make_data
 
 from .conftest import write_run
 
@@ -23,7 +23,7 @@ def _use(run: Path, synthetic: list[Path], negatives: list[Path], overlap: dict 
 
 
 def _stores(tmp_path: Path) -> dict[str, Path]:
-    data = make_data(tmp_path / "data.h5", per_class=(4, 2, 2))
+    data = pattern_store(tmp_path / "data.h5", per_class=(4, 2, 2))
     normal = write_synthetic(tmp_path / "aug-normal.h5", data, ood=False, seeds=[1, 2, 3], strengths=[0.5] * 3)
     copies = Store(normal).images(slice(None)).copy()
     copies[2] = 255 - copies[2]
@@ -88,7 +88,7 @@ def test_runs_without_both_kinds_of_store_add_nothing(run_dsc, study):
 
 
 def test_negatives_made_like_positives_get_a_milder_warning(run_dsc, tmp_path):
-    data = make_data(tmp_path / "data.h5", per_class=(4, 2, 2))
+    data = pattern_store(tmp_path / "data.h5", per_class=(4, 2, 2))
     normal = write_synthetic(tmp_path / "aug-normal.h5", data, ood=False, seeds=[1, 2, 3], strengths=[0.25, 0.5, 0.75])
     ood = write_synthetic(tmp_path / "aug-ood.h5", data, ood=True, seeds=[4, 5, 6], strengths=[0.75] * 3)
     root = tmp_path / "runs"

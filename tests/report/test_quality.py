@@ -31,11 +31,11 @@ def test_quality_needs_data(run_dsc, stores):
 
 
 def test_quality_refuses_store_from_other_data(run_dsc, stores, tmp_path):
-    from .conftest import write_stores
+    from dsc.testing import report_stores
 
     other = tmp_path / "other"
     other.mkdir()
-    data2, _ = write_stores(other, near_copies=0)
+    data2, _ = report_stores(other, near_copies=0)
     import h5py
 
     with h5py.File(data2, "a") as h5:

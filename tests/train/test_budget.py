@@ -108,9 +108,9 @@ def test_one_budget_only():
 def test_epochs_schedule_counts_the_batches_really_made(tmp_path):
     """24 train images in batches of 23: the last batch (1 image) is dropped, so a pass is 1 step. The
     cosine must run over the steps the run takes (it used to plan 2 per pass and stop half-way)."""
-    from tests.train.conftest import make_data
+    from dsc.testing import pattern_store
 
-    data = make_data(tmp_path / "d.h5")
+    data = pattern_store(tmp_path / "d.h5")
     s = PretrainSettings(**{**TINY, "batch_size": 23, "epochs": 4})
     pretrain(data, tmp_path / "run", s)
     info = json.loads((tmp_path / "run" / "run.json").read_text())

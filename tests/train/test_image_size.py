@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from dsc.testing import pattern_store
 from dsc.train.image_size import UPSCALE_WARNING, native_size, resolve_image_size
-from tests.train.conftest import make_data
 
 TINY = ("--backbone", "timm:test_resnet", "--batch-size", "8", "--epochs", "1", "--lr", "0.05")
 
@@ -45,7 +45,7 @@ def test_native_size_from_the_backbone() -> None:
 
 
 def test_cli_pretrain_defaults_to_the_store_resolution_and_probe_follows(tmp_path: Path, run_dsc) -> None:
-    data = make_data(tmp_path / "data32.h5", per_class=(6, 2, 2), size=32)
+    data = pattern_store(tmp_path / "data32.h5", per_class=(6, 2, 2), size=32)
     res = run_dsc("pretrain", data, *TINY, "-o", "run")
     assert res.code == 0, res
     assert "upscales" not in res.err
@@ -60,7 +60,7 @@ def test_cli_pretrain_defaults_to_the_store_resolution_and_probe_follows(tmp_pat
 
 
 def test_cli_explicit_upscale_warns_and_is_recorded(tmp_path: Path, run_dsc) -> None:
-    data = make_data(tmp_path / "data16.h5", per_class=(6, 2, 2), size=16)
+    data = pattern_store(tmp_path / "data16.h5", per_class=(6, 2, 2), size=16)
     res = run_dsc("baseline", data, *TINY, "--image-size", "40", "--no-corruptions", "-o", "run")
     assert res.code == 0, res
     assert "--image-size 40 upscales the 16 px images" in res.err
@@ -75,7 +75,7 @@ def test_cli_threads_reaches_torch(tmp_path: Path, run_dsc, monkeypatch: pytest.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # restored afterwards: --threads writes them
         monkeypatch.delenv(var, raising=False)
 
-    data = make_data(tmp_path / "data.h5", per_class=(6, 2, 2))
+    data = pattern_store(tmp_path / "data.h5", per_class=(6, 2, 2))
     assert torch.get_num_threads() == 1  # the tests' one thread (tests/threads.py)
     res = run_dsc("--threads", "2", "pretrain", data, *TINY, "-o", "run")
     assert res.code == 0, res
@@ -90,7 +90,7 @@ def test_cli_threads_reaches_torch(tmp_path: Path, run_dsc, monkeypatch: pytest.
 def test_study_plans_the_store_resolution_and_skips_the_finished_run(tmp_path: Path) -> None:
     from dsc.study import execute, load_study, plan
 
-    data = make_data(tmp_path / "data.h5", per_class=(6, 2, 2), size=16)
+    data = pattern_store(tmp_path / "data.h5", per_class=(6, 2, 2), size=16)
     study_file = tmp_path / "study.toml"
     study_file.write_text(f"""
 [study]

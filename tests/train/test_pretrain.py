@@ -95,9 +95,9 @@ def test_cli_pretrain_refuses_changed_settings_on_resume(stores, run_dsc):
 
 
 def test_without_val_rows_the_last_epoch_is_best(tmp_path):
-    from tests.train.conftest import make_data
+    from dsc.testing import pattern_store
 
-    data = make_data(tmp_path / "noval.h5", per_class=(4, 0, 2))
+    data = pattern_store(tmp_path / "noval.h5", per_class=(4, 0, 2))
     result = pretrain(data, tmp_path / "run", _settings(epochs=2, batch_size=8))
     assert result.best_epoch == 2 and result.best_val is None
     assert [r["val_knn_top1"] for r in _rows(tmp_path / "run")] == [None, None]

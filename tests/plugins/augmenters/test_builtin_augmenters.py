@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dsc.registry import create, get_plugin
-from tests.augment.conftest import CLASSES, write_tokens
+from dsc.testing import MASKED_CLASSES, write_tokens
 
 
 def test_registered_and_light():
@@ -28,18 +28,18 @@ def test_registered_and_light():
 def test_real_guidance_prompt_is_the_class_name():
     plugin = create("augmenter", "real-guidance")
     assert plugin.prompt("a photo of a {token}", "brake_caliper") == "a photo of a brake caliper"
-    plugin.check(CLASSES)
-    assert plugin.prepare(None, CLASSES) == {}
+    plugin.check(MASKED_CLASSES)
+    assert plugin.prepare(None, MASKED_CLASSES) == {}
 
 
 def test_dafusion_embeds_every_token_vector_as_stock_diffusers(tmp_path):
     from dsc.diffusion.models import load_components
 
     c = load_components("tiny", device="cpu")  # a fresh model: tokens are installed into it
-    tokens = write_tokens(tmp_path / "T", c, CLASSES, num_vectors=3)
+    tokens = write_tokens(tmp_path / "T", c, MASKED_CLASSES, num_vectors=3)
     plugin = create("augmenter", "dafusion", {"tokens": tokens})
-    plugin.check(CLASSES)
-    prov = plugin.prepare(c, CLASSES)
+    plugin.check(MASKED_CLASSES)
+    prov = plugin.prepare(c, MASKED_CLASSES)
     assert prov["tokens"]["brake_caliper"] == "<brake_caliper>" and len(prov["tokens_manifest"]["sha256"]) == 64
     prompt = plugin.prompt("a photo of a {token}", "brake_caliper")
     assert prompt == "a photo of a <brake_caliper>"
@@ -59,16 +59,16 @@ def test_dafusion_needs_tokens():
 
     plugin = create("augmenter", "dafusion")
     with pytest.raises(InputError, match="--tokens"):
-        plugin.check(CLASSES)
+        plugin.check(MASKED_CLASSES)
     with pytest.raises(InputError, match="--tokens"):
-        plugin.prepare(None, CLASSES)
+        plugin.prepare(None, MASKED_CLASSES)
 
 
 def test_dafusion_check_names_every_class_without_a_token(tmp_path):
     from dsc.diffusion.models import load_components
     from dsc.errors import DscError
 
-    tokens = write_tokens(tmp_path / "T", load_components("tiny", device="cpu"), CLASSES[:1])
+    tokens = write_tokens(tmp_path / "T", load_components("tiny", device="cpu"), MASKED_CLASSES[:1])
     with pytest.raises(DscError) as exc:
-        create("augmenter", "dafusion", {"tokens": tokens}).check(CLASSES)
-    assert all(c in exc.value.message for c in CLASSES[1:])
+        create("augmenter", "dafusion", {"tokens": tokens}).check(MASKED_CLASSES)
+    assert all(c in exc.value.message for c in MASKED_CLASSES[1:])
