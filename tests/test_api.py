@@ -107,7 +107,7 @@ def test_a_verb_stays_the_verb_after_its_module_is_imported(monkeypatch: pytest.
     assert module.build_subset is real and not hasattr(module, "_new_name")  # undone on the module
     assert callable(dsc.probe) and sys.modules["dsc.probe"].probe is not sentinel
     with pytest.raises(AttributeError):
-        dsc.pretrain.anything                               # no module dsc.pretrain behind this verb
+        _ = dsc.pretrain.anything                           # no module dsc.pretrain behind this verb
 
 
 def test_settings_are_keyword_arguments_checked_like_options(tmp_path: Path) -> None:
