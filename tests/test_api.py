@@ -135,3 +135,30 @@ def test_the_documented_example_runs(tmp_path: Path) -> None:
     assert (tmp_path / "report.md").is_file() and "wrote report.md" in res.stdout
     assert (tmp_path / "runs" / "supcon-none-s0" / "probe" / "metrics.json").is_file()
     assert (tmp_path / "runs" / "ce-none-s0" / "metrics.json").is_file()
+
+
+def test_report_checks_its_outputs_before_any_work(tmp_path: Path) -> None:
+    from dsc.errors import InputError, OutputExistsError
+
+    (tmp_path / "report.md").write_text("mine")
+    with pytest.raises(OutputExistsError, match="already exists"):     # the runs are not read first
+        dsc.report(tmp_path / "runs", markdown=tmp_path / "report.md")
+    with pytest.raises(InputError, match="suffix|png"):
+        dsc.report(tmp_path / "runs", results_figure=tmp_path / "results.gif")
+    with pytest.raises(InputError, match="data=DATA.h5"):
+        dsc.report(synthetic=[tmp_path / "aug.h5"])
+    assert (tmp_path / "report.md").read_text() == "mine"
+
+
+def test_study_dry_run_returns_the_plan_and_runs_nothing(tmp_path: Path) -> None:
+    from dsc.testing import pattern_store
+
+    data = pattern_store(tmp_path / "data.h5")
+    study = tmp_path / "study.toml"
+    study.write_text(f'[study]\ndata = "{data}"\nmethods = ["ce"]\nvariants = ["none"]\nseeds = [0, 1]\n'
+                     f'output = "{tmp_path / "out"}"\n[train]\nbackbone = "timm:test_resnet"\nepochs = 1\n'
+                     'batch_size = 8\n')
+    result = dsc.study(study, seeds=[3], dry_run=True)
+    assert [(Path(r["run"]).name, r["action"]) for r in result.plan] == [("ce-none-s3", "run")]
+    assert result.report is None and result.failed == [] and result.budget
+    assert not (tmp_path / "out" / "ce-none-s3").exists()
