@@ -65,8 +65,8 @@ _LAZY: dict[str, tuple[str, str]] = {
 class Verb:
     """A stage of the pipeline: ``dsc.subset(...)`` calls ``dsc.api.subset``.
 
-    Four verbs share their name with the stage's module (``dsc.subset``, ``dsc.augment``, ``dsc.probe``,
-    ``dsc.study``) and ``report`` with the package ``dsc/report/``. Python binds an imported submodule as an
+    Five verbs share their name with the stage's module or package (``dsc.subset``, ``dsc.augment``,
+    ``dsc.probe``, ``dsc.study``, ``dsc.report``). Python binds an imported submodule as an
     attribute of its package, which would replace the verb; the package keeps the verb instead (``_Package``),
     and the verb passes every other attribute to that module (read, set, delete, ``vars()``), so
     ``import dsc.subset; dsc.subset.build_subset`` and ``monkeypatch.setattr(dsc.subset, ...)`` still reach
