@@ -118,12 +118,28 @@ def test_settings_are_keyword_arguments_checked_like_options(tmp_path: Path) -> 
     assert not (tmp_path / "data.h5").exists()
 
 
-def test_a_failed_verb_leaves_no_empty_output(tmp_path: Path) -> None:
+def test_a_failed_verb_leaves_no_empty_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a failed command: the output folders the call created and left without work are removed."""
+    import dsc.train.pretrain
     from dsc.errors import InputError
+    from dsc.outputs import check_output
 
     with pytest.raises(InputError, match="does not exist"):
         dsc.pretrain(tmp_path / "missing.h5", tmp_path / "run", backbone="timm:test_resnet")
     assert not (tmp_path / "run").exists()
+
+    def fails_after_creating(data: Path, output: Path, *args: object, **kwargs: object) -> None:
+        check_output(output, force=True)
+        (output / "checkpoints").mkdir(parents=True)
+        raise InputError("broken on purpose")
+
+    monkeypatch.setattr(dsc.train.pretrain, "pretrain", fails_after_creating)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for output in (tmp_path / "new", mine):
+        with pytest.raises(InputError, match="on purpose"):
+            dsc.pretrain(tmp_path / "data.h5", output, backbone="timm:test_resnet", force=True)
+    assert not (tmp_path / "new").exists() and mine.is_dir()  # a folder the user had stays
 
 
 def test_the_documented_example_runs(tmp_path: Path) -> None:
