@@ -10,7 +10,7 @@ from dsc.arms import arm_label
 from dsc.errors import ConfigError, InputError, MismatchError
 from dsc.study import execute, load_study, plan
 
-from .report.conftest import fake_synthetic, write_stores
+from dsc.testing import augmented_like as fake_synthetic, report_stores as write_stores
 
 
 @pytest.fixture
