@@ -7,11 +7,20 @@ that install tokens load a fresh copy with ``dsc.testing.load_tiny_sd``)."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from tests.threads import one_torch_thread
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as in a terminal: a shell starts background jobs (``pytest ... &``, nohup) with SIGINT ignored,
+    which dsc respects on purpose (dsc/interrupts.py) and the subprocesses of the Ctrl-C tests inherit, so
+    those tests would see no interrupt at all. The session restores Python's default handler."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
