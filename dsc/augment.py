@@ -627,7 +627,8 @@ def _run_augment(data: Path, output: Path, settings: AugmentSettings, sources: d
     import json
 
     from dsc import parallel
-    from dsc.outputs import OutputLock, atomic_write_json, claim, remove
+    from dsc.locks import OutputLock
+    from dsc.outputs import atomic_write_json, claim, remove
 
     output = Path(output)
     folder = shard_dir(output)

@@ -55,7 +55,7 @@ def probe(run_dir: Path | str, settings: ProbeSettings | None = None, *, ood: Se
     process returns its result.
     """
     from dsc import parallel
-    from dsc.outputs import OutputLock
+    from dsc.locks import OutputLock
 
     lock = OutputLock(Path(run_dir) / PROBE_DIR)  # RUN/probe.lock: one probe of a run at a time
     with parallel.session():

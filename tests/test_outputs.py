@@ -18,22 +18,13 @@ import numpy as np
 import pytest
 
 from dsc.errors import ResourceError
-from dsc.outputs import (
-    OutputLock,
-    OutputLockedError,
-    atomic_write_json,
-    atomic_write_text,
-    check_output,
-    is_disk_full,
-    lock_path,
-    output_lock,
-    partial_path,
-)
+from dsc.locks import OutputLock, OutputLockedError, lock_path, output_lock
+from dsc.outputs import atomic_write_json, atomic_write_text, check_output, is_disk_full, partial_path
 from dsc.store import Store, StoreWriter
 
 HOLDER = textwrap.dedent("""
     import sys
-    from dsc.outputs import output_lock
+    from dsc.locks import output_lock
     with output_lock(sys.argv[1]):
         print("locked", flush=True)
         sys.stdin.read()          # hold until the test closes our stdin

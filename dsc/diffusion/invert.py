@@ -102,7 +102,8 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
 def _run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: list[str] | None,
                 resume: bool, force: bool, components: SDComponents | None, show_progress: bool,
                 settings_sources: dict[str, str] | None) -> T.TokenManifest:
-    from dsc.outputs import OutputLock, partial_path
+    from dsc.locks import OutputLock
+    from dsc.outputs import partial_path
     from dsc.provenance import Timings
     from dsc.store import open_store
 

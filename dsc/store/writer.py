@@ -2,7 +2,7 @@
 
 The file is flushed after every batch, so a crash leaves a readable ``.partial`` that ``resume=True``
 continues. A writer holds ``<output>.lock`` from construction to ``finalize``/``close`` (a second process
-writing the same output is refused, see ``dsc.outputs.output_lock``). A full disk raises ``ResourceError``;
+writing the same output is refused, see ``dsc.locks.output_lock``). A full disk raises ``ResourceError``;
 the batch being written is rolled back, so the partial file keeps every earlier batch. The fingerprint (content identity) is derived from a per-row digest column, so it is cheap to
 compute and does not depend on how the rows were batched or resumed.
 """
@@ -23,7 +23,8 @@ import numpy as np
 
 from dsc import __version__
 from dsc.errors import OutputExistsError, StoreError
-from dsc.outputs import OutputLock, check_output, commit, disk_full_error, is_disk_full, partial_path, remove
+from dsc.locks import OutputLock
+from dsc.outputs import check_output, commit, disk_full_error, is_disk_full, partial_path, remove
 from dsc.provenance import now
 from dsc.store.schema import COLUMNS, FORMAT, JSON_ATTRS, KIND_COLUMNS, KINDS, SCHEMA_VERSION, row_columns
 

@@ -223,7 +223,7 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
           extra_info: dict[str, Any] | None = None) -> Result:
     """Run (or resume) a training command end to end; ``stop_after`` ends early after that many epochs
     of this call (used by tests to simulate an interruption)."""
-    from dsc.outputs import OutputLock
+    from dsc.locks import OutputLock
 
     timings = Timings()
     env = parallel.setup_training()

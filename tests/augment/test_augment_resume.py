@@ -106,7 +106,7 @@ def test_resume_after_kill_9(data_h5, full_run, tmp_path, dsc_cache):
 
 def test_a_second_writer_of_the_same_output_is_refused(data_h5, tmp_path):
     from dsc.augment import shard_dir
-    from dsc.outputs import OutputLockedError, output_lock
+    from dsc.locks import OutputLockedError, output_lock
 
     out = tmp_path / "locked.h5"
     with output_lock(shard_dir(out)), pytest.raises(OutputLockedError):  # another process is generating it

@@ -61,7 +61,7 @@ def test_probe_holds_a_lock(tmp_path, run_dsc, monkeypatch):
     data = pattern_store(tmp_path / "data.h5")
     run = tmp_path / "RUN"
     assert run_dsc("pretrain", str(data), "-o", str(run), *TRAIN, "--epochs", "1").code == 0
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from dsc.outputs import OutputLock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from dsc.locks import OutputLock; "
                        "OutputLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)",
                        str(run / "probe")], stdout=subprocess.PIPE, text=True)
     try:
