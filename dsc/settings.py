@@ -13,7 +13,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
@@ -26,7 +26,15 @@ SD_DEFAULT = "CompVis/stable-diffusion-v1-4"
 
 
 class Section(BaseModel):
+    """One command's settings. ``resume_free`` names the settings that do not change results: they may
+    differ when a job is resumed. ``resume_view`` is the one resume rule (dsc/jobs.py applies it)."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    resume_free: ClassVar[tuple[str, ...]] = ()
+
+    def resume_view(self) -> dict[str, Any]:
+        """The settings a resumed job must share with the partial output (``resume_free`` left out)."""
+        return {k: v for k, v in self.model_dump(mode="json").items() if k not in self.resume_free}
 
 
 class SubsetSettings(Section):
@@ -71,6 +79,11 @@ class ModelSettings(Section):
 
 
 class InvertSettings(ModelSettings):
+    # Only the effective batch (batch_size x gradient_accumulation) changes the learned tokens.
+    resume_free: ClassVar[tuple[str, ...]] = (
+        "local_files_only", "device", "dtype", "batch_size", "gradient_accumulation", "validation_grids",
+        "validation_samples", "validation_steps")
+
     num_vectors: int = Field(default=4, ge=1)
     initializer: str = "class-name"
     steps: int = Field(default=2000, ge=1)
@@ -89,9 +102,16 @@ class InvertSettings(ModelSettings):
     validation_samples: int = Field(default=4, ge=1, le=16)
     validation_steps: int = Field(default=25, ge=1)
 
+    def resume_view(self) -> dict[str, Any]:
+        """As ``Section.resume_view``, plus the derived ``effective_batch``."""
+        return {**super().resume_view(), "effective_batch": self.batch_size * self.gradient_accumulation}
+
 
 class AugmentSettings(ModelSettings):
     """``dsc augment``. ``preset`` fills every value still at its default (docs/commands/augment.md)."""
+
+    # every image has its own generator, so the batch size does not change the images
+    resume_free: ClassVar[tuple[str, ...]] = ("batch_size",)
 
     preset: Literal["dafusion", "thesis"] | None = None
     strategy: str = "dafusion"
@@ -146,6 +166,7 @@ class AugmentSettings(ModelSettings):
 
 
 class TrainSettings(Section):
+    resume_free: ClassVar[tuple[str, ...]] = ("workers",)  # data-loading processes
     backbone: str = "timm:resnet18"
     pretrained: bool = False
     checkpoint: Path | None = None
