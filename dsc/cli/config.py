@@ -22,13 +22,14 @@ def show(
 
     from dsc.console import out
     from dsc.errors import ConfigError
-    from dsc.settings import DscSettings, _flatten, resolve_settings
+    from dsc.settings import DscSettings, resolve_settings
+    from dsc.settings.resolve import flatten
 
     resolved = resolve_settings(config_file=State.config, strict=False)
     if section is not None and section not in DscSettings.model_fields:
         raise ConfigError(f"unknown settings section {section!r}",
                           hint=f"use one of {', '.join(DscSettings.model_fields)}")
-    values = _flatten(resolved.settings.model_dump(mode="json"))
+    values = flatten(resolved.settings.model_dump(mode="json"))
     rows = [(k, v, resolved.sources[k]) for k, v in values.items()
             if k in resolved.sources and (section is None or k.startswith(section + "."))]
     errors = {s: e for s, e in resolved.errors.items() if section is None or s in (section, "settings")}
