@@ -132,26 +132,34 @@ def _step_kwargs(scheduler: Any, generators: list[torch.Generator]) -> dict[str,
     return out
 
 
-@torch.no_grad()
-def denoise(vae: Any, unet: Any, scheduler: Any, requests: list[Request], *, steps: int, guidance: float,
-            inpaint: bool = False) -> torch.Tensor:
-    """Generate ``requests`` in one batched loop; float images [B, 3, H, W] in [0, 1] (before pasting)."""
+@dataclass
+class _Loop:
+    """What every step of one ``denoise`` call shares."""
+
+    requests: list[Request]
+    timesteps: torch.Tensor
+    device: torch.device
+    dtype: torch.dtype
+    nine: bool  # a 9-channel inpainting UNet
+    inpaint: bool
+    cfg: bool  # classifier-free guidance
+    guidance: float
+    scaling: float
+
+
+def _check_requests(unet: Any, requests: list[Request], inpaint: bool) -> None:
     if not requests:
         raise ValueError("no requests")
-    device, dtype = unet.device, unet.dtype
-    nine = unet.config.in_channels == 9
-    if nine and not inpaint:
+    if unet.config.in_channels == 9 and not inpaint:
         raise ConfigError("this model has an inpainting UNet (9 input channels)",
                           hint="use --mask object or background, or a non-inpainting model")
     if inpaint and any(r.source.latent_mask is None for r in requests):
         raise ValueError("inpainting requests need sources encoded with an edit mask")
-    base = copy.deepcopy(scheduler)
-    base.set_timesteps(steps, device=device)
-    timesteps = base.timesteps
-    order = getattr(base, "order", 1)
-    cfg = guidance > 1 and unet.config.time_cond_proj_dim is None
-    scaling = vae.config.scaling_factor
 
+
+def _strength_groups(base: Any, requests: list[Request], steps: int) -> dict[float, _Group]:
+    """One group per strength, each with its own scheduler copy starting at its own index."""
+    order = getattr(base, "order", 1)
     groups: dict[float, _Group] = {}
     for i, req in enumerate(requests):
         check_strength(steps, req.strength)
@@ -162,69 +170,96 @@ def denoise(vae: Any, unet: Any, scheduler: Any, requests: list[Request], *, ste
                 sched.set_begin_index(start)
             groups[req.strength] = _Group(start, sched, [])
         groups[req.strength].members.append(i)
+    return groups
 
-    for strength, g in groups.items():
-        reqs = [requests[i] for i in g.members]
-        gens = [r.generator for r in reqs]
-        shape = tuple(reqs[0].source.mean.shape[1:])
-        x0, noise = [], []
-        # per image, in the stock pipelines' order: VAE sample, noise, (masked-image sample); the stock
-        # inpaint pipeline with a 9-channel UNet skips the VAE sample at strength 1 (pure noise start)
-        skip_sample = nine and strength == 1.0
-        for r in reqs:
-            if skip_sample:
-                x0.append(torch.zeros((1, *shape), device=device, dtype=dtype))
-            else:
-                sample = _randn((1, *shape), r.generator, device, dtype)
-                x0.append(scaling * (r.source.mean + r.source.std * sample))
-            noise.append(_randn((1, *shape), r.generator, device, dtype))
-            if inpaint:  # the stock inpaint pipeline also samples the masked image's latents
-                extra = _randn((1, *shape), r.generator, device, dtype)
-                if nine:
-                    r.masked_x0 = scaling * (r.source.masked_mean + r.source.masked_std * extra)
-        g.x0, g.noise = torch.cat(x0), torch.cat(noise)
-        t0 = timesteps[g.start:g.start + 1].repeat(len(reqs))
-        if inpaint and strength == 1.0:
-            g.latents = g.noise * g.scheduler.init_noise_sigma
+
+def _start_latents(run: _Loop, g: _Group, strength: float) -> None:
+    """Draw a group's clean latents and noise and noise them to its start timestep."""
+    reqs = [run.requests[i] for i in g.members]
+    shape = tuple(reqs[0].source.mean.shape[1:])
+    device, dtype = run.device, run.dtype
+    x0, noise = [], []
+    # per image, in the stock pipelines' order: VAE sample, noise, (masked-image sample); the stock
+    # inpaint pipeline with a 9-channel UNet skips the VAE sample at strength 1 (pure noise start)
+    skip_sample = run.nine and strength == 1.0
+    for r in reqs:
+        if skip_sample:
+            x0.append(torch.zeros((1, *shape), device=device, dtype=dtype))
         else:
-            g.latents = g.scheduler.add_noise(g.x0, g.noise, t0)
-        g.extra = _step_kwargs(g.scheduler, gens)
+            sample = _randn((1, *shape), r.generator, device, dtype)
+            x0.append(run.scaling * (r.source.mean + r.source.std * sample))
+        noise.append(_randn((1, *shape), r.generator, device, dtype))
+        if run.inpaint:  # the stock inpaint pipeline also samples the masked image's latents
+            extra = _randn((1, *shape), r.generator, device, dtype)
+            if run.nine:
+                r.masked_x0 = run.scaling * (r.source.masked_mean + r.source.masked_std * extra)
+    g.x0, g.noise = torch.cat(x0), torch.cat(noise)
+    t0 = run.timesteps[g.start:g.start + 1].repeat(len(reqs))
+    if run.inpaint and strength == 1.0:
+        g.latents = g.noise * g.scheduler.init_noise_sigma
+    else:
+        g.latents = g.scheduler.add_noise(g.x0, g.noise, t0)
+    g.extra = _step_kwargs(g.scheduler, [r.generator for r in reqs])
+
+
+def _predict_noise(run: _Loop, unet: Any, active: list[_Group], t: torch.Tensor) -> torch.Tensor:
+    """One UNet call for every active image (both guidance halves), guidance applied."""
+    xs = [g.scheduler.scale_model_input(g.latents, t) for g in active]
+    members = [run.requests[j] for g in active for j in g.members]
+    x = torch.cat(xs)
+    if run.nine:
+        mask = torch.cat([r.source.latent_mask for r in members])
+        masked = torch.cat([r.masked_x0 for r in members])
+        x = torch.cat([x, mask, masked], dim=1)
+    cond = torch.stack([r.cond for r in members]).to(device=run.device, dtype=run.dtype)
+    if run.cfg:
+        uncond = torch.stack([r.uncond for r in members]).to(device=run.device, dtype=run.dtype)
+        x, emb = torch.cat([x, x]), torch.cat([uncond, cond])
+    else:
+        emb = cond
+    pred = unet(x, t, encoder_hidden_states=emb, return_dict=False)[0]
+    if run.cfg:
+        pred_uncond, pred_text = pred.chunk(2)
+        pred = pred_uncond + run.guidance * (pred_text - pred_uncond)
+    return pred
+
+
+def _step_groups(run: _Loop, active: list[_Group], pred: torch.Tensor, i: int, t: torch.Tensor) -> None:
+    """Each group's scheduler step; with a 4-channel UNet and a mask, keep the source outside it."""
+    for g, p in zip(active, pred.split([len(g.members) for g in active]), strict=True):
+        g.latents = g.scheduler.step(p, t, g.latents, **g.extra, return_dict=False)[0]
+        if run.inpaint and not run.nine:
+            proper = g.x0
+            if i < len(run.timesteps) - 1:
+                proper = g.scheduler.add_noise(g.x0, g.noise, torch.tensor([run.timesteps[i + 1]]))
+            m = torch.cat([run.requests[j].source.latent_mask for j in g.members])
+            g.latents = (1 - m) * proper + m * g.latents
+
+
+@torch.no_grad()
+def denoise(vae: Any, unet: Any, scheduler: Any, requests: list[Request], *, steps: int, guidance: float,
+            inpaint: bool = False) -> torch.Tensor:
+    """Generate ``requests`` in one batched loop; float images [B, 3, H, W] in [0, 1] (before pasting)."""
+    _check_requests(unet, requests, inpaint)
+    base = copy.deepcopy(scheduler)
+    base.set_timesteps(steps, device=unet.device)
+    run = _Loop(requests, base.timesteps, unet.device, unet.dtype, nine=unet.config.in_channels == 9,
+                inpaint=inpaint, cfg=guidance > 1 and unet.config.time_cond_proj_dim is None,
+                guidance=guidance, scaling=vae.config.scaling_factor)
+    groups = _strength_groups(base, requests, steps)
+    for strength, g in groups.items():
+        _start_latents(run, g, strength)
 
     ordered = sorted(groups.values(), key=lambda g: g.start)
-    for i, t in enumerate(timesteps):
+    for i, t in enumerate(run.timesteps):
         active = [g for g in ordered if g.start <= i]
-        if not active:
-            continue
-        xs = [g.scheduler.scale_model_input(g.latents, t) for g in active]
-        members = [requests[j] for g in active for j in g.members]
-        x = torch.cat(xs)
-        if nine:
-            mask = torch.cat([r.source.latent_mask for r in members])
-            masked = torch.cat([r.masked_x0 for r in members])
-            x = torch.cat([x, mask, masked], dim=1)
-        cond = torch.stack([r.cond for r in members]).to(device=device, dtype=dtype)
-        if cfg:
-            uncond = torch.stack([r.uncond for r in members]).to(device=device, dtype=dtype)
-            x, emb = torch.cat([x, x]), torch.cat([uncond, cond])
-        else:
-            emb = cond
-        pred = unet(x, t, encoder_hidden_states=emb, return_dict=False)[0]
-        if cfg:
-            pred_uncond, pred_text = pred.chunk(2)
-            pred = pred_uncond + guidance * (pred_text - pred_uncond)
-        for g, p in zip(active, pred.split([len(g.members) for g in active]), strict=True):
-            g.latents = g.scheduler.step(p, t, g.latents, **g.extra, return_dict=False)[0]
-            if inpaint and not nine:
-                proper = g.x0
-                if i < len(timesteps) - 1:
-                    proper = g.scheduler.add_noise(g.x0, g.noise, torch.tensor([timesteps[i + 1]]))
-                m = torch.cat([requests[j].source.latent_mask for j in g.members])
-                g.latents = (1 - m) * proper + m * g.latents
+        if active:
+            _step_groups(run, active, _predict_noise(run, unet, active, t), i, t)
 
-    latents = torch.empty((len(requests), *ordered[0].latents.shape[1:]), device=device, dtype=dtype)
+    latents = torch.empty((len(requests), *ordered[0].latents.shape[1:]), device=run.device, dtype=run.dtype)
     for g in ordered:
         latents[g.members] = g.latents
-    images = vae.decode(latents / scaling, return_dict=False)[0]
+    images = vae.decode(latents / run.scaling, return_dict=False)[0]
     return (images / 2 + 0.5).clamp(0, 1)
 
 
