@@ -255,47 +255,18 @@ def load_components(model: str, *, revision: str | None = None, local_files_only
     ``StableDiffusionInpaintPipeline`` then blends latents, as DA-Fusion did with SD 1.4).
     Raises ``ModelError`` (missing/unreadable weights, one line with how to get them).
     """
-    import torch
-
     from dsc.diffusion.device import pick_device, pick_dtype
 
     dev = pick_device(device)
     dt = pick_dtype(dtype, dev)
     where, source, is_tiny = _resolve(model, inpainting)
     local_only = bool(local_files_only or offline() or source != "hub")
-    load_from, snapshot = where, None
-    if source == "hub":  # the local cache first: a cached model never contacts the hub
-        snapshot = cached_snapshot(where, revision)
-        if snapshot is not None:
-            load_from = str(snapshot)
-        elif local_only:
-            raise ModelError(f"Stable Diffusion model {model!r} is not in the local Hugging Face cache "
-                             f"({hub_cache_folder(where)})", hint=_hint_for(model, True))
-    common: dict[str, Any] = {"torch_dtype": dt, "safety_checker": None, "requires_safety_checker": False}
-    try:
-        from diffusers import StableDiffusionPipeline
-
-        with quiet_loading(), console.status(f"loading Stable Diffusion ({model})…"):
-            if source == "single-file":
-                pipe = StableDiffusionPipeline.from_single_file(where, local_files_only=local_only, **common)
-            elif source == "hub" and snapshot is None:  # asked to download (--allow-download, online)
-                pipe = StableDiffusionPipeline.from_pretrained(where, revision=revision, **common)
-            else:
-                pipe = StableDiffusionPipeline.from_pretrained(load_from, local_files_only=True, **common)
-    except ModelError:
-        raise
-    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
-        raise _load_error(model, where, source, snapshot, exc) from None
-
+    snapshot = _cached_hub_snapshot(model, where, revision, local_only) if source == "hub" else None
+    pipe = _load_pipeline(model, where, source, snapshot, revision, local_only, dt)
     if inpainting and int(pipe.unet.config.in_channels) != 9:
         log.info("%s has a 4-channel UNet: inpainting will blend latents outside the mask (as DA-Fusion did)",
                  model)
-    for module in (pipe.vae, pipe.unet, pipe.text_encoder):
-        module.requires_grad_(False)
-        module.eval()
-        module.to(dev)
-    if dev.type == "cuda":
-        pipe.unet.to(memory_format=torch.channels_last)
+    _freeze(pipe, dev)
     base_vocab = min(len(pipe.tokenizer), int(pipe.text_encoder.get_input_embeddings().weight.shape[0]))
     return SDComponents(
         vae=pipe.vae, unet=pipe.unet, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
@@ -304,3 +275,45 @@ def load_components(model: str, *, revision: str | None = None, local_files_only
         revision=(snapshot.name if snapshot is not None else _hub_commit(where, revision)) if source == "hub"
         else revision, device=dev, dtype=dt,
         is_tiny=is_tiny, source=source, base_vocab_size=base_vocab)
+
+
+def _cached_hub_snapshot(model: str, repo: str, revision: str | None, local_only: bool) -> Path | None:
+    """The cached snapshot folder of a hub id (a cached model never contacts the hub); ``None``: download it.
+    Raises ``ModelError`` when it is not cached and the hub may not be contacted."""
+    snapshot = cached_snapshot(repo, revision)
+    if snapshot is None and local_only:
+        raise ModelError(f"Stable Diffusion model {model!r} is not in the local Hugging Face cache "
+                         f"({hub_cache_folder(repo)})", hint=_hint_for(model, True))
+    return snapshot
+
+
+def _load_pipeline(model: str, where: str, source: str, snapshot: Path | None, revision: str | None,
+                   local_only: bool, dt: torch.dtype) -> Any:
+    """The stock ``StableDiffusionPipeline`` (no safety checker); a failure is one ``ModelError`` line."""
+    common: dict[str, Any] = {"torch_dtype": dt, "safety_checker": None, "requires_safety_checker": False}
+    load_from = str(snapshot) if snapshot is not None else where
+    try:
+        from diffusers import StableDiffusionPipeline
+
+        with quiet_loading(), console.status(f"loading Stable Diffusion ({model})…"):
+            if source == "single-file":
+                return StableDiffusionPipeline.from_single_file(where, local_files_only=local_only, **common)
+            if source == "hub" and snapshot is None:  # asked to download (--allow-download, online)
+                return StableDiffusionPipeline.from_pretrained(where, revision=revision, **common)
+            return StableDiffusionPipeline.from_pretrained(load_from, local_files_only=True, **common)
+    except ModelError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, ImportError) as exc:
+        raise _load_error(model, where, source, snapshot, exc) from None
+
+
+def _freeze(pipe: Any, dev: torch.device) -> None:
+    """VAE, UNet and text encoder frozen, in eval mode, on ``dev``; channels_last UNet on CUDA."""
+    import torch
+
+    for module in (pipe.vae, pipe.unet, pipe.text_encoder):
+        module.requires_grad_(False)
+        module.eval()
+        module.to(dev)
+    if dev.type == "cuda":
+        pipe.unet.to(memory_format=torch.channels_last)
