@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -111,31 +111,14 @@ def extract_features(
     dev = module_device(encoder, device)
     idx = np.asarray(indices, dtype=np.int64)
     prep = Preprocess(image_size, mean, std, dev)
-    was_training = encoder.training
-    encoder.eval()
-    chunks: list[torch.Tensor] = []
     starts = list(range(0, len(idx), batch_size))
     sharded = shard and parallel.distributed()
     mine = parallel.shard(starts) if sharded else starts
-    try:
-        with contextlib.ExitStack() as stack:
-            if advance is None and len(idx) > batch_size:
-                bar = stack.enter_context(progress("img", transient=True))
-                total = sum(len(idx[s:s + batch_size]) for s in mine)
-                task = bar.add_task(description or "features", total=total, status="", visible=parallel.is_main())
-                advance = functools.partial(bar.advance, task)
-            for start in mine:
-                rows = idx[start:start + batch_size]
-                x = prep.uint8(store.images(rows))
-                if transform is not None:
-                    x = transform(x, rows)
-                with _autocast(dev):
-                    feats = encoder(prep.normalise(x))
-                chunks.append(feats.float().flatten(1).cpu())
-                if advance is not None:
-                    advance(len(rows))
-    finally:
-        encoder.train(was_training)
+    with _evaluating(encoder), contextlib.ExitStack() as stack:
+        if advance is None and len(idx) > batch_size:
+            advance = _own_bar(stack, sum(len(idx[s:s + batch_size]) for s in mine), description)
+        chunks = [_encode_batch(encoder, store, idx[start:start + batch_size], prep, transform, advance)
+                  for start in mine]
     if sharded:  # batch k of process r is global batch r + k * world
         parts = parallel.gather_objects(chunks)
         chunks = [parts[k % len(parts)][k // len(parts)] for k in range(len(starts))]
@@ -145,15 +128,46 @@ def extract_features(
     return torch.cat(chunks)
 
 
+@contextlib.contextmanager
+def _evaluating(module: torch.nn.Module) -> Iterator[None]:
+    """``module`` in eval mode for the block; its training flag restored afterwards."""
+    was = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was)
+
+
+def _own_bar(stack: contextlib.ExitStack, total: int, description: str | None) -> Callable[[int], None]:
+    """A transient progress bar over ``total`` images (shown by the main process only); its ``advance``."""
+    from dsc import parallel
+
+    bar = stack.enter_context(progress("img", transient=True))
+    task = bar.add_task(description or "features", total=total, status="", visible=parallel.is_main())
+    return functools.partial(bar.advance, task)
+
+
+def _encode_batch(encoder: torch.nn.Module, store: Any, rows: np.ndarray, prep: Preprocess,
+                  transform: Callable[[torch.Tensor, np.ndarray], torch.Tensor] | None,
+                  advance: Callable[[int], None] | None) -> torch.Tensor:
+    """Features [B, D] (float32, CPU) of one batch of store rows."""
+    x = prep.uint8(store.images(rows))
+    if transform is not None:
+        x = transform(x, rows)
+    with _autocast(prep.device):
+        feats = encoder(prep.normalise(x))
+    out = feats.float().flatten(1).cpu()
+    if advance is not None:
+        advance(len(rows))
+    return out
+
+
 @torch.no_grad()
 def _feature_dim(encoder: torch.nn.Module, prep: Preprocess, dev: torch.device) -> int:
-    was = encoder.training
-    encoder.eval()
-    try:
+    with _evaluating(encoder):
         x = torch.zeros(1, 3, prep.size, prep.size, device=dev)
         return int(encoder(x).flatten(1).shape[1])
-    finally:
-        encoder.train(was)
 
 
 @torch.no_grad()
