@@ -15,6 +15,29 @@ Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing outp
 Resume = Annotated[bool, typer.Option("--resume", help="Continue an interrupted job where it stopped.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
+# The report's files and pictures, shared by `dsc report` and `dsc study`.
+_PICTURES = "Pictures"
+Markdown = Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown.",
+                                               show_default=False)]
+Html = Annotated[Path | None, typer.Option("--html", help="Also write the report as one self-contained HTML file "
+                                           "(tables; the pictures asked for embedded).", show_default=False)]
+ResultsFigure = Annotated[Path | None, typer.Option(
+    "--results-figure", help="Figure (.png, .pdf or .svg by suffix): per configuration the primary metric's mean, "
+    "interval and seeds, baseline marked; corruption and OOD AUROC panels when measured.",
+    rich_help_panel=_PICTURES, show_default=False)]
+Samples = Annotated[Path | None, typer.Option(
+    "--samples", help="Figure per class: real | normal synthetic | OOD synthetic images (dsc report: needs --data).",
+    rich_help_panel=_PICTURES, show_default=False)]
+Confusion = Annotated[Path | None, typer.Option(
+    "--confusion", help="Figure: the confusion matrix of each configuration (summed over seeds), 3 per row.",
+    rich_help_panel=_PICTURES, show_default=False)]
+EmbeddingMap = Annotated[Path | None, typer.Option(
+    "--embedding-map", help="Figure: 2-D PCA of a run's test features from embeddings.h5, held-out classes and "
+    "synthetic OOD marked.", rich_help_panel=_PICTURES, show_default=False)]
+EmbeddingRun = Annotated[str | None, typer.Option(
+    "--embedding-run", help="Run of --embedding-map: its directory or name, e.g. supcon-normal-s0 (default: the "
+    "first run with embeddings.h5).", rich_help_panel=_PICTURES, show_default=False)]
+
 
 class State:
     """Global options (set by the root callback)."""

@@ -7,10 +7,21 @@ from typing import Annotated
 
 import typer
 
-from dsc.cli.common import Force, JsonFlag, print_json, resolve
+from dsc.cli.common import (
+    Confusion,
+    EmbeddingMap,
+    EmbeddingRun,
+    Force,
+    Html,
+    JsonFlag,
+    Markdown,
+    ResultsFigure,
+    Samples,
+    print_json,
+    resolve,
+)
 
 _Q = "Synthetic-data quality"
-_P = "Pictures"
 
 
 def report(
@@ -36,11 +47,8 @@ def report(
         "--allow-unequal-budget", help="Do not warn when compared configurations trained more than 5 % "
         "different optimizer steps or images (the Training budget table still shows them).")] = False,
     json_: JsonFlag = False,
-    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown.",
-                                                   show_default=False)] = None,
-    html: Annotated[Path | None, typer.Option("--html", help="Also write the report as one self-contained HTML "
-                                               "file (tables; the pictures asked for embedded).",
-                                               show_default=False)] = None,
+    markdown: Markdown = None,
+    html: Html = None,
     synthetic: Annotated[list[Path] | None, typer.Option(
         "--synthetic", help="Synthetic store (AUG.h5) to assess; repeatable.", rich_help_panel=_Q,
         show_default=False)] = None,
@@ -61,22 +69,11 @@ def report(
     quality: Annotated[bool, typer.Option(
         "--quality/--no-quality", help="Assess the --synthetic stores (default); --no-quality when they are "
         "given only for --samples.", rich_help_panel=_Q)] = True,
-    results_figure: Annotated[Path | None, typer.Option(
-        "--results-figure", help="Figure (.png, .pdf or .svg by suffix): per configuration the primary metric's "
-        "mean, interval and seeds, baseline marked; corruption and OOD AUROC panels when measured.",
-        rich_help_panel=_P, show_default=False)] = None,
-    samples: Annotated[Path | None, typer.Option(
-        "--samples", help="Figure per class: real | normal synthetic | OOD synthetic (needs --data).",
-        rich_help_panel=_P, show_default=False)] = None,
-    confusion: Annotated[Path | None, typer.Option(
-        "--confusion", help="Figure: the confusion matrix of each configuration (summed over seeds), 3 per row.",
-        rich_help_panel=_P, show_default=False)] = None,
-    embedding_map: Annotated[Path | None, typer.Option(
-        "--embedding-map", help="Figure: 2-D PCA of a run's test features from embeddings.h5, held-out "
-        "classes and synthetic OOD marked.", rich_help_panel=_P, show_default=False)] = None,
-    embedding_run: Annotated[str | None, typer.Option(
-        "--embedding-run", help="Run of --embedding-map: its directory or name (default: the first run with "
-        "embeddings.h5).", rich_help_panel=_P, show_default=False)] = None,
+    results_figure: ResultsFigure = None,
+    samples: Samples = None,
+    confusion: Confusion = None,
+    embedding_map: EmbeddingMap = None,
+    embedding_run: EmbeddingRun = None,
     force: Force = False,
 ) -> None:
     """Compare runs across seeds (mean ± std, t-intervals, Holm-corrected tests), assess synthetic data, pictures."""

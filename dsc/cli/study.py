@@ -8,9 +8,19 @@ from typing import Annotated, Any
 
 import typer
 
-from dsc.cli.common import Force, JsonFlag, print_json, split_csv
-
-_P = "Pictures (replace those the study file names)"
+from dsc.cli.common import (
+    Confusion,
+    EmbeddingMap,
+    EmbeddingRun,
+    Force,
+    Html,
+    JsonFlag,
+    Markdown,
+    ResultsFigure,
+    Samples,
+    print_json,
+    split_csv,
+)
 
 
 def study(
@@ -23,31 +33,19 @@ def study(
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Continue with the other runs when one "
                                              "fails (it is listed as incomplete in the report).")] = False,
     report: Annotated[bool, typer.Option("--report/--no-report", help="End with the report (default).")] = True,
-    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the report as Markdown.",
-                                                  show_default=False)] = None,
-    html: Annotated[Path | None, typer.Option("--html", help="Also write the report as one self-contained HTML "
-                                              "file (tables; the pictures embedded).",
-                                              show_default=False)] = None,
-    results_figure: Annotated[Path | None, typer.Option(
-        "--results-figure", help="Figure (.png, .pdf or .svg by suffix): per configuration the primary metric's "
-        "mean, interval and seeds, baseline marked.", rich_help_panel=_P, show_default=False)] = None,
-    samples: Annotated[Path | None, typer.Option(
-        "--samples", help="Figure per class: real | normal synthetic | OOD synthetic images of the study's stores.",
-        rich_help_panel=_P, show_default=False)] = None,
-    confusion: Annotated[Path | None, typer.Option(
-        "--confusion", help="Figure: the confusion matrix of each configuration (summed over seeds), 3 per row.",
-        rich_help_panel=_P, show_default=False)] = None,
-    embedding_map: Annotated[Path | None, typer.Option(
-        "--embedding-map", help="Figure: 2-D PCA of a SupCon run's test features (embeddings.h5).",
-        rich_help_panel=_P, show_default=False)] = None,
-    embedding_run: Annotated[str | None, typer.Option(
-        "--embedding-run", help="Run of --embedding-map, e.g. supcon-normal-s0 (default: the first with "
-        "embeddings.h5).", rich_help_panel=_P, show_default=False)] = None,
+    markdown: Markdown = None,
+    html: Html = None,
+    results_figure: ResultsFigure = None,
+    samples: Samples = None,
+    confusion: Confusion = None,
+    embedding_map: EmbeddingMap = None,
+    embedding_run: EmbeddingRun = None,
     force: Force = False,
     json_: JsonFlag = False,
 ) -> None:
     """Train and evaluate every configuration of the study over its seeds, skipping complete runs and
-    resuming interrupted ones, then print the report. --force redoes every run."""
+    resuming interrupted ones, then print the report. --force redoes every run. The picture options replace
+    those the study file names."""
     from dsc.console import out
     from dsc.outputs import check_output
     from dsc.study import check_inputs, execute, load_study, plan, plan_rows
