@@ -25,7 +25,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -206,3 +207,18 @@ def record() -> dict[str, Any]:
         out["torch_intra_op"] = torch.get_num_threads()
         out["torch_inter_op"] = torch.get_num_interop_threads()
     return out
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread for the block, restored afterwards. Small work (a linear layer on a few
+    thousand features, a tiny test model) gains nothing from threads, and on a busy CPU spinning OpenMP threads
+    made it 10-30x slower; results do not depend on it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.threads import one_torch_thread
+from dsc.threads import one_torch_thread
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -12,8 +12,8 @@ from dsc.evaluate.linear import fit_linear
 from dsc.probe import probe
 from dsc.settings import ProbeSettings
 from dsc.store import open_store
+from dsc.threads import one_torch_thread
 from tests.evaluate.fakes import CLASSES, make_data_store, make_run, make_synthetic_store
-from tests.threads import one_torch_thread
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from torch import nn
 from dsc.backbones import create_backbone
 from dsc.errors import ConfigError
 from dsc.stems import SMALL_STEM_MAX_SIZE, choose_early
-from tests.threads import one_torch_thread
+from dsc.threads import one_torch_thread
 
 
 @pytest.fixture(autouse=True)

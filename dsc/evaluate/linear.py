@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +23,7 @@ from torch import nn
 
 from dsc.errors import InputError
 from dsc.evaluate.features import resolve_device
+from dsc.threads import one_torch_thread
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def fit_linear(train_x: torch.Tensor | np.ndarray, train_y: torch.Tensor | np.nd
     vx = x[:0] if val_x is None else val_x
     vy = y[:0] if val_y is None else val_y
     dev = resolve_device(device)
-    with _single_thread() if dev.type == "cpu" else contextlib.nullcontext():
+    with one_torch_thread() if dev.type == "cpu" else contextlib.nullcontext():
         return _sgd(x, y, vx, vy, n_classes, dev, epochs=epochs, lr=lr, batch_size=batch_size,
                     weight_decay=weight_decay, seed=seed)
 
@@ -82,18 +82,6 @@ def init_linear(dim: int, n_classes: int, gen: torch.Generator) -> nn.Linear:
         layer.weight.copy_((torch.rand(layer.weight.shape, generator=gen) * 2 - 1) * bound)
         layer.bias.copy_((torch.rand(layer.bias.shape, generator=gen) * 2 - 1) * bound)
     return layer
-
-
-@contextlib.contextmanager
-def _single_thread() -> Iterator[None]:
-    """One intra-op thread for the duration (restored after): a linear layer on a few thousand
-    features gains nothing from threads, and on a busy CPU extra threads made it 10-30x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _top1(head: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dsc.testing import MASKED_CLASSES, masked_store, write_tokens
-from tests.threads import one_torch_thread
+from dsc.threads import one_torch_thread
 
 
 @pytest.fixture(scope="session")

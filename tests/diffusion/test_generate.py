@@ -17,7 +17,7 @@ from dsc.diffusion.generate import (
 )
 from dsc.diffusion.schedulers import make_scheduler
 from dsc.errors import ConfigError
-from tests.threads import one_torch_thread
+from dsc.threads import one_torch_thread
 
 RES = 64
 STEPS = 8

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.threads import one_torch_thread
+from dsc.threads import one_torch_thread
 
 
 @pytest.fixture(autouse=True)

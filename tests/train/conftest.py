@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dsc.testing import pattern_store, synthetic_store
-from tests.threads import one_torch_thread
+from dsc.threads import one_torch_thread
 
 
 @pytest.fixture(autouse=True)

@@ -76,7 +76,7 @@ def test_cli_threads_reaches_torch(tmp_path: Path, run_dsc, monkeypatch: pytest.
         monkeypatch.delenv(var, raising=False)
 
     data = pattern_store(tmp_path / "data.h5", per_class=(6, 2, 2))
-    assert torch.get_num_threads() == 1  # the tests' one thread (tests/threads.py)
+    assert torch.get_num_threads() == 1  # the tests' one thread (dsc.threads.one_torch_thread)
     res = run_dsc("--threads", "2", "pretrain", data, *TINY, "-o", "run")
     assert res.code == 0, res
     threads = json.loads((tmp_path / "run" / "run.json").read_text())["threads"]
