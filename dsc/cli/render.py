@@ -4,6 +4,7 @@ finishes) and the summary of a probe (`dsc probe`)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,16 @@ def _short(value: Any, limit: int = 400) -> str:
     return escape(text if len(text) <= limit else text[:limit] + " ...")
 
 
+def _class_table(title: str, splits: Iterable[str], *extra: str) -> Table:
+    """A table of label, class, one count per split, total (and the ``extra`` count columns)."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("label", justify="right")
+    table.add_column("class")
+    for column in (*splits, "total", *extra):
+        table.add_column(column, justify="right")
+    return table
+
+
 def render_summary(s: dict[str, Any]) -> None:
     """`dsc info`: header line, samples per class and split, then provenance."""
     attrs = s["attrs"]
@@ -40,12 +51,7 @@ def render_summary(s: dict[str, Any]) -> None:
     known = s["classes"] + holdout
     names = sorted({c for per in s["counts"].values() for c in per},
                    key=lambda c: (known.index(c) if c in known else len(known), c))
-    table = Table(title="samples per class and split", title_justify="left")
-    table.add_column("label", justify="right")
-    table.add_column("class")
-    for sp in splits:
-        table.add_column(sp, justify="right")
-    table.add_column("total", justify="right")
+    table = _class_table("samples per class and split", splits)
     for c in names:
         vals = [s["counts"][sp].get(c, 0) for sp in splits]
         if c in s["classes"]:
@@ -102,19 +108,11 @@ def render_provenance(attrs: dict[str, Any]) -> None:
 def render_subset_summary(summary: dict[str, Any], *, path: Path, fingerprint: str,
                           timings: dict[str, float]) -> None:
     """The table `dsc subset` prints at the end: per class and split, skipped images and why."""
-    table = Table(title="subset: images per class and split", title_justify="left")
-    table.add_column("label", justify="right")
-    table.add_column("class")
-    for sp in SPLITS:
-        table.add_column(sp, justify="right")
-    table.add_column("total", justify="right")
-    table.add_column("skipped", justify="right")
-    for i, c in enumerate(summary["classes"]):
-        table.add_row(str(i), escape(c["name"]), *(str(c[sp]) for sp in SPLITS), str(c["total"]),
-                      str(c["skipped"]) if c["skipped"] else "", style="red" if c["train"] == 0 else None)
-    for c in summary["holdout_classes"]:
-        table.add_row("held out", escape(c["name"]), *(str(c[sp]) for sp in SPLITS), str(c["total"]),
-                      str(c["skipped"]) if c["skipped"] else "", style="dim")
+    table = _class_table("subset: images per class and split", SPLITS, "skipped")
+    rows = [(str(i), c, "red" if c["train"] == 0 else None) for i, c in enumerate(summary["classes"])]
+    for label, c, style in rows + [("held out", c, "dim") for c in summary["holdout_classes"]]:
+        table.add_row(label, escape(c["name"]), *(str(c[sp]) for sp in SPLITS), str(c["total"]),
+                      str(c["skipped"]) if c["skipped"] else "", style=style)
     every = summary["classes"] + summary["holdout_classes"]
     table.add_row("", "[bold]all[/]", *(str(sum(c[sp] for c in every)) for sp in SPLITS),
                   str(summary["n"]), str(summary["skipped"]["total"]))
