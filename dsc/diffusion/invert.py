@@ -1,6 +1,6 @@
 """``dsc invert``: the job around the token training of dsc/diffusion/inversion.py (docs/commands/invert.md).
 
-It plans the classes, holds ``TOKENS.lock``, checks that ``--resume`` continues a compatible partial output,
+It plans the classes and runs them as a ``dsc.jobs.Job`` (``TOKENS.lock``, the resume rule, the commit),
 records provenance and commits the folder. Output goes to ``TOKENS.partial/``; each class's ``.safetensors``
 and the manifest are written as soon as the class is done, so ``resume`` continues with the unfinished
 classes. The folder is renamed when all are done.
@@ -9,7 +9,6 @@ classes. The folder is renamed when all are done.
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,10 +18,11 @@ import numpy as np
 from dsc.diffusion import inversion
 from dsc.diffusion import tokens as T
 from dsc.diffusion.inversion import ClassJob
-from dsc.errors import InputError, MismatchError, OutputExistsError, ResourceError
+from dsc.errors import InputError, MismatchError, ResourceError
 
 if TYPE_CHECKING:
     from dsc.diffusion.models import SDComponents
+    from dsc.jobs import Job
     from dsc.settings import InvertSettings
     from dsc.store import Store
 
@@ -32,18 +32,6 @@ log = logging.getLogger(__name__)
 def _classes(n: int) -> str:
     """``class`` or ``classes`` (messages about ``n`` classes)."""
     return "class" if n == 1 else "classes"
-
-#: Settings that must be equal for ``--resume`` to continue a partial output.
-#: (``batch_size`` x ``gradient_accumulation`` must stay equal; their split may change, e.g. after running out of
-#: GPU memory, and is recorded per class.)
-RESUME_KEYS = ("model", "revision", "num_vectors", "initializer", "steps", "lr", "scale_lr", "effective_batch",
-               "lr_warmup", "resolution", "examples_per_class", "crop_to_object", "templates", "flip", "seed")
-
-
-def _settings_for_resume(settings: dict[str, Any]) -> dict[str, Any]:
-    eff = (settings.get("batch_size") or 0) * (settings.get("gradient_accumulation") or 0)
-    return {k: eff if k == "effective_batch" else settings.get(k) for k in RESUME_KEYS}
-
 
 def _plan(store: Store, classes: list[str] | None) -> list[str]:
     names = store.classes
@@ -56,27 +44,6 @@ def _plan(store: Store, classes: list[str] | None) -> list[str]:
         raise InputError(f"unknown {_classes(len(unknown))}: {', '.join(unknown)}",
                          hint=f"{store.path} has: {', '.join(names)}")
     return [c for c in names if c in set(classes)]
-
-
-def _open_partial(output: Path, partial: Path, *, resume: bool, force: bool) -> bool:
-    """Prepare the partial folder; True when an earlier run is continued."""
-    from dsc.outputs import check_output, remove
-
-    check_output(output, force=force, resume=resume)
-    if resume:
-        if partial.is_dir() and (partial / T.MANIFEST).is_file():
-            return True
-        if output.is_dir() and (output / T.MANIFEST).is_file():
-            remove(partial)
-            shutil.copytree(output, partial)  # add classes to a finished output
-            return True
-        log.info("nothing to resume in %s; starting fresh", output)
-    elif partial.exists() and not force:
-        raise OutputExistsError(f"an unfinished run exists at {partial}",
-                                hint="pass --resume to continue it or --force to start over")
-    remove(partial)
-    partial.mkdir(parents=True)
-    return False
 
 
 def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: list[str] | None = None,
@@ -92,18 +59,14 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
     ``TOKENS.lock``, prepares ``TOKENS.partial/``, merges the other processes' entries into the manifest and
     commits. Token files are the same as one process writes.
     """
-    from dsc import parallel
-
-    with parallel.session():
-        return _run_invert(data, output, settings, classes=classes, resume=resume, force=force,
-                           components=components, show_progress=show_progress, settings_sources=settings_sources)
+    return _run_invert(data, output, settings, classes=classes, resume=resume, force=force,
+                       components=components, show_progress=show_progress, settings_sources=settings_sources)
 
 
 def _run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: list[str] | None,
                 resume: bool, force: bool, components: SDComponents | None, show_progress: bool,
                 settings_sources: dict[str, str] | None) -> T.TokenManifest:
-    from dsc.locks import OutputLock
-    from dsc.outputs import partial_path
+    from dsc.jobs import Job
     from dsc.provenance import Timings
     from dsc.store import open_store
 
@@ -128,37 +91,30 @@ def _run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: 
         raise InputError(f"no train images for the {_classes(len(empty))} {', '.join(empty)}",
                          hint="pass --classes to leave them out, or add train images")
 
-    partial = partial_path(output)
-    if resume and not partial.exists() and (output / T.MANIFEST).is_file():
+    job = Job("invert", output, force=force, resume=resume)
+    if resume and not job.work.exists() and (output / T.MANIFEST).is_file():
         finished = T.load_manifest(output)
         if finished.complete and all(j.name in finished.classes and finished.file(j.name).is_file()
                                      for j in jobs_all):
             log.info("%s already holds tokens for every requested class; nothing to do", output)
             return finished
-    lock = OutputLock(output)  # TOKENS.lock: one writer per output (main process)
-    try:
-        return _learn(store, data, output, partial, jobs_all, settings, lock, resume=resume, force=force,
-                      components=components, show_progress=show_progress, settings_sources=settings_sources,
-                      timings=timings, started=started)
-    finally:
-        lock.release()
+    with job:  # TOKENS.lock, TOKENS.partial/, the resume rule and the commit: dsc/jobs.py
+        job.check()
+        return _learn(store, data, job, jobs_all, settings, components=components, show_progress=show_progress,
+                      settings_sources=settings_sources, timings=timings, started=started)
 
 
-def _learn(store: Store, data: Path, output: Path, partial: Path, jobs_all: list[ClassJob],
-           settings: InvertSettings, lock: Any, *, resume: bool, force: bool, components: SDComponents | None,
-           show_progress: bool, settings_sources: dict[str, str] | None, timings: Any,
-           started: float) -> T.TokenManifest:
-    """Learn the tokens of ``jobs_all`` still missing (this process's share) under ``lock``; merge; commit."""
+def _learn(store: Store, data: Path, job: Job, jobs_all: list[ClassJob], settings: InvertSettings, *,
+           components: SDComponents | None, show_progress: bool, settings_sources: dict[str, str] | None,
+           timings: Any, started: float) -> T.TokenManifest:
+    """Learn the tokens of ``jobs_all`` still missing (this process's share) in ``job``'s work folder; merge;
+    commit."""
     from dsc import interrupts, parallel
     from dsc.console import progress
     from dsc.diffusion.models import load_components
 
-    resumed = False
-    with parallel.together("preparing the output"):
-        if parallel.is_main():
-            lock.acquire()
-            resumed = _open_partial(output, partial, resume=resume, force=force)
-    resumed = bool(parallel.broadcast_object(resumed))
+    resumed = job.begin(marker=T.MANIFEST)
+    partial = job.work
     with timings.stage("load_model"):
         if components is None:
             components = load_components(settings.model, revision=settings.revision,
@@ -167,24 +123,24 @@ def _learn(store: Store, data: Path, output: Path, partial: Path, jobs_all: list
     manifest = _manifest(store, data, partial, settings, components, resumed=resumed,
                          settings_sources=settings_sources)
     todo = _todo(manifest, jobs_all)
-    jobs = parallel.shard(todo)  # class i of the remaining ones goes to process i % world
+    mine = parallel.shard(todo)  # class i of the remaining ones goes to process i % world
 
     with parallel.together("learning tokens"), progress("step") as bar:
-        task = bar.add_task("invert", total=len(jobs) * settings.steps, status="",
+        task = bar.add_task("invert", total=len(mine) * settings.steps, status="",
                             visible=show_progress and parallel.is_main())
-        for job in jobs:
+        for cls in mine:
             interrupts.check()  # a swallowed Ctrl-C stops before the next class (finished ones are kept)
-            entry = _learn_class(components, store, job, settings, partial, timings=timings, bar=bar, task=task)
-            manifest.classes[job.name] = entry
+            entry = _learn_class(components, store, cls, settings, partial, timings=timings, bar=bar, task=task)
+            manifest.classes[cls.name] = entry
             manifest.timings = {**manifest.timings, **timings}
             if parallel.is_main():
                 manifest.write()
-            log.info("%s: %s learned, loss %.4f -> %.4f (%.1f s)", job.name, job.token,
+            log.info("%s: %s learned, loss %.4f -> %.4f (%.1f s)", cls.name, cls.token,
                      float(np.mean(entry.loss[:5])), float(np.mean(entry.loss[-5:])), entry.seconds)
     store.close()
-    _merge(manifest, jobs, todo)
+    _merge(manifest, mine, todo)
     manifest.timings = {**manifest.timings, **timings, "total": round(time.perf_counter() - started, 3)}
-    return _commit(manifest, partial, output)
+    return _commit(manifest, job)
 
 
 def _manifest(store: Store, data: Path, partial: Path, settings: InvertSettings, components: SDComponents, *,
@@ -211,20 +167,19 @@ def _manifest(store: Store, data: Path, partial: Path, settings: InvertSettings,
 
 def _resumed_manifest(store: Store, partial: Path, settings_json: dict[str, Any], components: SDComponents
                       ) -> T.TokenManifest:
-    """The manifest of the partial output, refused when made from another DATA.h5, model or settings."""
+    """The manifest of the partial output, refused (dsc/jobs.py's one rule) when made from another DATA.h5,
+    model (its text encoder's fingerprint: the same weights may be named by a hub id or a folder) or settings."""
+    from dsc.jobs import Record, check_resume, comparable
+    from dsc.settings import InvertSettings
+
     manifest = T.load_manifest(partial)
-    if manifest.data_fingerprint != store.fingerprint:
-        raise MismatchError(f"{partial} was made from another DATA.h5 ({manifest.data_fingerprint})",
-                            hint="pass --force to start over")
-    if manifest.text_fingerprint != components.text_fingerprint():
-        raise MismatchError(f"{partial} was made with model {manifest.model_id}",
-                            hint=f"resume with --model {manifest.model_id}, or pass --force")
-    before = _settings_for_resume(manifest.settings)
-    now_ = _settings_for_resume(settings_json)
-    changed = [k for k in RESUME_KEYS if before.get(k) != now_.get(k) and k not in ("model",)]
-    if changed:
-        raise MismatchError(f"cannot resume {partial}: settings changed ({', '.join(changed)})",
-                            hint="resume with the same settings, or pass --force to start over")
+
+    def record(settings: dict[str, Any], data: str | None, model: str | None) -> Record:
+        view = {k: v for k, v in comparable(InvertSettings, settings).items() if k != "model"}
+        return Record(view, {"data": data}, {"model": model})
+
+    check_resume(partial, record(manifest.settings, manifest.data_fingerprint, manifest.text_fingerprint),
+                 record(settings_json, store.fingerprint, components.text_fingerprint()))
     manifest.complete = False
     manifest.timings = dict(manifest.timings)
     return manifest
@@ -299,18 +254,17 @@ def _merge(manifest: T.TokenManifest, jobs: list[ClassJob], todo: list[ClassJob]
             manifest.classes = {n: manifest.classes[n] for n in order}
 
 
-def _commit(manifest: T.TokenManifest, partial: Path, output: Path) -> T.TokenManifest:
-    """Mark the manifest complete and rename ``partial`` to ``output`` (main process); the final manifest."""
-    from dsc import interrupts, parallel
-    from dsc.outputs import commit
+def _commit(manifest: T.TokenManifest, job: Job) -> T.TokenManifest:
+    """Mark the manifest complete and rename the work folder to the output (main process); the final
+    manifest."""
+    from dsc import parallel
 
-    interrupts.check()  # never commit TOKENS/ after a Ctrl-C
-    with parallel.together("committing the output"):
-        if parallel.is_main():
-            manifest.complete = True
-            manifest.write()
-            commit(partial, output)
+    def finish() -> None:
+        manifest.complete = True
+        manifest.write()
+
+    job.commit(finish)
     manifest = parallel.broadcast_object(manifest) if parallel.distributed() else manifest
-    manifest.directory = output
+    manifest.directory = job.output
     manifest.complete = True
     return manifest

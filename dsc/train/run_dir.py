@@ -16,10 +16,6 @@ from dsc.provenance import json_hash, now, provenance
 
 RUN_SCHEMA = "dsc-run/1"
 
-#: Settings that may change between a run and its resume (they do not change results).
-RESUME_FREE = ("workers",)
-
-
 def read_run_info(run_dir: Path | str) -> dict[str, Any]:
     """The content of ``RUN/run.json``."""
     path = Path(run_dir) / "run.json"
@@ -32,15 +28,23 @@ def read_run_info(run_dir: Path | str) -> dict[str, Any]:
         raise InputError(f"{path} is not valid JSON ({exc})", hint="the run directory is damaged") from None
 
 
+def _results(settings: dict[str, Any]) -> dict[str, Any]:
+    """Recorded training settings without the results-neutral ones (``TrainSettings.resume_free``)."""
+    from dsc.settings import TrainSettings
+
+    return {k: v for k, v in settings.items() if k not in TrainSettings.resume_free}
+
+
 def settings_hash(settings: dict[str, Any]) -> str:
-    """Hash of the settings that determine results (``RESUME_FREE`` keys excluded)."""
-    return json_hash({k: v for k, v in settings.items() if k not in RESUME_FREE})
+    """Hash of the settings that determine results (the ``resume_free`` ones excluded)."""
+    return json_hash(_results(settings))
 
 
 def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Human-readable differences ``key: old -> new`` (``RESUME_FREE`` keys ignored)."""
-    keys = sorted((set(old) | set(new)) - set(RESUME_FREE))
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+    """Human-readable differences ``key: old -> new`` of the settings that determine results."""
+    from dsc.jobs import differences
+
+    return differences(_results(old), _results(new))
 
 
 class RunDir:
@@ -73,21 +77,16 @@ class RunDir:
         return False
 
     def check_resume(self, command: str, settings: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
-        """Refuse to resume a run made with other settings or inputs; list the differences."""
+        """Refuse to resume a run made with other settings or inputs (dsc/jobs.py's one rule); list the
+        differences."""
+        from dsc.jobs import Record, check_resume, fingerprints
+
         info = read_run_info(self.path)
         if info.get("command_name") != command:
             raise MismatchError(f"{self.path} is a {info.get('command_name')!r} run, not {command!r}",
                                 hint="resume it with the command that made it, or pass --force")
-        diff = settings_diff(info.get("settings", {}), settings)
-        old_fp = {k: v.get("fingerprint") if isinstance(v, dict) else [x.get("fingerprint") for x in v]
-                  for k, v in info.get("inputs", {}).items()}
-        new_fp = {k: v.get("fingerprint") if isinstance(v, dict) else [x.get("fingerprint") for x in v]
-                  for k, v in inputs.items()}
-        diff += [f"inputs.{k}: {old_fp.get(k)!r} -> {new_fp.get(k)!r}" for k in sorted(set(old_fp) | set(new_fp))
-                 if old_fp.get(k) != new_fp.get(k)]
-        if diff:
-            raise MismatchError(f"cannot resume {self.path}: settings differ from the original run: "
-                                + "; ".join(diff), hint="use the original settings, or pass --force to start over")
+        check_resume(self.path, Record(_results(info.get("settings", {})), fingerprints(info.get("inputs", {}))),
+                     Record(_results(settings), fingerprints(inputs)))
         return info
 
     def start(self, command: str, settings: dict[str, Any], sources: dict[str, str], inputs: dict[str, Any],
