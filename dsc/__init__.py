@@ -33,7 +33,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "TrainResult": ("dsc.train.common", "Result"),
     "ProbeResult": ("dsc.probe", "ProbeResult"),
     "ReportResult": ("dsc.report.build", "ReportResult"),
-    "StudyResult": ("dsc.api", "StudyResult"),
+    "StudyResult": ("dsc.study", "StudyResult"),
     # errors
     "DscError": ("dsc.errors", "DscError"),
     "InputError": ("dsc.errors", "InputError"),

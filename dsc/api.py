@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,21 +20,11 @@ if TYPE_CHECKING:  # the result types; their modules import numpy, h5py or torch
     from dsc.diffusion.tokens import TokenManifest
     from dsc.probe import ProbeResult
     from dsc.report.build import ReportResult
+    from dsc.study import StudyResult
     from dsc.subset import SubsetResult
     from dsc.train.common import Result as TrainResult
 
 PathLike = str | Path
-
-
-@dataclass
-class StudyResult:
-    """What :func:`study` did: the plan (each run, its action and why), the runs that failed (with
-    ``keep_going``) and the report (None with ``dry_run`` or ``report=False``)."""
-
-    plan: list[dict[str, Any]]
-    budget: list[str]
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-    report: ReportResult | None = None
 
 
 @contextmanager
@@ -223,29 +212,11 @@ def study(file: PathLike, *, seeds: Sequence[int] | None = None, output: PathLik
           embedding_run: str | None = None, force: bool = False) -> StudyResult:
     """Run the study of a TOML file (``dsc study``): every configuration over its seeds, complete runs
     skipped, interrupted ones resumed (``force`` redoes them), then the report. Returns a ``StudyResult``."""
-    from dsc.outputs import check_output
-    from dsc.study import check_inputs, execute, load_study, plan, plan_rows
+    from dsc.study import run_study
 
     pictures = {"results_figure": results_figure, "samples": samples, "confusion": confusion,
                 "embedding_map": embedding_map, "embedding_run": embedding_run}
     with _command():
-        spec = plan(load_study(Path(file), seeds=list(seeds) if seeds is not None else None,
-                               output=_opt_path(output), pictures=pictures), force=force)
-        check_inputs(spec)  # every input of every run, before anything runs (dry_run too)
-        for path in (markdown, html, *spec.pictures.paths()):
-            if path is not None:
-                check_output(Path(path), force=True)
-        result = StudyResult(plan_rows(spec), list(spec.budget_notes))
-        if dry_run:
-            return result
-        result.failed = [(r.path, error) for r, error in execute(spec, keep_going=keep_going)]
-        if report:
-            from dsc.report import Pictures, build_report
-
-            asked = spec.pictures
-            result.report = build_report(
-                [spec.spec.output], spec.report_settings, data=spec.spec.data,
-                synthetic=[*spec.spec.synthetic, *spec.spec.ood], markdown=_opt_path(markdown),
-                html=_opt_path(html), pictures=Pictures(asked.results_figure, asked.samples, asked.confusion,
-                                                        asked.embedding_map, asked.embedding_run))
-        return result
+        return run_study(Path(file), seeds=seeds, output=_opt_path(output), pictures=pictures, dry_run=dry_run,
+                         keep_going=keep_going, report=report, markdown=_opt_path(markdown), html=_opt_path(html),
+                         force=force)

@@ -4,7 +4,7 @@ of a method with the same training budget), then report."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,9 @@ from dsc.cli.common import (
     print_json,
     split_csv,
 )
+
+if TYPE_CHECKING:
+    from dsc.study import StudyResult
 
 
 def study(
@@ -47,79 +50,68 @@ def study(
     resuming interrupted ones, then print the report. --force redoes every run. The picture options replace
     those the study file names."""
     from dsc.console import out
-    from dsc.outputs import check_output
-    from dsc.study import check_inputs, execute, load_study, plan, plan_rows
+    from dsc.provenance import command_line
+    from dsc.study import run_study
 
     pictures = {"results_figure": results_figure, "samples": samples, "confusion": confusion,
                 "embedding_map": embedding_map, "embedding_run": embedding_run}
-    spec = plan(load_study(file, seeds=split_csv(seeds, int), output=output, pictures=pictures), force=force)
-    check_inputs(spec)  # every input of every run, before anything runs (--dry-run too)
-    for path in (markdown, html, *spec.pictures.paths()):
-        if path is not None:
-            check_output(path, force=True)
+    result = run_study(file, seeds=split_csv(seeds, int), output=output, pictures=pictures, dry_run=dry_run,
+                       keep_going=keep_going, report=report, markdown=markdown, html=html, force=force,
+                       command=command_line())
     if dry_run:
-        rows = plan_rows(spec)
         if json_:
-            print_json({"runs": rows, "budget": spec.budget_notes})
+            print_json({"runs": result.plan, "budget": result.budget})
             return
-        _print_plan(file, spec, rows)
+        _print_plan(file, result)
         return
-    failures = execute(spec, keep_going=keep_going)
-    if not report:
-        if not failures and not json_:
-            _print_finished(file, spec)
+    if not report or result.report is None:
+        if not result.failed and not json_:
+            _print_finished(file, result)
         return
-    from dsc.provenance import command_line
-    from dsc.report import Pictures, build_report
+    if json_:
+        print_json(result.report.report | {"failed": [{"run": str(run), "error": e} for run, e in result.failed]})
+        return
     from dsc.report.table import render
 
-    study, asked = spec.spec, spec.pictures
-    pictures = Pictures(asked.results_figure, asked.samples, asked.confusion, asked.embedding_map,
-                        asked.embedding_run)
-    result = build_report([study.output], spec.report_settings, data=study.data,
-                          synthetic=[*study.synthetic, *study.ood], pictures=pictures, markdown=markdown, html=html,
-                          command=command_line())
-    if json_:
-        print_json(result.report | {"failed": [{"run": str(r.path), "error": e} for r, e in failures]})
-        return
-    render(result.sections, out)
-    for p in result.written:
+    render(result.report.sections, out)
+    for p in result.report.written:
         out.print(f"wrote {p}", highlight=False, markup=False)   # a path is not markup
-    if failures:
+    if result.failed:
         from rich.markup import escape
 
         from dsc.console import count, err
 
-        err.print(f"[yellow]{count(len(failures), 'run')} failed:[/] " + escape(", ".join(r.name for r, _ in failures)))
+        err.print(f"[yellow]{count(len(result.failed), 'run')} failed:[/] "
+                  + escape(", ".join(run.name for run, _ in result.failed)))
 
 
-def _print_plan(file: Path, spec: Any, rows: list[dict[str, Any]]) -> None:
+def _print_plan(file: Path, result: StudyResult) -> None:
     """The --dry-run table: each run, what will happen to it and why."""
     from rich.table import Table
 
     from dsc.console import out
 
-    table = Table(title=f"Study plan ({file}): runs in {spec.spec.output}/", title_justify="left",
-                  caption="\n".join(f"budget {n}" for n in spec.budget_notes), caption_justify="left")
+    table = Table(title=f"Study plan ({file}): runs in {result.output}/", title_justify="left",
+                  caption="\n".join(f"budget {n}" for n in result.budget), caption_justify="left")
     table.add_column("run", no_wrap=True)
     for col in ("action", "reason", "synthetic", "negatives", "budget"):
         table.add_column(col)
-    for r in rows:
+    for r in result.plan:
         table.add_row(Path(r["run"]).name, r["action"], r["reason"],
                       ", ".join(Path(p).name for p in r["synthetic"]) or "–",
                       ", ".join(Path(p).name for p in r["negatives"]) or "–", r["budget"])
     out.print(table)
 
 
-def _print_finished(file: Path, spec: Any) -> None:
+def _print_finished(file: Path, result: StudyResult) -> None:
     """--no-report: every run finished; how to get the report (and the pictures asked for)."""
     from dsc.console import count, out
 
-    skipped = sum(r.action == "skip" for r in spec.runs)
-    done = f"{count(len(spec.runs), 'run')} finished" + (f" ({skipped} already complete)" if skipped else "")
-    out.print(f"{done} in {spec.spec.output}/; `dsc report {spec.spec.output}` prints the report",
+    skipped = sum(r["action"] == "skip" for r in result.plan)
+    done = f"{count(len(result.plan), 'run')} finished" + (f" ({skipped} already complete)" if skipped else "")
+    out.print(f"{done} in {result.output}/; `dsc report {result.output}` prints the report",
               highlight=False, markup=False)
-    if spec.pictures.paths():   # asked for, not drawn: say how to get them
-        out.print(f"no pictures drawn ({', '.join(map(str, spec.pictures.paths()))}): `dsc study {file}` "
+    if result.pictures:   # asked for, not drawn: say how to get them
+        out.print(f"no pictures drawn ({', '.join(map(str, result.pictures))}): `dsc study {file}` "
                   "without --no-report draws them and skips the complete runs", highlight=False,
                   markup=False)

@@ -17,7 +17,8 @@ name the pictures the report draws (``PICTURES``: ``dsc report``'s picture optio
 The package: ``spec`` (the study file's tables as models, the planned runs), ``load`` (the file -> a
 ``Study`` with every run planned), ``budget`` (the equal training budget), ``pictures`` (the report's
 pictures), ``checks`` (every input opened before anything runs), ``actions`` (run, resume, probe or skip,
-from what the output already holds) and ``run`` (carrying out the plan).
+from what the output already holds), ``run`` (carrying out the plan) and ``command`` (all of it and the
+report: ``run_study``, what ``dsc study`` and ``dsc.study()`` call).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 from dsc.study.actions import PROBE_RESULT_FREE, plan, plan_rows
 from dsc.study.budget import budget_text
 from dsc.study.checks import check_inputs
+from dsc.study.command import StudyResult, run_study
 from dsc.study.load import load_study
 from dsc.study.run import execute
 from dsc.study.spec import (
@@ -41,5 +43,5 @@ from dsc.study.spec import (
 )
 
 __all__ = ["BUDGETS", "METHODS", "PICTURES", "PROBE_RESULT_FREE", "SECTIONS", "USES", "VARIANTS", "Pictures",
-           "PlannedRun", "Study", "StudySpec", "budget_text", "check_inputs", "execute", "load_study", "plan",
-           "plan_rows"]
+           "PlannedRun", "Study", "StudyResult", "StudySpec", "budget_text", "check_inputs", "execute", "load_study",
+           "plan", "plan_rows", "run_study"]

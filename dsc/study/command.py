@@ -1,0 +1,57 @@
+"""The whole ``dsc study`` command as one library call, what both ``dsc study`` and ``dsc.study()`` run:
+the study file planned, every input and output checked, the runs carried out, then the report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dsc.report.build import ReportResult
+
+
+@dataclass
+class StudyResult:
+    """What a study did: the plan (each run, its action and why), how the training budgets were set, the
+    runs that failed (with ``keep_going``) and the report (None with ``dry_run`` or ``report=False``)."""
+
+    plan: list[dict[str, Any]]
+    budget: list[str]
+    output: Path  # the study's output folder
+    pictures: list[Path] = field(default_factory=list)  # the figure files asked for
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    report: ReportResult | None = None
+
+
+def run_study(file: Path, *, seeds: Sequence[int] | None = None, output: Path | None = None,
+              pictures: dict[str, Any] | None = None, dry_run: bool = False, keep_going: bool = False,
+              report: bool = True, markdown: Path | None = None, html: Path | None = None, force: bool = False,
+              command: str | None = None) -> StudyResult:
+    """Plan the study of ``file`` (``seeds``, ``output`` and ``pictures`` replace the file's), check every
+    input of every run and every output path before anything runs (``dry_run`` stops there), carry out the
+    runs (``force`` redoes complete ones), then build the report of the study's output folder. ``command``
+    is the command line the HTML report records."""
+    from dsc.outputs import check_output
+    from dsc.study import check_inputs, execute, load_study, plan, plan_rows
+
+    spec = plan(load_study(file, seeds=list(seeds) if seeds is not None else None, output=output,
+                           pictures=pictures), force=force)
+    check_inputs(spec)  # every input of every run, before anything runs (dry_run too)
+    for path in (markdown, html, *spec.pictures.paths()):
+        if path is not None:
+            check_output(path, force=True)
+    result = StudyResult(plan_rows(spec), list(spec.budget_notes), spec.spec.output, spec.pictures.paths())
+    if dry_run:
+        return result
+    result.failed = [(r.path, error) for r, error in execute(spec, keep_going=keep_going)]
+    if report:
+        from dsc.report import Pictures, build_report
+
+        study, asked = spec.spec, spec.pictures
+        result.report = build_report(
+            [study.output], spec.report_settings, data=study.data, synthetic=[*study.synthetic, *study.ood],
+            pictures=Pictures(asked.results_figure, asked.samples, asked.confusion, asked.embedding_map,
+                              asked.embedding_run), markdown=markdown, html=html, command=command)
+    return result
