@@ -55,16 +55,16 @@ def test_a_shards_folder_with_finished_batches_is_kept(run_dsc, data_h5, tmp_pat
 
 
 def test_a_swallowed_ctrl_c_stops_augment_before_the_store(run_dsc, data_h5, tmp_path, monkeypatch):
-    import dsc.augment
+    import dsc.augment.shards
     from dsc import interrupts
 
-    save = dsc.augment._save_shard
+    save = dsc.augment.shards.save_shard
 
     def save_then_press_ctrl_c(*args, **kwargs):
         save(*args, **kwargs)
         interrupts._INTERRUPTED.set()  # as the SIGINT handler does, with the exception lost in a finaliser
 
-    monkeypatch.setattr(dsc.augment, "_save_shard", save_then_press_ctrl_c)
+    monkeypatch.setattr(dsc.augment.shards, "save_shard", save_then_press_ctrl_c)
     out = tmp_path / "a.h5"
     res = run_dsc("augment", data_h5, *FAST_AUGMENT, "--strategy", "real-guidance", "-o", out)
     assert res.code == 130, res

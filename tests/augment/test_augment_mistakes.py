@@ -17,9 +17,9 @@ def test_inpaint_object_without_masks_gives_advice_that_works(run_dsc, tmp_path)
 
 
 def test_ctrl_c_says_what_was_kept_and_how_to_resume(run_dsc, data_h5, tmp_path, monkeypatch):
-    import dsc.augment
+    import dsc.augment.shards
 
-    save = dsc.augment._save_shard
+    save = dsc.augment.shards.save_shard
     calls = []
 
     def save_then_interrupt(*args, **kwargs):
@@ -28,7 +28,7 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(run_dsc, data_h5, tmp_path,
         if len(calls) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(dsc.augment, "_save_shard", save_then_interrupt)
+    monkeypatch.setattr(dsc.augment.shards, "save_shard", save_then_interrupt)
     out = tmp_path / "a.h5"
     args = ["augment", data_h5, *FAST_AUGMENT, "--strategy", "real-guidance", "-o", out]
     res = run_dsc(*args)
@@ -36,7 +36,7 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(run_dsc, data_h5, tmp_path,
     assert "6 of 12 images kept in" in res.err and "a.h5.shards" in res.err and "--resume" in res.err
     assert "left untouched" not in res.err
     assert len(list((tmp_path / "a.h5.shards").glob("rows-*.npz"))) == 2
-    monkeypatch.setattr(dsc.augment, "_save_shard", save)
+    monkeypatch.setattr(dsc.augment.shards, "save_shard", save)
     res = run_dsc(*args[:-2], "--steps", "8", "-o", out, "--resume")
     assert res.code == 1 and "steps: 4 -> 8" in res.err, res
     res = run_dsc(*args, "--resume")
