@@ -8,6 +8,7 @@ image's seed), and its conditioning: the prompt embeddings and recorded prompt t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -23,7 +24,7 @@ class Prompts(Protocol):
 
     def class_prompt(self, label: int) -> str: ...
 
-    def cached(self, key: str, make: Any) -> Any: ...
+    def cached(self, key: str, make: Callable[[], Any]) -> Any: ...
 
 
 class Role:

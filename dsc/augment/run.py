@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class AugmentResult:
+    """What ``run_augment`` made: the store, its image count, how many were generated now (the rest came
+    from a resumed run's shards), speed, the per-class summary and the effective settings."""
+
     output: Path
     n_images: int
     n_generated: int
