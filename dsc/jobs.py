@@ -121,6 +121,8 @@ class Job:
     work: Path | None = None
     #: The path the lock is named after (``<lock_on>.lock``); ``None``: the output.
     lock_on: Path | None = None
+    #: False for a job without ``--resume`` (probe): work left by a killed run is discarded, not refused.
+    resumable: bool = True
     resuming: bool = False
     _stack: ExitStack = field(default_factory=ExitStack, repr=False)
     _lock: Any = field(default=None, repr=False)
@@ -184,7 +186,7 @@ class Job:
             remove(self.work)
             shutil.copytree(self.output, self.work)  # a finished folder grows (invert adds classes to TOKENS/)
             return True
-        if self.work.exists() and not self.in_place and not (self.force or self.resume):
+        if self.work.exists() and not self.in_place and not (self.force or self.resume) and self.resumable:
             raise OutputExistsError(f"an interrupted run left {self.work}",
                                     hint="pass --resume to continue it or --force to start over")
         if self.in_place and self.work.exists():

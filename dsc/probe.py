@@ -1,7 +1,8 @@
 """`dsc probe RUN/`: the job around the probe stage of a `dsc pretrain` run.
 
-This module is the job shell: it refuses runs that are not (finished) pretrain runs, holds RUN/probe.lock,
-runs the multi-process session and writes RUN/probe/ (classifier.safetensors, metrics.jsonl, metrics.json).
+This module is the job shell: it refuses runs that are not (finished) pretrain runs and runs the stage as a
+``dsc.jobs.Job`` (RUN/probe.lock, the multi-process session, RUN/probe.partial/ renamed to RUN/probe/ with
+classifier.safetensors, metrics.jsonl and metrics.json when complete, so a failed --force keeps the old results).
 The stage itself (features cached in RUN/embeddings.h5, the linear head selected on val, the evaluation
 suite) is dsc/evaluate/probe.py, the embedding cache dsc/evaluate/embeddings.py. It stays out of dsc/cli/
 because `dsc study`, the benchmarks and Python callers run probes without the command line.
@@ -20,6 +21,7 @@ from typing import Any
 from dsc.errors import InputError
 from dsc.evaluate.embeddings import EMBEDDINGS
 from dsc.evaluate.probe import probe_metrics, run_probe_stage, save_head
+from dsc.jobs import Job
 from dsc.outputs import atomic_write_json, atomic_write_text, check_output
 from dsc.provenance import Timings
 from dsc.report.runs import TrainingProgress, training_progress
@@ -55,19 +57,13 @@ def probe(run_dir: Path | str, settings: ProbeSettings | None = None, *, ood: Se
     process returns its result.
     """
     from dsc import parallel
-    from dsc.locks import OutputLock
 
-    lock = OutputLock(Path(run_dir) / PROBE_DIR)  # RUN/probe.lock: one probe of a run at a time
-    with parallel.session():
+    # RUN/probe.lock: one probe of a run at a time; RUN/probe.partial/ renamed to RUN/probe/ when complete
+    with Job("probe", Path(run_dir) / PROBE_DIR, force=force, resumable=False) as job:
         result = None
-        try:
-            with parallel.together("probing"):
-                if parallel.is_main() and Path(run_dir).is_dir():
-                    lock.acquire()
-                result = _probe(run_dir, settings, ood=ood, sources=sources, force=force,
-                                recompute_features=recompute_features, allow_incomplete=allow_incomplete)
-        finally:
-            lock.release()
+        with parallel.together("probing"):
+            result = _probe(run_dir, job, settings, ood=ood, sources=sources,
+                            recompute_features=recompute_features, allow_incomplete=allow_incomplete)
         if result is None:  # another process's share of the embedding pass is done; the main one wrote the rest
             path = Path(run_dir) / PROBE_DIR / "metrics.json"
             metrics = json.loads(path.read_text())
@@ -75,8 +71,8 @@ def probe(run_dir: Path | str, settings: ProbeSettings | None = None, *, ood: Se
         return result
 
 
-def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence[Path | str],
-           sources: dict[str, str] | None, force: bool, recompute_features: bool,
+def _probe(run_dir: Path | str, job: Job, settings: ProbeSettings | None, *, ood: Sequence[Path | str],
+           sources: dict[str, str] | None, recompute_features: bool,
            allow_incomplete: bool = False) -> ProbeResult | None:
     from dsc import parallel
     from dsc.train.run_dir import read_run_info
@@ -90,18 +86,20 @@ def _probe(run_dir: Path | str, settings: ProbeSettings | None, *, ood: Sequence
     out_dir = run_dir / PROBE_DIR
     metrics_path = out_dir / "metrics.json"
     if parallel.is_main():  # (the main process holds RUN/probe.lock; the others write nothing there)
-        check_output(metrics_path if out_dir.is_dir() else out_dir, force=force)
+        check_output(metrics_path if out_dir.is_dir() else out_dir, force=job.force)
+    job.begin(marker="metrics.json")
     fit = run_probe_stage(run_dir, run_info, settings, ood=[Path(p) for p in ood],
                           recompute_features=recompute_features, timings=timings)
     if fit is None:
         return None
-    out_dir.mkdir(exist_ok=True)
-    save_head(out_dir / "classifier.safetensors", fit.head)
-    atomic_write_text(out_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in fit.history))
+    work = job.work
+    save_head(work / "classifier.safetensors", fit.head)
+    atomic_write_text(work / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in fit.history))
     timings["total"] = round(time.perf_counter() - t_start, 4)
     metrics = probe_metrics(fit, run_dir, run_info, settings, timings=timings, training=progress.as_dict(),
                             sources=sources or {})
-    atomic_write_json(metrics_path, metrics)
+    atomic_write_json(work / "metrics.json", metrics)
+    job.commit()
     return ProbeResult(metrics, metrics_path, run_dir / EMBEDDINGS, fit.embeddings["reused"], fit.history)
 
 

@@ -242,3 +242,25 @@ def test_probe_on_a_real_tiny_pretrain_run(tmp_path, run_dsc):
     assert m["synthetic"]["label"] == "none" and "pretrain" in m["timings"]
     assert set(m["ood"]) == {"holdout", "synthetic"} and m["robustness"]["severities"] == [2]
     assert 0.0 <= m["test"]["top1"] <= 1.0
+
+
+def test_a_failed_forced_probe_keeps_the_earlier_results_whole(world, monkeypatch):
+    """--force writes RUN/probe.partial/ and renames it when complete (dsc/jobs.py): a probe that fails on the
+    way leaves the earlier RUN/probe/ exactly as it was (before, its classifier was replaced while its
+    metrics.json stayed the old one)."""
+    import dsc.probe as P
+
+    probe(world["run"], FAST)
+    folder = world["run"] / "probe"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def fail(path, obj):
+        raise OSError("simulated failure while writing metrics.json")
+
+    monkeypatch.setattr(P, "atomic_write_json", fail)
+    with pytest.raises(OSError, match="simulated"):
+        probe(world["run"], ProbeSettings(epochs=3, severities=[1], corruptions=False, device="cpu"), force=True)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    monkeypatch.undo()
+    probe(world["run"], FAST, force=True)  # the leftover RUN/probe.partial/ does not block the next probe
+    assert not (world["run"] / "probe.partial").exists()
