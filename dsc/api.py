@@ -178,7 +178,9 @@ def report(runs: Sequence[PathLike] | PathLike = (), *, data: PathLike | None = 
     figures = [Path(p) if p is not None else None for p in (results_figure, samples, confusion, embedding_map)]
     with _command():
         section, _ = _resolve("report", settings, config)
-        _check_report_outputs(figures, markdown, html, force=force)
+        from dsc.report.pictures import check_report_outputs
+
+        check_report_outputs(figures, _opt_path(markdown), _opt_path(html), force=force)
         from dsc.report import Pictures, build_report
 
         return build_report(run_paths, section, allow_unequal_budget=allow_unequal_budget,
@@ -191,18 +193,6 @@ def report(runs: Sequence[PathLike] | PathLike = (), *, data: PathLike | None = 
 
 def _opt_path(path: PathLike | None) -> Path | None:
     return Path(path) if path is not None else None
-
-
-def _check_report_outputs(figures: Sequence[Path | None], markdown: PathLike | None, html: PathLike | None, *,
-                          force: bool) -> None:
-    """Picture suffixes and every output path are checked before any work (as ``dsc report`` does)."""
-    from dsc.outputs import check_output
-    from dsc.report.pictures import check_figure_paths
-
-    check_figure_paths(*figures)
-    for path in (*figures, markdown, html):
-        if path is not None:
-            check_output(Path(path), force=force)
 
 
 def study(file: PathLike, *, seeds: Sequence[int] | None = None, output: PathLike | None = None,

@@ -79,7 +79,6 @@ def report(
     """Compare runs across seeds (mean ± std, t-intervals, Holm-corrected tests), assess synthetic data, pictures."""
     from dsc.console import out
     from dsc.errors import InputError
-    from dsc.outputs import check_output
     from dsc.report.table import render
 
     settings = resolve("report", baseline=baseline, per_class=per_class, strict=strict, curves=curves,
@@ -88,12 +87,9 @@ def report(
     if not runs and not synthetic and samples is None:
         raise InputError("nothing to report: no RUN given",
                          hint="give run directories (dsc report runs/), or --synthetic AUG.h5 --data DATA.h5")
-    from dsc.report.pictures import check_figure_paths
+    from dsc.report.pictures import check_report_outputs
 
-    check_figure_paths(results_figure, samples, confusion, embedding_map)
-    for path in (markdown, html, results_figure, samples, confusion, embedding_map):
-        if path is not None:
-            check_output(path, force=force)
+    check_report_outputs([results_figure, samples, confusion, embedding_map], markdown, html, force=force)
     if (synthetic or samples is not None) and data is None:
         raise InputError("--synthetic and --samples need the real images", hint="add --data DATA.h5")
 

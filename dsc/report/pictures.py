@@ -13,6 +13,7 @@ written as PNG, PDF or SVG by its file suffix (``dsc.report.figures.style``):
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -139,11 +140,18 @@ def embedding_map_png(path: Path, runs: list[Any], seed: int = 0, max_points: in
     return write_embedding_figure(path, runs, choice=choice, seed=seed, max_points=max_points)
 
 
-def check_figure_paths(*paths: Path | None) -> None:
-    """Refuse figure paths whose suffix is not .png, .pdf or .svg (before any work starts)."""
-    for path in paths:
+def check_report_outputs(figures: Sequence[Path | None], markdown: Path | None, html: Path | None, *,
+                         force: bool) -> None:
+    """Before any work (``dsc report``, ``dsc study``, their verbs): refuse figure paths whose suffix is not
+    .png, .pdf or .svg, then check every output path (Markdown, HTML, the figures) as ``check_output`` does."""
+    from dsc.outputs import check_output
+
+    for path in figures:
         if path is not None:
             figure_format(path)
+    for path in (markdown, html, *figures):
+        if path is not None:
+            check_output(Path(path), force=force)
 
 
 def draw_figures(report: dict[str, Any], result: Any, *, results: Path | None = None, samples: Path | None = None,

@@ -33,15 +33,13 @@ def run_study(file: Path, *, seeds: Sequence[int] | None = None, output: Path | 
     input of every run and every output path before anything runs (``dry_run`` stops there), carry out the
     runs (``force`` redoes complete ones), then build the report of the study's output folder. ``command``
     is the command line the HTML report records."""
-    from dsc.outputs import check_output
+    from dsc.report.pictures import check_report_outputs
     from dsc.study import check_inputs, execute, load_study, plan, plan_rows
 
     spec = plan(load_study(file, seeds=list(seeds) if seeds is not None else None, output=output,
                            pictures=pictures), force=force)
     check_inputs(spec)  # every input of every run, before anything runs (dry_run too)
-    for path in (markdown, html, *spec.pictures.paths()):
-        if path is not None:
-            check_output(path, force=True)
+    check_report_outputs(spec.pictures.paths(), markdown, html, force=True)  # the report is redone
     result = StudyResult(plan_rows(spec), list(spec.budget_notes), spec.spec.output, spec.pictures.paths())
     if dry_run:
         return result
