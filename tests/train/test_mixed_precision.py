@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from dsc.settings import BaselineSettings, PretrainSettings
-from dsc.train import common
+from dsc.train import loop
 from dsc.train.baseline import baseline
 from dsc.train.pretrain import pretrain
 
@@ -30,7 +30,7 @@ def autocast_seen(monkeypatch):
     real_autocast = torch.autocast
 
     def force(dtype):
-        monkeypatch.setattr(common, "amp_dtype", lambda setting, device: dtype)
+        monkeypatch.setattr(loop, "amp_dtype", lambda setting, device: dtype)
 
         def spy(*args, **kwargs):
             ctx = real_autocast(*args, **kwargs)

@@ -80,9 +80,9 @@ class _SwallowsCtrlC:
 @pytest.mark.parametrize("command", ["pretrain", "baseline"])
 def test_a_swallowed_ctrl_c_never_ends_complete(run_dsc, stores, tmp_path: Path, monkeypatch, command: str,
                                                 forget_ctrl_c) -> None:
-    from dsc.train import common
+    from dsc.train import loop
 
-    real, steps = common._step, []
+    real, steps = loop._step, []
 
     def step(*args, **kwargs):
         steps.append(1)
@@ -90,7 +90,7 @@ def test_a_swallowed_ctrl_c_never_ends_complete(run_dsc, stores, tmp_path: Path,
             _SwallowsCtrlC()  # collected at once: its KeyboardInterrupt is printed and ignored
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(common, "_step", step)
+    monkeypatch.setattr(loop, "_step", step)
     res = run_dsc(command, stores["data"], *ARGS, "--epochs", "3", "--batch-size", "8", "-o", tmp_path / "run")
     assert res.code == 130, res
     info = json.loads((tmp_path / "run" / "run.json").read_text())
