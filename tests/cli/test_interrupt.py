@@ -1,60 +1,17 @@
-"""Ctrl-C always stops a command with exit 130 and leaves no output (issue 12)."""
+"""Ctrl-C always stops a command with exit 130 and leaves no output (issue 12). A real SIGINT to a real
+`dsc subset` with two decode workers, and to every other command: tests/test_job_contract.py."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from dsc import interrupts
 from dsc.outputs import commit
-
-
-def _photos(root: Path, per_class: int = 250) -> Path:
-    """JPEG photos that take a few seconds to decode (a real file tree; toyparts draws its images during the
-    scan, so its decode phase is too short to interrupt reliably)."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for name in ("gear", "bolt"):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            small = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-            Image.fromarray(small).resize((384, 384)).save(root / name / f"{i}.jpg", quality=90)
-    return root
-
-
-def test_subset_stops_on_sigint_with_130_and_no_output(tmp_path: Path) -> None:
-    """A real `dsc subset` with two decode workers, interrupted while it writes."""
-    out = tmp_path / "data.h5"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1", "HF_HUB_OFFLINE": "1"}
-    env.pop("DSC_DEBUG", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dsc", "subset", "--dataset", "folder", "--root", str(_photos(tmp_path / "photos")),
-         "--resolution", "64", "--workers", "2", "--output", str(out)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    partial = tmp_path / "data.h5.partial"
-    deadline = time.monotonic() + 120
-    while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, f"subset ended before it could be interrupted: {proc.communicate()}"
-    time.sleep(0.5)  # inside the decode loop, workers busy
-    proc.send_signal(signal.SIGINT)
-    try:
-        _, err = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    assert proc.returncode == 130, err
-    assert "Interrupted" in err and "Traceback" not in err
-    assert not out.exists() and not partial.exists()
-    assert not (tmp_path / "data.h5.lock").exists()
 
 
 class _SwallowsCtrlC:
