@@ -58,7 +58,10 @@ def sigint_remembered() -> Iterator[None]:
         yield
         return
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started with Ctrl-C ignored (nohup, a worker)
-        yield
+        try:
+            yield
+        finally:
+            _INTERRUPTED.clear()
         return
     old = signal.signal(signal.SIGINT, _on_sigint)
     old_hook = sys.unraisablehook
@@ -68,3 +71,4 @@ def sigint_remembered() -> Iterator[None]:
     finally:
         sys.unraisablehook = old_hook
         signal.signal(signal.SIGINT, old)
+        _INTERRUPTED.clear()  # a Ctrl-C belongs to this block: library calls made after it must not inherit it

@@ -64,6 +64,7 @@ def probe(run_dir: Path | str, settings: ProbeSettings | None = None, *, ood: Se
         with parallel.together("probing"):
             result = _probe(run_dir, job, settings, ood=ood, sources=sources,
                             recompute_features=recompute_features, allow_incomplete=allow_incomplete)
+        job.commit()  # every process: the commit waits for all of them (inside "probing" only main reached it)
         if result is None:  # another process's share of the embedding pass is done; the main one wrote the rest
             path = Path(run_dir) / PROBE_DIR / "metrics.json"
             metrics = json.loads(path.read_text())
@@ -99,7 +100,6 @@ def _probe(run_dir: Path | str, job: Job, settings: ProbeSettings | None, *, ood
     metrics = probe_metrics(fit, run_dir, run_info, settings, timings=timings, training=progress.as_dict(),
                             sources=sources or {})
     atomic_write_json(work / "metrics.json", metrics)
-    job.commit()
     return ProbeResult(metrics, metrics_path, run_dir / EMBEDDINGS, fit.embeddings["reused"], fit.history)
 
 

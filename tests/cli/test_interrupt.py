@@ -82,3 +82,17 @@ def test_commit_refuses_after_a_swallowed_ctrl_c(tmp_path: Path) -> None:
     with interrupts.sigint_remembered():  # a new command starts with a clean slate
         commit(tmp, final)
     assert final.read_text() == "data"
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_ends_with_its_command(tmp_path: Path) -> None:
+    """The Ctrl-C a command was stopped by stayed recorded after it returned, so the next library call
+    (``dsc.pretrain()`` in a notebook, or the next test in the same process) raised KeyboardInterrupt at its
+    first check without anyone pressing anything (it ended a CI run half-way)."""
+    with pytest.raises(KeyboardInterrupt), interrupts.sigint_remembered():
+        signal.raise_signal(signal.SIGINT)
+    assert not interrupts.interrupted()
+    tmp, final = tmp_path / "x.partial", tmp_path / "x"
+    tmp.write_text("data")
+    commit(tmp, final)  # outside any command: nothing was pressed since
+    assert final.read_text() == "data"
