@@ -126,8 +126,6 @@ RESUMABLE = [c for c in COMMANDS if CONTRACT[c].changed is not None]
 BREAKS: dict[tuple[str, str], str] = {
     ("resume complete", "invert"): "invert --resume on a complete TOKENS/ prints the whole token table again "
                                    "(exit 0, nothing changed) instead of one 'already complete' line",
-    ("resume complete", "augment"): "augment --resume on a complete AUG.h5 is an error (exit 1, 'already "
-                                    "complete ... pass --force'); pretrain and baseline exit 0 with one line",
     ("second writer", "study"): "study takes no lock on its output folder: a second `dsc study` is refused "
                                 "only when it reaches a run whose RUN.lock is held ('study run')",
 }

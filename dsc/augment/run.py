@@ -1,9 +1,8 @@
-"""``run_augment``: the resumable job around :class:`AugmentJob`. Its shell, one function per duty: the
-start checks (``--force``, ``--resume``, an interrupted run), the output lock and resume check
-(:func:`_prepare`), the plan record (:func:`_write_plan`), the generation loop (:func:`_generate`: one shard
-per batch), the Ctrl-C message (:func:`_interrupted`) and the commit (:func:`_finish`: shards merged into the
-store). Several processes (``accelerate launch``/``torchrun``) share the batches; the main one keeps the
-books."""
+"""``run_augment``: :class:`AugmentJob` run as a ``dsc.jobs.Job`` (output checks, ``AUG.h5.shards.lock``, the
+shards folder as the work folder, the resume rule, the Ctrl-C message). What is augment's own: the plan record
+(:func:`_write_plan`, :func:`_check_same_plan`), the generation loop (:func:`_generate`: one shard per batch)
+and the commit (:func:`_finish`: shards merged into the store). Several processes (``accelerate launch``/
+``torchrun``) share the batches; the main one keeps the books."""
 
 from __future__ import annotations
 
@@ -20,9 +19,8 @@ import numpy as np
 from dsc import interrupts
 from dsc.augment import shards
 from dsc.augment.job import AugmentJob
-from dsc.console import count, plural
-from dsc.errors import Interrupted, MismatchError, OutputExistsError
-from dsc.outputs import check_output
+from dsc.console import count
+from dsc.jobs import Job, Record, check_resume, comparable
 from dsc.settings import AugmentSettings
 
 log = logging.getLogger(__name__)
@@ -41,6 +39,7 @@ class AugmentResult:
     images_per_second: float
     summary: dict[str, dict[str, Any]]
     settings: dict[str, Any] = field(default_factory=dict)
+    already_complete: bool = False  # --resume found the store complete and changed nothing
 
 
 def run_augment(data: Path, output: Path, settings: AugmentSettings, sources: dict[str, str] | None = None, *,
@@ -50,83 +49,64 @@ def run_augment(data: Path, output: Path, settings: AugmentSettings, sources: di
 
     Each finished batch is saved atomically in ``AUG.h5.shards/`` (complete or absent, whatever kills the
     process); ``resume=True`` generates only the rows no shard holds; at the end the shards are merged in row
-    order into the store (written as ``.partial``, then renamed) and removed. ``on_batch(done, total)`` is
+    order into the store (written as ``.partial``, then renamed) and removed. ``resume=True`` on a complete
+    store made with the same plan changes nothing (``already_complete``). ``on_batch(done, total)`` is
     called after each batch is on disk (tests use it to simulate a crash).
+
+    The shell is a ``dsc.jobs.Job`` (session, ``AUG.h5.shards.lock``, the shards folder as its work folder, the
+    resume rule): under ``accelerate launch``/``torchrun`` each process generates the batch slots ``k`` with
+    ``k % world == rank`` into the shared shards folder; the main process writes the plan and merges the shards
+    after a barrier (the same store as one process makes, since every image has its own seeded generator).
     """
     from dsc import parallel
-
-    with parallel.session():
-        return _run_augment(data, output, settings, sources, force=force, resume=resume,
-                            show_progress=show_progress, on_batch=on_batch)
-
-
-def _run_augment(data: Path, output: Path, settings: AugmentSettings, sources: dict[str, str] | None, *,
-                 force: bool, resume: bool, show_progress: bool,
-                 on_batch: Callable[[int, int], None] | None) -> AugmentResult:
-    """``run_augment`` inside a (possibly multi-process) session: under ``accelerate launch``/``torchrun`` each
-    process generates the batch slots ``k`` with ``k % world == rank`` into the shared shards folder; the main
-    process holds the lock, writes the plan and merges the shards after a barrier (the same store as one
-    process makes, since every image has its own seeded generator)."""
-    from dsc import parallel
-    from dsc.locks import OutputLock
     from dsc.outputs import claim
 
     output = Path(output)
     folder = shards.shard_dir(output)
-    with parallel.together("checking the inputs"):
-        _check_start(output, folder, force=force, resume=resume)
-        job = AugmentJob(data, settings, sources)
-        claim(folder)  # a failure before the first batch leaves no AUG.h5.shards/ holding only plan.json
-    start_time = time.perf_counter()
-    lock = OutputLock(folder)  # one writer per output: a second command on the same AUG.h5 is refused
-    try:
-        resumed = _prepare(job, folder, lock, force=force, resume=resume)
+    with Job("augment", output, force=force, resume=resume, work=folder, lock_on=folder) as job:
+        with parallel.together("checking the inputs"):
+            job.check()
+            aug = AugmentJob(data, settings, sources)
+            claim(folder)  # a failure before the first batch leaves no AUG.h5.shards/ holding only plan.json
+        if resume and output.exists() and not folder.exists():
+            return _already_complete(aug, output)
+        start_time = time.perf_counter()
+        resumed = job.begin(marker="plan.json")
         with parallel.together("loading the model"):
-            job.load()
+            if parallel.is_main() and resumed:
+                _check_same_plan(json.loads((folder / "plan.json").read_text()), aug, folder)
+            aug.load()
             if parallel.is_main() and not resumed:
-                _write_plan(job, folder, output)
-        total = len(job.plan)
+                _write_plan(aug, folder, output)
+        total = len(aug.plan)
         covered = np.zeros(total, dtype=bool)
-        try:
-            n_generated, rate = _generate(job, folder, covered, show_progress, on_batch)
-        except KeyboardInterrupt:
-            raise _interrupted(folder, covered, resumed) from None
-        summary = _finish(job, folder, output, force)
-    finally:
-        lock.release()
-    job.store.close()
+        with job.interrupted(lambda: (_kept(folder, covered), total, "image")):
+            n_generated, rate = _generate(aug, folder, covered, show_progress, on_batch)
+        summary = _finish(aug, folder, output, force)
+    aug.store.close()
     seconds = time.perf_counter() - start_time
-    return AugmentResult(output, total, n_generated, resumed, seconds, rate, summary, job.s.model_dump(mode="json"))
+    return AugmentResult(output, total, n_generated, resumed, seconds, rate, summary, aug.s.model_dump(mode="json"))
 
 
-def _check_start(output: Path, folder: Path, *, force: bool, resume: bool) -> None:
-    """Refuse an existing output (without ``--force``), an interrupted run's shards (without ``--resume`` or
-    ``--force``) and a resume of a complete store."""
-    check_output(output, force=force, resume=resume)
-    if folder.exists() and not (resume or force):
-        raise OutputExistsError(f"an interrupted run left {folder}",
-                                hint="pass --resume to continue it or --force to start over")
-    if resume and output.exists() and not folder.exists():
-        raise OutputExistsError(f"{output} is already complete", hint="nothing to resume; pass --force to recreate it")
+def _already_complete(aug: AugmentJob, output: Path) -> AugmentResult:
+    """``--resume`` on a complete store: nothing to do when it was made with the same plan (settings, DATA.h5,
+    every planned image), else refused by the one resume rule naming what changed."""
+    from dsc.store import open_store
 
-
-def _prepare(job: AugmentJob, folder: Path, lock: Any, *, force: bool, resume: bool) -> bool:
-    """Main process: take the lock, start over on ``--force``, check a resumed plan. Whether this run
-    resumes (every process learns it)."""
-    from dsc import parallel
-    from dsc.outputs import remove
-
-    resumed = False
-    plan_file = folder / "plan.json"
-    with parallel.together("preparing the output"):
-        if parallel.is_main():
-            lock.acquire()
-            if force and not resume:
-                remove(folder)
-            resumed = plan_file.exists()
-            if resumed:
-                _check_same_plan(json.loads(plan_file.read_text()), job, folder)
-    return bool(parallel.broadcast_object(resumed))
+    with open_store(output, kind="synthetic") as store:
+        attrs = dict(store.attrs)
+        n = len(store)
+    if attrs.get("plan_hash") != aug.plan_hash():
+        recorded = attrs.get("settings") if isinstance(attrs.get("settings"), dict) else {}
+        inputs = attrs.get("inputs") if isinstance(attrs.get("inputs"), dict) else {}
+        check_resume(output, Record(comparable(AugmentSettings, recorded), {"DATA.h5": inputs.get("data_fingerprint")},
+                                    {"plan": attrs.get("plan_hash")}),
+                     Record(aug.resume_settings(), {"DATA.h5": aug.store.fingerprint}, {"plan": aug.plan_hash()}))
+    aug.store.close()
+    timings = attrs.get("timings") if isinstance(attrs.get("timings"), dict) else {}
+    summary = attrs.get("summary") if isinstance(attrs.get("summary"), dict) else {}
+    return AugmentResult(output, n, 0, True, 0.0, float(timings.get("images_per_second") or 0.0), summary,
+                         aug.s.model_dump(mode="json"), already_complete=True)
 
 
 def _write_plan(job: AugmentJob, folder: Path, output: Path) -> None:
@@ -139,36 +119,23 @@ def _write_plan(job: AugmentJob, folder: Path, output: Path) -> None:
                                              "data_fingerprint": job.store.fingerprint})
 
 
-def _check_same_plan(recorded: dict[str, Any], job: AugmentJob, folder: Path) -> None:
-    """Refuse to resume shards made by other settings or from another DATA.h5, naming what changed."""
-    if recorded.get("plan_hash") == job.plan_hash():
+def _check_same_plan(recorded: dict[str, Any], aug: AugmentJob, folder: Path) -> None:
+    """Refuse to resume shards made by other settings or from another DATA.h5 (the one rule of dsc/jobs.py),
+    naming what changed; the plan hash (every planned image) is compared when those agree."""
+    if recorded.get("plan_hash") == aug.plan_hash():
         return
-    old, new = recorded.get("settings"), job.resume_settings()
-    changes = [f"{k}: {_show(old.get(k))} -> {_show(new.get(k))}" for k in sorted(set(old) | set(new))
-               if old.get(k) != new.get(k)] if isinstance(old, dict) else []
-    if recorded.get("data_fingerprint") not in (None, job.store.fingerprint):
-        changes.append(f"DATA.h5: fingerprint {recorded['data_fingerprint']} -> {job.store.fingerprint}")
-    what = "; ".join(changes) if changes else "other settings or another DATA.h5"
-    raise MismatchError(f"cannot resume {folder}: it was started with {what}",
-                        hint="resume with the original settings, or pass --force to start over")
+    old = recorded.get("settings") if isinstance(recorded.get("settings"), dict) else {}
+    check_resume(folder, Record(old, {"DATA.h5": recorded.get("data_fingerprint", aug.store.fingerprint)},
+                                {"plan": recorded.get("plan_hash")}),
+                 Record(aug.resume_settings(), {"DATA.h5": aug.store.fingerprint}, {"plan": aug.plan_hash()}))
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return "none" if value is None else str(value)
-
-
-def _interrupted(folder: Path, covered: np.ndarray, resumed: bool) -> Interrupted:
-    """The Ctrl-C answer: how many images are kept in the shards and that ``--resume`` continues."""
+def _kept(folder: Path, covered: np.ndarray) -> int:
+    """How many images are safe in the shards (a shard saved just before a Ctrl-C counts too)."""
     total = len(covered)
-    for a, b, _ in shards.list_shards(folder):  # a shard saved just before the Ctrl-C counts too
+    for a, b, _ in shards.list_shards(folder):
         covered[a:min(b, total)] = True
-    kept = int(covered.sum())
-    if kept == 0 and not resumed:  # the empty shards folder is removed on the way out
-        return Interrupted(f"no image was finished (0 of {total})", hint="rerun the same command to start again")
-    return Interrupted(f"{kept} of {total} {plural(total, 'image')} kept in {folder}/",
-                       hint=f"rerun the same command with --resume to generate the other {total - kept}")
+    return int(covered.sum())
 
 
 def _finish(job: AugmentJob, folder: Path, output: Path, force: bool) -> dict[str, Any]:

@@ -128,8 +128,15 @@ def augment(
     result = run_augment(data, output, settings, sources, force=force, resume=resume)
     if json_:
         print_json({"output": str(result.output), "images": result.n_images, "generated": result.n_generated,
-                    "resumed": result.resumed, "seconds": round(result.seconds, 3),
+                    "resumed": result.resumed, "already_complete": result.already_complete,
+                    "seconds": round(result.seconds, 3),
                     "images_per_second": round(result.images_per_second, 3), "summary": result.summary})
+        return
+    if result.already_complete:
+        from dsc.console import count, out
+
+        out.print(f"{result.output} is already complete ({count(result.n_images, 'image')}); nothing to resume, "
+                  "no file changed (pass --force to generate it again)", highlight=False, markup=False)
         return
     _render(result)
 

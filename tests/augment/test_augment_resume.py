@@ -71,14 +71,18 @@ def test_resume_after_interrupt_equals_uninterrupted_run(data_h5, full_run, tmp_
     assert not out.exists() and len(list(shards.glob("rows-*.npz"))) == 2
     with pytest.raises(OutputExistsError, match="interrupted"):
         run_augment(data_h5, out, _settings(), show_progress=False)
-    with pytest.raises(MismatchError, match="started with guidance: 7.5 -> 3.0"):
+    with pytest.raises(MismatchError, match="other settings or inputs: guidance: 7.5 -> 3.0"):
         run_augment(data_h5, out, _settings(guidance=3.0), resume=True, show_progress=False)
     result = run_augment(data_h5, out, _settings(), resume=True, show_progress=False)
     assert result.resumed and result.n_generated == result.n_images - 6
     _same(full_run, out)
     assert not shards.exists()
-    with pytest.raises(OutputExistsError, match="already complete"):
-        run_augment(data_h5, out, _settings(), resume=True, show_progress=False)
+    before = out.stat().st_mtime_ns, out.read_bytes()
+    again = run_augment(data_h5, out, _settings(), resume=True, show_progress=False)  # complete: nothing to do
+    assert again.already_complete and again.n_generated == 0 and again.n_images == result.n_images
+    assert (out.stat().st_mtime_ns, out.read_bytes()) == before
+    with pytest.raises(MismatchError, match="guidance: 7.5 -> 3.0"):  # a complete store made otherwise
+        run_augment(data_h5, out, _settings(guidance=3.0), resume=True, show_progress=False)
 
 
 @pytest.mark.slow
