@@ -98,7 +98,11 @@ def invert(
     manifest = run_invert(data, output, resolved.section("invert"), classes=split_csv(classes),
                           resume=resume, force=force, settings_sources=sources)
     if json_:
-        print_json(manifest.to_json())
+        print_json({**manifest.to_json(), "already_complete": manifest.already_complete})
+        return
+    if manifest.already_complete:
+        out.print(f"{manifest.directory} is already complete ({count(len(manifest.classes), 'token')}); nothing to "
+                  "resume, no file changed (pass --force to learn them again)", highlight=False, markup=False)
         return
     from rich.table import Table
 

@@ -22,7 +22,7 @@ from dsc.errors import InputError, MismatchError, ResourceError
 
 if TYPE_CHECKING:
     from dsc.diffusion.models import SDComponents
-    from dsc.jobs import Job
+    from dsc.jobs import Job, Record
     from dsc.settings import InvertSettings
     from dsc.store import Store
 
@@ -66,7 +66,7 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
 def _run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: list[str] | None,
                 resume: bool, force: bool, components: SDComponents | None, show_progress: bool,
                 settings_sources: dict[str, str] | None) -> T.TokenManifest:
-    from dsc.jobs import Job
+    from dsc.jobs import Job, check_resume
     from dsc.provenance import Timings
     from dsc.store import open_store
 
@@ -96,7 +96,10 @@ def _run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: 
         finished = T.load_manifest(output)
         if finished.complete and all(j.name in finished.classes and finished.file(j.name).is_file()
                                      for j in jobs_all):
+            check_resume(output, _record(finished.settings, finished.data_fingerprint),
+                         _record(settings.model_dump(mode="json"), store.fingerprint))
             log.info("%s already holds tokens for every requested class; nothing to do", output)
+            finished.already_complete = True
             return finished
     with job:  # TOKENS.lock, TOKENS.partial/, the resume rule and the commit: dsc/jobs.py
         job.check()
@@ -169,20 +172,24 @@ def _resumed_manifest(store: Store, partial: Path, settings_json: dict[str, Any]
                       ) -> T.TokenManifest:
     """The manifest of the partial output, refused (dsc/jobs.py's one rule) when made from another DATA.h5,
     model (its text encoder's fingerprint: the same weights may be named by a hub id or a folder) or settings."""
-    from dsc.jobs import Record, check_resume, comparable
-    from dsc.settings import InvertSettings
+    from dsc.jobs import check_resume
 
     manifest = T.load_manifest(partial)
-
-    def record(settings: dict[str, Any], data: str | None, model: str | None) -> Record:
-        view = {k: v for k, v in comparable(InvertSettings, settings).items() if k != "model"}
-        return Record(view, {"data": data}, {"model": model})
-
-    check_resume(partial, record(manifest.settings, manifest.data_fingerprint, manifest.text_fingerprint),
-                 record(settings_json, store.fingerprint, components.text_fingerprint()))
+    check_resume(partial, _record(manifest.settings, manifest.data_fingerprint, manifest.text_fingerprint),
+                 _record(settings_json, store.fingerprint, components.text_fingerprint()))
     manifest.complete = False
     manifest.timings = dict(manifest.timings)
     return manifest
+
+
+def _record(settings: dict[str, Any], data: str | None, model: str | None = None) -> Record:
+    """What a resume of TOKENS/ must match: the settings but the model's name (the same weights may be named
+    by a hub id or a folder), DATA.h5, and the text encoder's fingerprint when it is known (loaded)."""
+    from dsc.jobs import Record, comparable
+    from dsc.settings import InvertSettings
+
+    view = {k: v for k, v in comparable(InvertSettings, settings).items() if k != "model"}
+    return Record(view, {"data": data}, {"model": model} if model is not None else {})
 
 
 def _todo(manifest: T.TokenManifest, jobs_all: list[ClassJob]) -> list[ClassJob]:

@@ -135,6 +135,8 @@ class TokenManifest:
     timings: dict[str, float] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     complete: bool = True
+    #: Set on the manifest ``dsc invert --resume`` returns when TOKENS/ already held every class (not written).
+    already_complete: bool = field(default=False, compare=False)
 
     @property
     def model_id(self) -> str:

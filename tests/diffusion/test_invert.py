@@ -189,8 +189,12 @@ def test_resume_skips_finished_classes_and_matches_uninterrupted(tmp_path: Path,
     # resuming a finished output retrains nothing and leaves it untouched; asking for a new class adds it
     calls.clear()
     stamp = (tmp_path / "tok" / T.MANIFEST).stat().st_mtime_ns
-    I.run_invert(data, tmp_path / "tok", settings, resume=True)
-    assert calls == [] and (tmp_path / "tok" / T.MANIFEST).stat().st_mtime_ns == stamp
+    again = I.run_invert(data, tmp_path / "tok", settings, resume=True)
+    assert calls == [] and (tmp_path / "tok" / T.MANIFEST).stat().st_mtime_ns == stamp and again.already_complete
+    # ... but only when it was made the same way: a finished output was once returned whatever --steps said
+    with pytest.raises(MismatchError, match="steps: "):
+        I.run_invert(data, tmp_path / "tok", _settings(tiny_sd_path, steps=4), resume=True)
+    assert (tmp_path / "tok" / T.MANIFEST).stat().st_mtime_ns == stamp
     I.run_invert(data, tmp_path / "ab", settings, classes=["a", "b"])
     calls.clear()
     more = I.run_invert(data, tmp_path / "ab", settings, resume=True)
