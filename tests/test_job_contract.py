@@ -124,8 +124,6 @@ RESUMABLE = [c for c in COMMANDS if CONTRACT[c].changed is not None]
 
 #: Cases where a command breaks the contract today: (test, command) -> reason. The lead's job runner fixes them.
 BREAKS: dict[tuple[str, str], str] = {
-    ("second writer", "study"): "study takes no lock on its output folder: a second `dsc study` is refused "
-                                "only when it reaches a run whose RUN.lock is held ('study run')",
 }
 
 

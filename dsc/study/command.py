@@ -3,7 +3,8 @@ the study file planned, every input and output checked, the runs carried out, th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,13 +44,32 @@ def run_study(file: Path, *, seeds: Sequence[int] | None = None, output: Path | 
     result = StudyResult(plan_rows(spec), list(spec.budget_notes), spec.spec.output, spec.pictures.paths())
     if dry_run:
         return result
-    result.failed = [(r.path, error) for r, error in execute(spec, keep_going=keep_going)]
-    if report:
-        from dsc.report import Pictures, build_report
+    with _study_lock(spec.spec.output):  # OUT.lock: one `dsc study` writes OUT/ at a time (each run has its own)
+        result.failed = [(r.path, error) for r, error in execute(spec, keep_going=keep_going)]
+        if report:
+            from dsc.report import Pictures, build_report
 
-        study, asked = spec.spec, spec.pictures
-        result.report = build_report(
-            [study.output], spec.report_settings, data=study.data, synthetic=[*study.synthetic, *study.ood],
-            pictures=Pictures(asked.results_figure, asked.samples, asked.confusion, asked.embedding_map,
-                              asked.embedding_run), markdown=markdown, html=html, command=command)
+            study, asked = spec.spec, spec.pictures
+            result.report = build_report(
+                [study.output], spec.report_settings, data=study.data, synthetic=[*study.synthetic, *study.ood],
+                pictures=Pictures(asked.results_figure, asked.samples, asked.confusion, asked.embedding_map,
+                                  asked.embedding_run), markdown=markdown, html=html, command=command)
     return result
+
+
+@contextmanager
+def _study_lock(output: Path) -> Iterator[None]:
+    """Hold ``<output>.lock`` while the study runs (the main process; a second writer is refused at once,
+    even with --force, naming the process that holds it)."""
+    from dsc import parallel
+    from dsc.locks import OutputLock
+
+    if not parallel.is_main():
+        yield
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    lock = OutputLock(output).acquire()
+    try:
+        yield
+    finally:
+        lock.release()
