@@ -155,9 +155,11 @@ class Job:
     def check(self) -> None:
         """Check the output before any work (all processes): its folder exists, no live writer holds it,
         an existing one is not replaced without ``--force`` or continued without ``--resume``."""
+        from dsc import parallel
         from dsc.outputs import check_output
 
-        check_output(self.output, force=self.force, resume=self.resume)
+        with parallel.together("checking the output"):  # every process has checked before main takes the lock
+            check_output(self.output, force=self.force, resume=self.resume)
 
     def begin(self, *, marker: str, on_fresh: Callable[[], None] | None = None) -> bool:
         """Take the lock and prepare the work folder (main process); True, on every process, when an

@@ -9,8 +9,8 @@ import pytest
 from dsc.arms import arm_label
 from dsc.errors import ConfigError, InputError, MismatchError
 from dsc.study import execute, load_study, plan
-
-from dsc.testing import augmented_like as fake_synthetic, report_stores as write_stores
+from dsc.testing import augmented_like as fake_synthetic
+from dsc.testing import report_stores as write_stores
 
 
 @pytest.fixture

@@ -221,46 +221,41 @@ def train(task_factory, command: str, settings: TrainSettings, sources: dict[str
           extra_info: dict[str, Any] | None = None) -> Result:
     """Run (or resume) a training command end to end; ``stop_after`` ends early after that many epochs
     of this call (used by tests to simulate an interruption)."""
-    from dsc.locks import OutputLock
+    from dsc.backbones import check_backbone
+    from dsc.jobs import Job
     from dsc.train.loop import TrainLoop
 
     timings = Timings()
     env = parallel.setup_training()
     if not env.main:
         logging.getLogger().setLevel(logging.WARNING)  # one process reports
-    lock = OutputLock(output)  # RUN.lock: a second command writing the same RUN/ is refused (main process)
     try:
-        from dsc.backbones import check_backbone
-
-        check_backbone(settings.backbone, pretrained=settings.pretrained and not settings.checkpoint)
-        if env.main:
-            lock.acquire()
-        with timings.stage("load"):
-            inputs = open_inputs(data_path, synthetic, negatives)
-            settings, sources = with_image_size(settings, sources, inputs.data)
-            if negatives and not use_negatives:
-                raise ConfigError("--negatives were given but this configuration does not use them",
-                                  hint="pass --ood-loss extra-class or outlier-exposure, or drop --negatives")
-            run = RunDir(output)
-            resuming = (output / "run.json").is_file() and resume
-            if env.main:
-                resuming = run.prepare(force=force, resume=resume)
-            env.barrier()
-            sjson = settings.model_dump(mode="json")
-            record = inputs.record()
-            if resuming:
-                info = run.check_resume(command, sjson, record)
-                if info.get("status") == "complete":  # nothing to resume: leave every file as it is
-                    return _already_complete(run, info, env.main)
-            with console.status(f"reading {_stores_read(data_path, synthetic, negatives, use_negatives)} "
-                                f"at {settings.image_size} px…"):
-                data = load_data(inputs, settings, use_negatives=use_negatives)
-        with torch.random.fork_rng(devices=[env.device] if env.device.type == "cuda" else []):
-            torch.manual_seed(settings.seed + 2)
-            return TrainLoop(task_factory, command, settings, sources, env, run, data, record, resuming, timings,
-                             stop_after, extra_info or {}).run()
+        # RUN.lock, the output check, the run folder and the resume rule: dsc/jobs.py (work in place: RUN/)
+        with Job(command, output, force=force, resume=resume, work=output) as job:
+            check_backbone(settings.backbone, pretrained=settings.pretrained and not settings.checkpoint)
+            with timings.stage("load"):
+                inputs = open_inputs(data_path, synthetic, negatives)
+                settings, sources = with_image_size(settings, sources, inputs.data)
+                if negatives and not use_negatives:
+                    raise ConfigError("--negatives were given but this configuration does not use them",
+                                      hint="pass --ood-loss extra-class or outlier-exposure, or drop --negatives")
+                job.check()
+                resuming = job.begin(marker="run.json")
+                run = RunDir(output)
+                sjson = settings.model_dump(mode="json")
+                record = inputs.record()
+                if resuming:
+                    info = run.check_resume(command, sjson, record)
+                    if info.get("status") == "complete":  # nothing to resume: leave every file as it is
+                        return _already_complete(run, info, env.main)
+                with console.status(f"reading {_stores_read(data_path, synthetic, negatives, use_negatives)} "
+                                    f"at {settings.image_size} px…"):
+                    data = load_data(inputs, settings, use_negatives=use_negatives)
+            with torch.random.fork_rng(devices=[env.device] if env.device.type == "cuda" else []):
+                torch.manual_seed(settings.seed + 2)
+                return TrainLoop(task_factory, command, settings, sources, env, run, data, record, resuming,
+                                 timings, stop_after, extra_info or {}).run()
     finally:
-        lock.release()
         env.teardown()
 
 

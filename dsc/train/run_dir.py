@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dsc.errors import InputError, MismatchError
-from dsc.outputs import atomic_write_json, atomic_write_text, check_output, remove
+from dsc.outputs import atomic_write_json, atomic_write_text
 from dsc.provenance import json_hash, now, provenance
 
 RUN_SCHEMA = "dsc-run/1"
@@ -60,21 +60,6 @@ class RunDir:
     @property
     def metrics_jsonl(self) -> Path:
         return self.path / "metrics.jsonl"
-
-    def prepare(self, *, force: bool, resume: bool) -> bool:
-        """Check the output; returns True when an existing run should be resumed."""
-        check_output(self.path, force=force, resume=resume)
-        if resume and self.run_json.is_file():
-            return True
-        if self.path.exists():
-            if not self.path.is_dir():
-                raise InputError(f"{self.path} exists and is not a directory", hint="choose another --output")
-            if resume and any(self.path.iterdir()):
-                raise InputError(f"{self.path} has no run.json, there is nothing to resume",
-                                 hint="pass --force to start over")
-            remove(self.path)
-        self.path.mkdir(parents=True)
-        return False
 
     def check_resume(self, command: str, settings: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
         """Refuse to resume a run made with other settings or inputs (dsc/jobs.py's one rule); list the

@@ -59,13 +59,12 @@ def test_wrong_parts_and_missing_checkpoint(tmp_path):
 
 def test_run_dir_resume_refuses_changed_settings(tmp_path):
     run = RunDir(tmp_path / "run")
-    assert run.prepare(force=False, resume=False) is False
+    run.path.mkdir()
     run.start("pretrain", {"lr": 0.1, "workers": 0}, {}, {"data": {"path": "d", "fingerprint": "f"}}, {"name": "x"})
     run.append_metrics({"epoch": 1})
     run.append_metrics({"epoch": 2})
     run.truncate_metrics(1)
     assert run.read_metrics() == [{"epoch": 1}]
-    assert run.prepare(force=False, resume=True) is True
     run.check_resume("pretrain", {"lr": 0.1, "workers": 4}, {"data": {"path": "d", "fingerprint": "f"}})
     with pytest.raises(MismatchError, match="lr: 0.1 -> 0.2"):
         run.check_resume("pretrain", {"lr": 0.2, "workers": 0}, {"data": {"path": "d", "fingerprint": "f"}})
