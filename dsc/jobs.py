@@ -161,6 +161,13 @@ class Job:
         with parallel.together("checking the output"):  # every process has checked before main takes the lock
             check_output(self.output, force=self.force, resume=self.resume)
 
+    def lock(self) -> Any:
+        """Take ``<lock_on>.lock`` (main process; idempotent) and return it: ``begin`` does, and a job whose
+        output is one file written by ``dsc.store.StoreWriter`` (subset) hands it to the writer."""
+        if not self._lock.held:
+            self._lock.acquire()
+        return self._lock
+
     def begin(self, *, marker: str, on_fresh: Callable[[], None] | None = None) -> bool:
         """Take the lock and prepare the work folder (main process); True, on every process, when an
         interrupted job is continued: ``--resume`` and ``work/marker`` exists (or a finished output folder
@@ -173,7 +180,7 @@ class Job:
         resuming = False
         with parallel.together("preparing the output"):
             if parallel.is_main():
-                self._lock.acquire()
+                self.lock()
                 resuming = self._prepare(marker, on_fresh)
         self.resuming = bool(parallel.broadcast_object(resuming))
         return self.resuming

@@ -62,7 +62,8 @@ class StoreWriter:
     """
 
     def __init__(self, path: Path, *, kind: str, attrs: dict[str, Any] | None = None,
-                 force: bool = False, resume: bool = False, compression: str | None = "gzip") -> None:
+                 force: bool = False, resume: bool = False, compression: str | None = "gzip",
+                 lock: OutputLock | None = None) -> None:
         self.path = Path(path)
         if kind not in KINDS:
             raise StoreError(f"unknown store kind {kind!r}", hint=f"one of {', '.join(KINDS)}")
@@ -70,8 +71,10 @@ class StoreWriter:
         self.resume = resume
         self.compression = compression
         self._finalized = False
-        check_output(self.path, force=force, resume=resume)
-        self._lock = OutputLock(self.path).acquire()
+        if lock is None:
+            check_output(self.path, force=force, resume=resume)
+            lock = OutputLock(self.path).acquire()
+        self._lock = lock  # given: the caller's dsc.jobs.Job checked the output and holds its lock
         try:
             self._open(kind, attrs, resume)
         except BaseException:

@@ -10,18 +10,20 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dsc.contracts import DatasetPlugin
 from dsc.errors import InputError
-from dsc.outputs import check_output
 from dsc.settings import SubsetSettings
 from dsc.store.schema import SPLITS
 from dsc.subset.decode import Item, Job, Processed, decode_items, terminate_as_interrupt, workers_for
 from dsc.subset.plan import Plan, Row, one_class_choice, open_dataset, plan_subset
 from dsc.subset.splits import grouping_text
+
+if TYPE_CHECKING:
+    from dsc.jobs import Job as OutputJob
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +47,20 @@ def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
                  sources: dict[str, str] | None = None, show_progress: bool = True,
                  on_plan: Callable[[Plan], None] | None = None, command: str | None = None) -> SubsetResult:
     """Make a DATA.h5 store at ``output`` from ``settings`` (see dsc.subset)."""
+    from dsc.jobs import Job as OutputJob  # (dsc.subset.decode.Job is one image's decoding job)
+
+    # OUTPUT.lock and the output check: dsc/jobs.py; OUTPUT.partial and its commit: the store writer
+    with OutputJob("subset", output, force=force, resumable=False) as job:
+        job.check()
+        return _build(settings, Path(output), job, force=force, sources=sources, show_progress=show_progress,
+                      on_plan=on_plan, command=command)
+
+
+def _build(settings: SubsetSettings, output: Path, output_job: OutputJob, *, force: bool, sources: dict[str, str] | None,
+           show_progress: bool, on_plan: Callable[[Plan], None] | None, command: str | None) -> SubsetResult:
     from dsc.provenance import Timings
     from dsc.store import StoreWriter
 
-    output = Path(output)
-    check_output(output, force=force)
     settings = one_class_choice(settings, sources or {})
     timings = Timings()
     start = time.perf_counter()
@@ -64,7 +75,7 @@ def build_subset(settings: SubsetSettings, output: Path, *, force: bool = False,
     items = [Item(i, r.record.image, r.record.mask) for i, r in enumerate(plan.rows)]
     workers = workers_for(settings, len(items))
     plugin_attr = _plugin_attr(settings, plugin)
-    with terminate_as_interrupt(), StoreWriter(output, kind="data", force=force) as writer:
+    with terminate_as_interrupt(), StoreWriter(output, kind="data", force=force, lock=output_job.lock()) as writer:
         _create_columns(writer, plan, settings.resolution)
         with timings.stage("decode_write"):
             written, skips = _decode_write(writer, plan, items, job, workers, settings, show_progress)
