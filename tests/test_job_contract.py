@@ -103,7 +103,7 @@ CONTRACT: dict[str, Contract] = {
                        input_name="inputs.data", kept=("tokens.partial",)),
     "augment": Contract(("augment", "masked.h5", *AUGMENT, "-o", "aug.h5"), "aug.h5", rerun_complete="refused",
                         resume="--resume", resume_complete="done", changed=(("--steps", "3"), "steps"),
-                        neutral=("--batch-size", "2"), input_name="DATA.h5", kept=("aug.h5.shards",)),
+                        neutral=("--batch-size", "2"), input_name="inputs.data", kept=("aug.h5.shards",)),
     "pretrain": Contract(("pretrain", "train.h5", *TRAIN, "-o", "pre"), "pre", rerun_complete="refused",
                          resume="--resume", resume_complete="done", changed=(("--lr", "0.5"), "lr"),
                          neutral=("--workers", "1"), input_name="inputs.data", kept=("pre",)),

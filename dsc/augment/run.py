@@ -99,9 +99,9 @@ def _already_complete(aug: AugmentJob, output: Path) -> AugmentResult:
     if attrs.get("plan_hash") != aug.plan_hash():
         recorded = attrs.get("settings") if isinstance(attrs.get("settings"), dict) else {}
         inputs = attrs.get("inputs") if isinstance(attrs.get("inputs"), dict) else {}
-        check_resume(output, Record(comparable(AugmentSettings, recorded), {"DATA.h5": inputs.get("data_fingerprint")},
+        check_resume(output, Record(comparable(AugmentSettings, recorded), {"data": inputs.get("data_fingerprint")},
                                     {"plan": attrs.get("plan_hash")}),
-                     Record(aug.resume_settings(), {"DATA.h5": aug.store.fingerprint}, {"plan": aug.plan_hash()}))
+                     Record(aug.resume_settings(), {"data": aug.store.fingerprint}, {"plan": aug.plan_hash()}))
     aug.store.close()
     timings = attrs.get("timings") if isinstance(attrs.get("timings"), dict) else {}
     summary = attrs.get("summary") if isinstance(attrs.get("summary"), dict) else {}
@@ -125,9 +125,9 @@ def _check_same_plan(recorded: dict[str, Any], aug: AugmentJob, folder: Path) ->
     if recorded.get("plan_hash") == aug.plan_hash():
         return
     old = recorded.get("settings") if isinstance(recorded.get("settings"), dict) else {}
-    check_resume(folder, Record(old, {"DATA.h5": recorded.get("data_fingerprint", aug.store.fingerprint)},
+    check_resume(folder, Record(old, {"data": recorded.get("data_fingerprint", aug.store.fingerprint)},
                                 {"plan": recorded.get("plan_hash")}),
-                 Record(aug.resume_settings(), {"DATA.h5": aug.store.fingerprint}, {"plan": aug.plan_hash()}))
+                 Record(aug.resume_settings(), {"data": aug.store.fingerprint}, {"plan": aug.plan_hash()}))
 
 
 def _kept(folder: Path, covered: np.ndarray) -> int:
