@@ -52,18 +52,12 @@ def select_sources(labels: np.ndarray, split: np.ndarray, settings: AugmentSetti
                    class_ids: list[int]) -> np.ndarray:
     """Rows of ``settings.split`` of the chosen classes; a seeded few-shot subset per class when asked.
 
-    The few-shot draw is the one `dsc invert` makes (same seed scheme), so with the same seed and
-    ``--examples-per-class`` the variants come from the images the tokens were learned on.
+    The few-shot draw is dsc's one draw (``dsc.few_shot``), so with the same seed and ``--examples-per-class``
+    the variants come from the images the tokens were learned on (and a few-shot run is trained on).
     """
-    rows_all = []
-    for label in class_ids:
-        rows = np.flatnonzero((labels == label) & (split == settings.split))
-        k = settings.examples_per_class
-        if k is not None and rows.size > k:
-            rng = np.random.default_rng([settings.seed, label, 0x5E1EC7])
-            rows = np.sort(rng.choice(rows, size=k, replace=False))
-        rows_all.append(rows)
-    return np.sort(np.concatenate(rows_all)) if rows_all else np.empty(0, dtype=np.int64)
+    from dsc.few_shot import draw
+
+    return draw(labels, split, class_ids, settings.examples_per_class, settings.seed, settings.split)
 
 
 def plan_images(rows: np.ndarray, labels: np.ndarray, settings: AugmentSettings,

@@ -52,6 +52,13 @@ Warmup = Annotated[int | None, typer.Option(help="Linear warm-up epochs before t
                                             rich_help_panel=P_OPT, show_default=False)]
 Seed = Annotated[int | None, typer.Option(help="Seed of initialisation, batches and augmentation.",
                                           rich_help_panel=P_RUN, show_default=False)]
+FewShot = Annotated[int | None, typer.Option(
+    "--examples-per-class", help="Few-shot: train on this many real train images per class, the seeded draw "
+    "invert and augment make with the same number and seed (synthetic rows made from other images are left "
+    "out).", rich_help_panel=P_DATA, show_default=False)]
+FewShotSeed = Annotated[int | None, typer.Option(help="Seed of the few-shot draw (default: --seed); match the "
+                                                 "--seed of the invert/augment runs made for it.",
+                                                 rich_help_panel=P_DATA, show_default=False)]
 Balanced = Annotated[bool | None, typer.Option("--balanced/--no-balanced", help="Class-balanced sampling.",
                                                rich_help_panel=P_DATA, show_default=False)]
 SynPolicy = Annotated[str | None, typer.Option(help="extra: synthetic images are extra samples of their class; "
@@ -190,6 +197,8 @@ def pretrain(
     head_hidden: Annotated[int | None, typer.Option(help="Hidden width of the head (default: feature dim).",
                                                     rich_help_panel=P_MODEL, show_default=False)] = None,
     seed: Seed = None,
+    examples_per_class: FewShot = None,
+    few_shot_seed: FewShotSeed = None,
     balanced: Balanced = None,
     synthetic_policy: SynPolicy = None,
     synthetic_probability: SynProb = None,
@@ -215,7 +224,8 @@ def pretrain(
                        stem=stem, lr=lr, optimizer=optimizer,
                        momentum=momentum, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
                        temperature=temperature, base_temperature=base_temperature, head=head, head_dim=head_dim,
-                       head_hidden=head_hidden, seed=seed, balanced=balanced, synthetic_policy=synthetic_policy,
+                       head_hidden=head_hidden, seed=seed, examples_per_class=examples_per_class,
+                       few_shot_seed=few_shot_seed, balanced=balanced, synthetic_policy=synthetic_policy,
                        synthetic_probability=synthetic_probability, negatives_fraction=negatives_fraction,
                        ood_policy=ood_policy, ood_weight=ood_weight, augmentation=augmentation, workers=workers,
                        amp=amp, channels_last=channels_last, knn_k=knn_k)

@@ -57,6 +57,20 @@ class ImageSet:
                         torch.cat([s.source_index for s in sets]), origin)
 
 
+def _from_sources(store: Store, rows: np.ndarray, sources: np.ndarray, role: str) -> np.ndarray:
+    """The rows of ``rows`` made from a DATA.h5 row in ``sources`` (the few-shot draw): images made from other
+    real images would bring what the draw leaves out back into training."""
+    keep = rows[np.isin(store.column("source_index").astype(np.int64)[rows], sources)]
+    if len(keep) == 0:
+        raise InputError(f"none of the {len(rows)} rows of {store.path} ({role}) was made from the few-shot "
+                         "draw's images", hint="make it with `dsc augment --examples-per-class K --seed S` with "
+                         "this run's --examples-per-class and --few-shot-seed (default: --seed)")
+    if len(keep) < len(rows):
+        log.info("few-shot: %d of %d rows of %s (%s) come from the drawn images; the others are left out",
+                 len(keep), len(rows), store.path.name, role)
+    return keep
+
+
 @dataclass
 class TrainingInputs:
     """The opened stores of a training command, checked against each other."""
@@ -132,17 +146,21 @@ def real_rows(store: Store, split: str) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def load_real(store: Store, split: str, size: int) -> ImageSet:
-    """Real images of one split (train/val/test) of DATA.h5."""
+def load_real(store: Store, split: str, size: int, *, only: np.ndarray | None = None) -> ImageSet:
+    """Real images of one split (train/val/test) of DATA.h5 (of the rows ``only``, a few-shot draw, if given)."""
     rows = real_rows(store, split)
+    if only is not None:
+        rows = rows[np.isin(rows, only)]
     labels = torch.from_numpy(store.labels[rows].copy())
     idx = torch.from_numpy(rows.astype(np.int64))
     return ImageSet(read_images(store, rows, size), labels, torch.zeros(len(rows), dtype=torch.bool),
                     labels.clone(), idx, "real")
 
 
-def load_synthetic(store: Store, size: int, *, ood: bool, n_classes: int) -> ImageSet:
-    """Normal (``ood=False``) or OOD (``ood=True``) rows of a synthetic store (``Store.is_ood``)."""
+def load_synthetic(store: Store, size: int, *, ood: bool, n_classes: int,
+                   sources: np.ndarray | None = None) -> ImageSet:
+    """Normal (``ood=False``) or OOD (``ood=True``) rows of a synthetic store (``Store.is_ood``); with
+    ``sources`` (a few-shot draw of DATA.h5's rows) only the rows made from those images."""
     n = len(store)
     rows = np.flatnonzero(store.is_ood if ood else ~store.is_ood)
     role = "--negatives" if ood else "--synthetic"
@@ -155,6 +173,8 @@ def load_synthetic(store: Store, size: int, *, ood: bool, n_classes: int) -> Ima
                     "in-distribution" if ood else "OOD")
     if not store.has("source_index"):
         raise InputError(f"{store.path} has no source_index column", hint="recreate it with `dsc augment`")
+    if sources is not None:
+        rows = _from_sources(store, rows, sources, role)
     source_index = store.column("source_index").astype(np.int64)[rows]
     labels = store.labels[rows]
     source_label = store.column("source_label").astype(np.int64)[rows] if store.has("source_label") else labels

@@ -42,11 +42,9 @@ if TYPE_CHECKING:
 # ------------------------------------------------------------------------------------------------ data
 def select_examples(store: Store, label: int, examples_per_class: int | None, seed: int) -> np.ndarray:
     """Train-split rows of one class; a seeded subset of ``examples_per_class`` of them when given."""
-    rows = np.flatnonzero((store.labels == label) & (store.split == "train"))
-    if examples_per_class is not None and rows.size > examples_per_class:
-        rng = np.random.default_rng([seed, label, 0x5E1EC7])
-        rows = np.sort(rng.choice(rows, size=examples_per_class, replace=False))
-    return rows
+    from dsc.few_shot import class_rows
+
+    return class_rows(store.labels, store.split, label, examples_per_class, seed)
 
 
 def crop_boxes(masks: np.ndarray, margin: float = 1 / 16) -> list[tuple[int, int, int, int] | None]:

@@ -13,6 +13,7 @@ SupContrast's probe uses the encoder output before the projection head, not norm
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dsc import console
+from dsc import console, few_shot
 from dsc.arms import arm_label
 from dsc.errors import InputError, MismatchError
 from dsc.evaluate.embeddings import (
@@ -40,6 +41,8 @@ from dsc.evaluate.suite import EvalOptions, evaluate_classifier, ood_indices
 from dsc.provenance import Timings, file_sha256, now, provenance
 from dsc.settings import ProbeSettings
 from dsc.store import Store, check_same_source, open_store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -144,13 +147,33 @@ def run_probe_stage(run_dir: Path, run_info: dict[str, Any], settings: ProbeSett
                                       settings=settings, data=data, attrs=attrs, force=recompute_features)
     if not parallel.is_main():
         return None
-    train_sets = [sets["train"]] + [sets[f"synthetic:{s.fingerprint}"] for s in synthetic]
+    train_sets = _few_shot([sets["train"]] + [sets[f"synthetic:{s.fingerprint}"] for s in synthetic],
+                           [data, *synthetic], data, run_info)
     head, epoch, val_top1, history, n_val = _fit_head(train_sets, sets["val"], data, classes, settings, timings)
     evaluation = _evaluate(backbone, head, sets, data, classes, ood_stores, settings, image_size, timings)
     return ProbeFit(head, epoch, val_top1, n_val, history, evaluation, data, classes, ood_stores,
                     checkpoint={"which": settings.checkpoint, "epoch": ckpt.get("epoch"), "sha256_16": ckpt_hash},
                     embeddings={"path": str(emb_path), "reused": reused, "encoded": encoded},
                     inputs=attrs["inputs"])
+
+
+def _few_shot(train_sets: list[FeatureSet], stores: list[Store], data: Store, run_info: dict[str, Any]
+              ) -> list[FeatureSet]:
+    """The probe of a few-shot run is fitted on the same real images the encoder was trained on (and on the
+    synthetic rows made from them): the run's draw, made again from its recorded settings."""
+    recorded = few_shot.record(run_info.get("settings") or {})
+    if recorded is None:
+        return train_sets
+    k, seed = recorded["examples_per_class"], recorded["seed"]
+    drawn = few_shot.draw(data.labels, data.split, list(range(len(data.classes))), k, seed)
+    out = []
+    for fs, store in zip(train_sets, stores, strict=True):
+        sources = fs.rows if store is data else store.column("source_index").astype(np.int64)[fs.rows]
+        keep = np.isin(sources, drawn)
+        out.append(FeatureSet(fs.key, fs.features[torch.from_numpy(keep)], fs.labels[keep], fs.rows[keep]))
+    log.info("few-shot run (%d per class, draw seed %d): the probe is fitted on %d real train images", k, seed,
+             len(out[0].rows))
+    return out
 
 
 def _cat(sets: Sequence[FeatureSet]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,6 +243,8 @@ def probe_metrics(fit: ProbeFit, run_dir: Path, run_info: dict[str, Any], settin
     for key in ("test", "robustness", "ood", "ood_stores"):
         if key in fit.evaluation:
             metrics[key] = fit.evaluation[key]
+    if few_shot.record(run_settings):
+        metrics["few_shot"] = few_shot.record(run_settings)
     metrics["timings"] = _timings(run_info, timings, fit.evaluation)
     metrics["selected_epoch"] = fit.epoch
     metrics["training"] = training

@@ -187,6 +187,14 @@ class TrainSettings(Section):
     negatives_fraction: float | None = Field(default=None, gt=0, lt=1,
                                              description="share of each batch drawn from --negatives; "
                                              "default: their share of all training images")
+    examples_per_class: int | None = Field(default=None, ge=1, description="few-shot: train on this many real "
+                                           "train images per class, a seeded draw (docs/training.md#few-shot)")
+    few_shot_seed: int | None = Field(default=None, description="seed of the few-shot draw; default: seed")
+
+    @property
+    def few_shot_draw_seed(self) -> int:
+        """The seed of the few-shot draw: ``few_shot_seed``, else ``seed``."""
+        return self.seed if self.few_shot_seed is None else self.few_shot_seed
 
     @model_validator(mode="after")
     def _one_budget(self) -> TrainSettings:

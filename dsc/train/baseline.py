@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dsc import few_shot
 from dsc.arms import arm_label
 from dsc.outputs import atomic_write_json
 from dsc.provenance import now
@@ -148,6 +149,9 @@ def metrics_document(run_info: dict[str, Any], settings: BaselineSettings, *, va
     for key in ("test", "robustness", "ood"):
         if evaluation.get(key):
             doc[key] = evaluation[key]
+    drawn = few_shot.record(settings.model_dump(mode="json"))
+    if drawn:
+        doc["few_shot"] = drawn
     doc.update({"timings": timings, "selected_epoch": selected_epoch, "created": now()})
     return doc
 

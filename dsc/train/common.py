@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -69,16 +70,18 @@ def load_data(inputs: TrainingInputs, settings: TrainSettings, *, use_negatives:
     """Real train/val rows of DATA.h5, synthetic rows (extra or view) and OOD negatives."""
     size, store = settings.image_size, inputs.data
     classes = list(store.classes)
-    real = load_real(store, "train", size)
+    drawn = few_shot_rows(store, settings)
+    real = load_real(store, "train", size, only=drawn)
     if len(real) == 0:
         raise InputError(f"{store.path} has no train rows", hint="make DATA.h5 with `dsc subset` (train split)")
     val = load_real(store, "val", size)
     if len(val) == 0:
         log.warning("%s has no val rows: best checkpoint = last epoch", store.path)
-    syn = ImageSet.concat([load_synthetic(s, size, ood=False, n_classes=len(classes)) for s in inputs.synthetic],
-                          size, "synthetic")
-    neg = ImageSet.concat([load_synthetic(s, size, ood=True, n_classes=len(classes)) for s in inputs.negatives],
-                          size, "negatives") if use_negatives else ImageSet.empty(size, "negatives")
+    syn = ImageSet.concat([load_synthetic(s, size, ood=False, n_classes=len(classes), sources=drawn)
+                           for s in inputs.synthetic], size, "synthetic")
+    neg = ImageSet.concat([load_synthetic(s, size, ood=True, n_classes=len(classes), sources=drawn)
+                           for s in inputs.negatives], size, "negatives") if use_negatives \
+        else ImageSet.empty(size, "negatives")
     extra = settings.synthetic_policy == "extra" and len(syn) > 0
     positives = [real, syn] if extra else [real]
     pool = ImageSet.concat([*positives, neg], size, "pool")
@@ -88,6 +91,19 @@ def load_data(inputs: TrainingInputs, settings: TrainSettings, *, use_negatives:
     if settings.synthetic_policy == "view" and len(syn):
         data.synthetic, data.variants = syn, VariantIndex(syn.source_index)
     return data
+
+
+def few_shot_rows(store: Any, settings: TrainSettings) -> np.ndarray | None:
+    """The train rows of a few-shot run (``examples_per_class``; dsc's one draw, ``dsc.few_shot``), else None."""
+    if settings.examples_per_class is None:
+        return None
+    from dsc.few_shot import draw
+
+    rows = draw(store.labels, store.split, list(range(len(store.classes))), settings.examples_per_class,
+                settings.few_shot_draw_seed)
+    log.info("few-shot: %d train images per class at most (draw seed %d): %d images",
+             settings.examples_per_class, settings.few_shot_draw_seed, len(rows))
+    return rows
 
 
 # --------------------------------------------------------------------------------------------- schedule

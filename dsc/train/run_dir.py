@@ -28,11 +28,17 @@ def read_run_info(run_dir: Path | str) -> dict[str, Any]:
         raise InputError(f"{path} is not valid JSON ({exc})", hint="the run directory is damaged") from None
 
 
+#: Settings added after runs were first recorded, with the value older runs behaved as: left out of the
+#: comparison at that value, so a run made before them keeps its hash and can be resumed or reused.
+ADDED_LATER: dict[str, Any] = {"examples_per_class": None, "few_shot_seed": None}
+
+
 def _results(settings: dict[str, Any]) -> dict[str, Any]:
     """Recorded training settings without the results-neutral ones (``TrainSettings.resume_free``)."""
     from dsc.settings import TrainSettings
 
-    return {k: v for k, v in settings.items() if k not in TrainSettings.resume_free}
+    return {k: v for k, v in settings.items() if k not in TrainSettings.resume_free
+            and not (k in ADDED_LATER and v == ADDED_LATER[k])}
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
