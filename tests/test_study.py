@@ -301,3 +301,38 @@ corruptions = false
         assert infos[0]["optimizer_steps"] == infos[1]["optimizer_steps"] == infos[0]["budget"]["total_steps"]
         assert infos[0]["images_seen"] == infos[1]["images_seen"]             # every batch is full
         assert infos[1]["batch"]["steps_per_epoch"] > infos[0]["batch"]["steps_per_epoch"]
+
+
+def test_a_few_shot_sweep_plans_one_cell_per_value_with_its_own_budget(tmp_path, inputs):
+    """12 train images per class: at 1 and 4 per class the 'none' arm has 3 and 12 images, 1 step per epoch
+    in batches of 16; with [baseline] epochs = 4 every CE arm of a cell trains 4 steps."""
+    study = load_study(write_study(tmp_path, inputs, "[baseline]\nepochs = 4\n",
+                                   study_extra='examples_per_class = [4, 1]\nmethods = ["ce"]\n'
+                                               'variants = ["none", "normal"]'))
+    names = [r.name for r in study.runs]
+    assert names[:2] == ["ce-none-k1-s0", "ce-none-k1-s1"] and "ce-normal-k4-s1" in names and len(names) == 8
+    by = {r.name: r for r in study.runs}
+    assert by["ce-normal-k4-s0"].settings.examples_per_class == 4 and by["ce-none-k1-s1"].examples_per_class == 1
+    assert {r.settings.steps for r in study.runs} == {4}
+    assert any("(k=1)" in n and "3 train images" in n for n in study.budget_notes)
+    assert any("(k=4)" in n and "12 train images" in n for n in study.budget_notes)
+    with pytest.raises(ConfigError, match="examples_per_class is set both"):
+        load_study(write_study(tmp_path, inputs, "examples_per_class = 2",
+                               study_extra="examples_per_class = [1, 2]"))
+    with pytest.raises(ConfigError, match="distinct"):
+        load_study(write_study(tmp_path, inputs, study_extra="examples_per_class = [2, 2]"))
+
+
+def test_a_few_shot_sweep_runs_and_reports_each_cell(run_dsc, tmp_path, inputs, monkeypatch):
+    calls: list = []
+    _fake_training(monkeypatch, calls)
+    path = write_study(tmp_path, inputs, study_extra='examples_per_class = [1, 2]\nmethods = ["ce"]\n'
+                                                     'variants = ["none", "normal"]')
+    res = run_dsc("study", path, "--json")
+    assert res.code == 0, res
+    report = json.loads(res.out)
+    configs = {c["name"]: c for c in report["configurations"]}
+    assert set(configs) == {"ce/none/k1", "ce/normal/k1", "ce/none/k2", "ce/normal/k2"}
+    assert configs["ce/normal/k1"]["reference"] == "ce/none/k1"
+    assert report["data_efficiency"]["cells"] == [1, 2]
+    assert {r["configuration"] for r in report["data_efficiency"]["rows"]} == {"ce/none", "ce/normal"}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from dsc.report.group import Group
+from dsc.report.group import Group, cell_reference
 from dsc.report.runs import Run
 from dsc.report.table import Cell, Section
 
@@ -62,10 +62,10 @@ def _pairs(report: dict[str, Any], groups: list[Group]) -> list[tuple[Group, Gro
     """(configuration, reference) pairs the report compares: each against the baseline and its method's none."""
     by_name = {g.name: g for g in groups}
     base = by_name.get(report.get("baseline") or "")
-    nones = {g.method: g for g in groups if g.synthetic.get("label") == "none"}
+    nones = {(g.method, g.examples_per_class): g for g in groups if g.synthetic.get("label") == "none"}
     pairs: list[tuple[Group, Group]] = []
-    for g in groups:
-        for ref in (base, nones.get(g.method)):
+    for g in groups:   # in a few-shot sweep, within g's cell
+        for ref in (cell_reference(base, g, groups), nones.get((g.method, g.examples_per_class))):
             if ref is not None and ref is not g and (g, ref) not in pairs:
                 pairs.append((g, ref))
     return pairs

@@ -99,6 +99,7 @@ def make_report(paths: list[Path], settings: Any, *, per_class: bool | None = No
     from dsc.report.budget import budget_section
     from dsc.report.caveats import apply_caveats, flag_tiny_evaluation
     from dsc.report.curves import curves_section, run_curves
+    from dsc.report.efficiency import efficiency_section
     from dsc.report.overlap import attach_overlap
     from dsc.report.per_class import per_class_data, per_class_sections
     from dsc.report.table import incomplete_section, main_section
@@ -112,6 +113,9 @@ def make_report(paths: list[Path], settings: Any, *, per_class: bool | None = No
     sections: list[Section] = []
     if groups:
         sections.append(main_section(report))
+    efficiency = efficiency_section(report, groups)   # a few-shot sweep: the metric against examples per class
+    if efficiency is not None:
+        sections.append(efficiency)
     budget = budget_section(report, groups, allow_unequal=allow_unequal_budget)   # steps and images per run
     if budget is not None:
         sections.append(budget)

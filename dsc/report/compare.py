@@ -13,7 +13,16 @@ from dsc.errors import ConfigError, MismatchError
 from dsc.provenance import now
 from dsc.report import stats
 from dsc.report.caveats import mark_incomplete
-from dsc.report.group import Group, arm_pairs, find_baseline, group_runs, mixed_data, relabelled
+from dsc.report.group import (
+    Group,
+    arm_pairs,
+    cell_reference,
+    find_baseline,
+    group_runs,
+    largest_cell,
+    mixed_data,
+    relabelled,
+)
 from dsc.report.runs import Run
 
 log = logging.getLogger(__name__)
@@ -129,7 +138,8 @@ def compare_runs(runs: list[Run], *, baseline: str | None = None, strict: bool =
     primary = by_key[primary_metric]
     level = 1.0 - alpha
     family: dict[tuple[str, str], dict[str, Any]] = {}   # (treated, reference) -> primary-metric test
-    configs = [_configuration(g, base, metrics, primary, level, family) for g in groups]
+    configs = [_configuration(g, cell_reference(base, g, groups), metrics, primary, level, family)
+               for g in groups]
     arms = _arm_comparisons(groups, primary, level, family)
     _holm_family(list(family.values()))
     for d in family.values():
@@ -149,7 +159,8 @@ def compare_runs(runs: list[Run], *, baseline: str | None = None, strict: bool =
         "metrics": [{"key": m.key, "label": m.label, "higher_is_better": m.higher_is_better,
                      "role": "primary" if m is primary else "secondary"} for m in metrics],
         "configurations": configs, "best": _best(metrics, configs), "arm_comparisons": arms,
-        "selection": select_on_validation(configs), "warnings": warnings,
+        "selection": select_on_validation(configs, cell=base.examples_per_class if base else largest_cell(groups)),
+        "warnings": warnings,
         "incomplete": [{"run": r.name, "path": str(r.path), "reason": r.problem or "incomplete"}
                        for r in runs if not r.complete],
     }
@@ -177,6 +188,7 @@ def _configuration(g: Group, base: Group | None, metrics: list[Metric], primary:
     test joins ``family``), timings."""
     entry: dict[str, Any] = {
         "name": g.name, "method": g.method, "method_label": g.method_label,
+        "examples_per_class": g.examples_per_class, "reference": base.name if base is not None else None,
         "synthetic": g.synthetic, "synthetic_label": g.synthetic_label, "backbone": g.backbone,
         "data_fingerprint": g.runs[0].data_fingerprint, "settings": g.settings,
         "seeds": g.seeds, "n": len(g.runs), "runs": [str(r.path) for r in g.runs],
@@ -233,11 +245,13 @@ def _best(metrics: list[Metric], configs: list[dict[str, Any]]) -> dict[str, lis
     return best
 
 
-def select_on_validation(configs: list[dict[str, Any]]) -> dict[str, Any] | None:
+def select_on_validation(configs: list[dict[str, Any]], cell: int | None = None) -> dict[str, Any] | None:
     """The configuration with the best mean validation top-1 (ties: the first), or None without val numbers.
-    Test numbers never take part in the choice."""
+    Test numbers never take part in the choice. In a few-shot sweep only the configurations of one cell
+    (``cell`` examples per class, the baseline's) compete: more real images is not a choice."""
     scored = [(c["val"]["top1"]["mean"], i) for i, c in enumerate(configs)
-              if (c.get("val") or {}).get("top1", {}).get("mean") is not None]
+              if (c.get("val") or {}).get("top1", {}).get("mean") is not None
+              and c.get("examples_per_class") == cell]
     if not scored:
         return None
     top = max(v for v, _ in scored)

@@ -107,7 +107,9 @@ def generalisation_rows(report: dict[str, Any]) -> list[Row]:
     primary = report.get("primary_metric", "top1")
     keys = [primary] + [k for k in ("corruption_top1", "ood_auroc", "ece") if k != primary]
     names = {"corruption_top1": "corruption accuracy", "ood_auroc": "OOD AUROC", "ece": "ECE"}
-    parts = [f"chosen on validation top-1: {best['name']} ({val} val)"]
+    cell = best.get("examples_per_class")
+    among = f", among the {cell}-per-class configurations" if cell is not None else ""
+    parts = [f"chosen on validation top-1: {best['name']} ({val} val{among})"]
     for key in keys:
         d = best["deltas"].get(key)
         if d is None:

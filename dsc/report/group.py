@@ -79,6 +79,12 @@ class Group:
         return [r.seed for r in self.runs]
 
     @property
+    def examples_per_class(self) -> int | None:
+        """The few-shot cell of a group trained with ``--examples-per-class`` (None: the whole train split)."""
+        k = self.settings.get("examples_per_class")
+        return int(k) if k is not None else None
+
+    @property
     def method_label(self) -> str:
         return METHOD_LABELS.get(self.method, self.method)
 
@@ -103,7 +109,8 @@ class Group:
 
 
 def _base_name(g: Group) -> str:
-    return f"{g.method}/{g.synthetic['label']}"
+    shots = g.examples_per_class
+    return f"{g.method}/{g.synthetic['label']}" + (f"/k{shots}" if shots is not None else "")
 
 
 def group_runs(runs: list[Run]) -> list[Group]:
@@ -119,6 +126,7 @@ def group_runs(runs: list[Run]) -> list[Group]:
                                 synthetic_of(run), _settings_key(run))
         groups[key].runs.append(run)
     ordered = sorted(groups.values(), key=lambda g: (
+        g.examples_per_class if g.examples_per_class is not None else 1 << 30,
         list(METHOD_LABELS).index(g.method) if g.method in METHOD_LABELS else 9,
         list(SYNTHETIC_LABELS).index(g.synthetic["label"]) if g.synthetic["label"] in SYNTHETIC_LABELS else 9,
         json.dumps(g.synthetic, sort_keys=True), str(g.backbone), g.key))
@@ -159,16 +167,33 @@ def _refuse_shared_seeds(g: Group) -> None:
         first[run.seed] = run
 
 
+def largest_cell(groups: list[Group]) -> int | None:
+    """The few-shot cell with the most examples per class (None, the whole train split, is the largest)."""
+    cells = {g.examples_per_class for g in groups}
+    return None if None in cells or not cells else max(c for c in cells if c is not None)
+
+
+def cell_reference(base: Group | None, g: Group, groups: list[Group]) -> Group | None:
+    """The configuration ``g`` is compared with: the baseline, or in a few-shot sweep the baseline's
+    configuration (method, arm, backbone) in ``g``'s own cell (same examples per class); None if it has none."""
+    if base is None or g.examples_per_class == base.examples_per_class:
+        return base
+    return next((h for h in groups if h.examples_per_class == g.examples_per_class and h.method == base.method
+                 and h.synthetic["label"] == base.synthetic["label"] and h.backbone == base.backbone), None)
+
+
 def find_baseline(groups: list[Group], spec: str | None, runs: list[Run] | None = None) -> Group | None:
     """The group named by ``spec`` (a configuration name, case-insensitive, or a run directory), or the
-    default: ``ce/none``, else ``supcon+probe/none``, else no baseline."""
+    default: ``ce/none``, else ``supcon+probe/none``, else no baseline. In a few-shot sweep the default is
+    that arm in the cell with the most examples per class (each cell is compared with its own, see
+    :func:`cell_reference`)."""
     from pathlib import Path
 
     if spec is None:
         for name in ("ce/none", "supcon+probe/none"):
-            match = [g for g in groups if g.name == name]
+            match = [g for g in groups if g.name == name or g.name.startswith(name + "/k")]
             if match:
-                return match[0]
+                return max(match, key=lambda g: g.examples_per_class or 0)
         return None
     path = Path(spec)
     if path.is_dir():
@@ -212,7 +237,7 @@ def arm_pairs(groups: list[Group]) -> list[tuple[str, Group, Group]]:
     and DATA.h5 (a family); with several configurations of one arm in a family, every pairing is listed."""
     families: dict[tuple, dict[str, list[Group]]] = {}
     for g in groups:
-        fam = (g.method, str(g.backbone), g.runs[0].data_fingerprint if g.runs else None)
+        fam = (g.method, str(g.backbone), g.runs[0].data_fingerprint if g.runs else None, g.examples_per_class)
         families.setdefault(fam, {}).setdefault(g.synthetic["label"], []).append(g)
     out: list[tuple[str, Group, Group]] = []
     for arms in families.values():

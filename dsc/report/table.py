@@ -151,13 +151,13 @@ def main_section(report: dict[str, Any]) -> Section:
     primary_first = sorted(metrics, key=lambda m: m["key"] != primary["key"])   # primary, then the others
     section = Section("Comparison", [])
     columns: list[tuple[str, bool, Callable[[dict[str, Any]], Cell]]] = [   # header, right-aligned, cell
-        ("configuration", False, lambda c: Cell.of(c["name"], "(baseline)" if c["name"] == base else "")),
+        ("configuration", False, lambda c: Cell.of(c["name"], "(baseline)" if _is_reference(c, base) else "")),
         ("seeds", True, lambda c: Cell(str(c["n"])))]
     for m in primary_first:
         columns.append((m["label"] + ("↓" if not m["higher_is_better"] else ""), True, _metric_cell(report, m)))
         if m is primary and show_delta:
             columns.append((f"Δ {primary['label']} (pp, primary)", False, lambda c: (
-                delta_text(c["deltas"].get(primary["key"])) if c["name"] != base else Cell("—", "dim"))))
+                delta_text(c["deltas"].get(primary["key"])) if not _is_reference(c, base) else Cell("—", "dim"))))
     if show_val:
         columns.append(("val top-1", True, lambda c: Cell.of(*mean_std_parts((c.get("val") or {}).get("top1")),
                                                              style="best" if c["name"] == chosen else None)))
@@ -176,6 +176,11 @@ def main_section(report: dict[str, Any]) -> Section:
     return section
 
 
+def _is_reference(c: dict[str, Any], base: str | None) -> bool:
+    """The baseline, or in a few-shot sweep the baseline's arm in a cell (what that cell is compared with)."""
+    return c["name"] == base or c["name"] == c.get("reference")
+
+
 def _main_notes(report: dict[str, Any], metrics: list[dict[str, Any]], primary: dict[str, Any], *,
                 show_delta: bool, show_val: bool, show_mce: bool) -> list[str]:
     """The notes under the comparison table: how Δ is tested, what val top-1 is, the metric legend and
@@ -187,7 +192,10 @@ def _main_notes(report: dict[str, Any], metrics: list[dict[str, Any]], primary: 
         level, min_seeds = st.get("level", 1 - report["alpha"]), st.get("min_seeds", 5)
         tested = any(d.get("verdict") == "tested" for c in configs for d in c["deltas"].values())
         notes.append(
-            f"Δ: mean difference of the primary metric ({primary['label']}) against {base} in percentage points; "
+            f"Δ: mean difference of the primary metric ({primary['label']}) against {base}"
+            + (" (in a few-shot sweep: against that arm with as many examples per class)"
+               if any(c.get("examples_per_class") is not None for c in configs) else "")
+            + " in percentage points; "
             f"[..] {100 * level:g} % t-interval (paired over matched seeds; Welch's, marked unpaired, when seeds "
             f"do not match). Fewer than {min_seeds} seeds: exploratory, no p-value or mark. "
             + (f"Otherwise p_Holm is Holm-adjusted over the {st.get('family_size', 0)} primary comparisons of "

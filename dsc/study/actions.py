@@ -108,6 +108,7 @@ def _changed_inputs(recorded: dict[str, Any], r: PlannedRun, cache: dict[Path, s
 
 def plan_rows(study: Study) -> list[dict[str, Any]]:
     """The plan as JSON-able rows (for --dry-run)."""
-    return [{"run": str(r.path), "method": r.method, "variant": r.variant, "seed": r.seed, "action": r.action,
+    return [{"run": str(r.path), "method": r.method, "variant": r.variant, "seed": r.seed,
+             "examples_per_class": r.examples_per_class, "action": r.action,
              "reason": r.reason, "synthetic": [str(p) for p in r.synthetic],
              "negatives": [str(p) for p in r.negatives], "budget": budget_text(r.settings)} for r in study.runs]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from dsc.console import count, plural
 from dsc.errors import InputError
 from dsc.study.spec import StudySpec
@@ -28,7 +30,13 @@ def equal_budget(spec: StudySpec, settings: Any) -> tuple[dict[str, int], str]:
     from dsc.store import open_store
     from dsc.train.budget import pass_sizes
 
-    n_train = len(real_rows(open_store(spec.data, kind="data"), "train"))
+    store = open_store(spec.data, kind="data")
+    rows = real_rows(store, "train")
+    if settings.examples_per_class is not None:  # a few-shot cell: at most k images of each class
+        n_train = int(np.minimum(np.bincount(store.labels[rows], minlength=len(store.classes)),
+                                 settings.examples_per_class).sum())
+    else:
+        n_train = len(rows)
     if n_train == 0:
         raise InputError(f"study data {spec.data} has no train rows", hint="make it with `dsc subset` (train split)")
     import torch

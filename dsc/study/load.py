@@ -57,8 +57,9 @@ def _settings(section: str, values: dict[str, Any], origin: str) -> Any:
     return _resolve(section, values, origin, Path(origin))[0]
 
 
-def _dirname(method: str, variant: str, seed: int) -> str:
-    return f"{method}-{variant.replace('+', '-')}-s{seed}"
+def _dirname(method: str, variant: str, seed: int, shots: int | None = None) -> str:
+    cell = f"-k{shots}" if shots is not None else ""
+    return f"{method}-{variant.replace('+', '-')}{cell}-s{seed}"
 
 
 def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | None = None,
@@ -136,28 +137,46 @@ def _check_train_keys(train: dict[str, Any]) -> None:
 
 
 def _plan_runs(study: Study, train: dict[str, Any], path: Path) -> None:
-    """One planned run per method, variant and seed, each method's arms with the same training budget."""
+    """One planned run per few-shot cell, method, variant and seed, the arms of a method in one cell with the
+    same training budget."""
     spec, doc = study.spec, study.sections
     sizes: dict[str, tuple[int, str]] = {}
-    for method in spec.methods:
-        section = "baseline" if method == "ce" else "pretrain"
-        base = {**train, **doc.get(section, {})}
-        budget, note = equal_budget(spec, _resolve(section, base, f"study file {path} [{section}]", Path(path))[0])
-        base.update(budget)
-        study.budget_notes.append(f"{method}: {note}")
-        for variant in spec.variants:
-            uses_synthetic, uses_ood = USES[variant]
-            negatives = list(spec.ood) if uses_ood else []
-            values = _method_values(base, method, negatives, spec)
-            for seed in spec.seeds:
-                settings, sources = _resolve(section, {**values, "seed": seed}, f"study file {path} [{section}]",
-                                             Path(path))
-                settings, sources = _sized(settings, sources, spec.data, sizes)
-                if budget:
-                    sources.update({k: f"study file {path} (equal budget: {note})" for k in budget})
-                study.runs.append(PlannedRun(method, variant, seed, spec.output / _dirname(method, variant, seed),
-                                             settings, list(spec.synthetic) if uses_synthetic else [],
-                                             negatives, spec.data, sources=sources))
+    for shots in spec.shots:
+        for method in spec.methods:
+            section = "baseline" if method == "ce" else "pretrain"
+            base = {**train, **doc.get(section, {})}
+            if shots is not None:
+                _check_one_few_shot(base, section, path)
+                base["examples_per_class"] = shots
+            budget, note = equal_budget(spec, _resolve(section, base, f"study file {path} [{section}]",
+                                                       Path(path))[0])
+            base.update(budget)
+            study.budget_notes.append(f"{method}{f' (k={shots})' if shots is not None else ''}: {note}")
+            for variant in spec.variants:
+                _plan_arm(study, section, method, variant, shots, base, budget, note, sizes, path)
+
+
+def _check_one_few_shot(base: dict[str, Any], section: str, path: Path) -> None:
+    if "examples_per_class" in base:
+        raise ConfigError(f"study file {path}: examples_per_class is set both in [study] (the sweep) and in "
+                          f"[train] or [{section}]", hint="keep the [study] list and remove the other key")
+
+
+def _plan_arm(study: Study, section: str, method: str, variant: str, shots: int | None, base: dict[str, Any],
+              budget: dict[str, int], note: str, sizes: dict[str, tuple[int, str]], path: Path) -> None:
+    """The planned runs of one arm in one cell, one per seed."""
+    spec = study.spec
+    uses_synthetic, uses_ood = USES[variant]
+    negatives = list(spec.ood) if uses_ood else []
+    values = _method_values(base, method, negatives, spec)
+    for seed in spec.seeds:
+        settings, sources = _resolve(section, {**values, "seed": seed}, f"study file {path} [{section}]", Path(path))
+        settings, sources = _sized(settings, sources, spec.data, sizes)
+        if budget:
+            sources.update({k: f"study file {path} (equal budget: {note})" for k in budget})
+        study.runs.append(PlannedRun(method, variant, seed, spec.output / _dirname(method, variant, seed, shots),
+                                     settings, list(spec.synthetic) if uses_synthetic else [], negatives, spec.data,
+                                     sources=sources, examples_per_class=shots))
 
 
 def _method_values(base: dict[str, Any], method: str, negatives: list[Path], spec: StudySpec) -> dict[str, Any]:

@@ -40,6 +40,10 @@ class StudySpec(BaseModel):
         "steps). A steps or images value in [train], [pretrain] or [baseline] is used as it is")
     ce_ood_loss: Literal["extra-class", "outlier-exposure"] = Field(
         default="outlier-exposure", description="how the CE baseline uses OOD images when [baseline] sets none")
+    examples_per_class: list[int] = Field(
+        default_factory=list, description="few-shot sweep: every arm, method and seed is run once per value, "
+        "trained on that many real train images per class (the seeded draw of docs/training.md#few-shot); "
+        "empty: the whole train split")
 
     @field_validator("seeds")
     @classmethod
@@ -47,6 +51,20 @@ class StudySpec(BaseModel):
         if len(set(v)) != len(v):
             raise ValueError("seeds must be distinct")
         return v
+
+    @field_validator("examples_per_class")
+    @classmethod
+    def _shots(cls, v: list[int]) -> list[int]:
+        if any(k < 1 for k in v):
+            raise ValueError("examples per class must be at least 1")
+        if len(set(v)) != len(v):
+            raise ValueError("examples_per_class values must be distinct")
+        return sorted(v)
+
+    @property
+    def shots(self) -> list[int | None]:
+        """The few-shot cells: each ``examples_per_class`` value, or one cell on the whole train split."""
+        return list(self.examples_per_class) or [None]
 
 
 class Pictures(BaseModel):
@@ -81,6 +99,7 @@ class PlannedRun:
     sources: dict[str, str] = field(default_factory=dict)
     action: str = "run"       # run | resume | probe | skip
     reason: str = ""
+    examples_per_class: int | None = None  # the few-shot cell (None: the whole train split)
 
     @property
     def name(self) -> str:

@@ -67,7 +67,17 @@ def interval_of_mean(values: list[float], level: float) -> tuple[float, float] |
 
 
 def results_figure(report: dict[str, Any]) -> Any:
-    """The results figure of a report dict (schema dsc-report/1) as a matplotlib Figure (not saved)."""
+    """The results figure of a report dict (schema dsc-report/1) as a matplotlib Figure (not saved); for a
+    few-shot sweep (``report["data_efficiency"]``) the data-efficiency figure."""
+    if report.get("data_efficiency"):
+        from dsc.report.figures.efficiency import efficiency_figure
+
+        return efficiency_figure(report)
+    return _configurations_figure(report)
+
+
+def _configurations_figure(report: dict[str, Any]) -> Any:
+    """One row per configuration: the primary metric (and secondary panels), seeds, intervals, the baseline."""
     configs = [c for c in report.get("configurations") or [] if c.get("metrics")]
     if not configs:
         raise InputError("no configuration has test metrics to draw", hint="give complete run directories")
