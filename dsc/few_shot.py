@@ -3,7 +3,9 @@
 `dsc invert --examples-per-class K`, `dsc augment --examples-per-class K` and `dsc pretrain`/`baseline`
 `--examples-per-class K` (and the probe of such a run) all draw with this function, so with the same K and
 seed the tokens are learned on, the variants are made from, and the encoder and classifier are trained on
-the same real images (docs/training.md#few-shot).
+the same real images (docs/training.md#few-shot). The draws are nested: with one seed, the images of a
+smaller K are among those of a larger one, so a store made from a K = 16 draw has variants of every image a
+K = 1, 2, 4 or 8 run of that seed trains on. (dsc before this rule drew each K independently.)
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ def class_rows(labels: np.ndarray, split: np.ndarray, label: int, k: int | None,
     """Rows of class ``label`` in ``split_name``; a seeded subset of ``k`` of them (sorted) when there are more."""
     rows = np.flatnonzero((labels == label) & (split == split_name))
     if k is not None and rows.size > k:
-        rng = np.random.default_rng([seed, label, SALT])
-        rows = np.sort(rng.choice(rows, size=k, replace=False))
+        order = np.random.default_rng([seed, label, SALT]).permutation(rows)
+        rows = np.sort(order[:k])   # nested: with one seed, the k drawn images are among any larger draw's
     return rows
 
 

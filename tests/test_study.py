@@ -336,3 +336,28 @@ def test_a_few_shot_sweep_runs_and_reports_each_cell(run_dsc, tmp_path, inputs, 
     assert configs["ce/normal/k1"]["reference"] == "ce/none/k1"
     assert report["data_efficiency"]["cells"] == [1, 2]
     assert {r["configuration"] for r in report["data_efficiency"]["rows"]} == {"ce/none", "ce/normal"}
+
+
+@pytest.mark.parametrize("vary, train_seeds, draw_seeds", [
+    ('["train", "few-shot draw"]', {0: 0, 1: 1}, {0: 0, 1: 1}),
+    ('["train"]', {0: 0, 1: 1}, {0: 0, 1: 0}),            # one draw for every seed: only training varies
+    ('["few-shot draw"]', {0: 0, 1: 0}, {0: 0, 1: 1}),    # one training seed: only the images drawn vary
+])
+def test_vary_says_what_a_seed_changes(tmp_path, inputs, vary, train_seeds, draw_seeds):
+    from dsc.settings import BaselineSettings
+
+    study = load_study(write_study(tmp_path, inputs, study_extra=f'examples_per_class = [2]\nmethods = ["ce"]\n'
+                                                                 f'variants = ["none"]\nvary = {vary}'))
+    by = {r.seed: r.settings for r in study.runs}
+    assert {s: by[s].seed for s in by} == train_seeds
+    assert {s: BaselineSettings.model_validate(by[s].model_dump()).few_shot_draw_seed for s in by} == draw_seeds
+
+
+@pytest.mark.parametrize("study_extra, extra, match", [
+    ('vary = ["train", "synthetic"]', "", "synthetic stores are given"),
+    ('vary = ["few-shot draw"]', "", "every seed would make the same run"),
+    ("", "few_shot_seed = 3", "not a few_shot_seed key"),
+])
+def test_vary_mistakes(tmp_path, inputs, study_extra, extra, match):
+    with pytest.raises(ConfigError, match=match):
+        load_study(write_study(tmp_path, inputs, extra, study_extra=study_extra))

@@ -69,7 +69,7 @@ def _changed_probe(study: Study, r: PlannedRun, cache: dict[Path, str]) -> list[
     recorded = prov.get("settings") if isinstance(prov, dict) else None
     if not isinstance(recorded, dict):
         return []
-    wanted = study.probe_settings.model_copy(update={"seed": r.seed}).model_dump(mode="json")
+    wanted = study.probe_settings.model_copy(update={"seed": r.settings.seed}).model_dump(mode="json")
     changes = [c for c in settings_diff(recorded, wanted) if c.split(":", 1)[0] not in PROBE_RESULT_FREE]
     ood = (prov.get("inputs") or {}).get("ood")
     if isinstance(ood, list):

@@ -83,8 +83,13 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
     _check_stores(spec)
     train = doc.get("train", {})
     _check_train_keys(train)
-    if "seed" in {*train, *doc.get("pretrain", {}), *doc.get("baseline", {}), *doc.get("probe", {})}:
-        raise ConfigError("set seeds with [study] seeds = [...], not a seed key", hint="remove the seed key")
+    keys = {*train, *doc.get("pretrain", {}), *doc.get("baseline", {}), *doc.get("probe", {})}
+    if "seed" in keys or "few_shot_seed" in keys:
+        raise ConfigError("set seeds with [study] seeds = [...] (and what they change with vary), not a "
+                          f"{'seed' if 'seed' in keys else 'few_shot_seed'} key", hint="remove the key")
+    if "train" not in spec.vary and not spec.examples_per_class:
+        raise ConfigError("[study] vary leaves out 'train' and there is no few-shot sweep, so every seed would "
+                          "make the same run", hint="add 'train' to vary, or set examples_per_class")
     study = Study(Path(path), spec, doc)
     _plan_runs(study, train, path)
     if "supcon" in spec.methods:
@@ -170,13 +175,23 @@ def _plan_arm(study: Study, section: str, method: str, variant: str, shots: int 
     negatives = list(spec.ood) if uses_ood else []
     values = _method_values(base, method, negatives, spec)
     for seed in spec.seeds:
-        settings, sources = _resolve(section, {**values, "seed": seed}, f"study file {path} [{section}]", Path(path))
+        settings, sources = _resolve(section, {**values, **_seeds(spec, seed, shots)}, f"study file {path} "
+                                     f"[{section}]", Path(path))
         settings, sources = _sized(settings, sources, spec.data, sizes)
         if budget:
             sources.update({k: f"study file {path} (equal budget: {note})" for k in budget})
         study.runs.append(PlannedRun(method, variant, seed, spec.output / _dirname(method, variant, seed, shots),
                                      settings, list(spec.synthetic) if uses_synthetic else [], negatives, spec.data,
                                      sources=sources, examples_per_class=shots))
+
+
+def _seeds(spec: StudySpec, seed: int, shots: int | None) -> dict[str, int]:
+    """The seeds of one run: ``seed`` for what ``[study] vary`` lists, the first seed for the rest."""
+    first = spec.seeds[0]
+    out = {"seed": seed if "train" in spec.vary else first}
+    if shots is not None and out["seed"] != (seed if "few-shot draw" in spec.vary else first):
+        out["few_shot_seed"] = seed if "few-shot draw" in spec.vary else first
+    return out
 
 
 def _method_values(base: dict[str, Any], method: str, negatives: list[Path], spec: StudySpec) -> dict[str, Any]:

@@ -51,6 +51,6 @@ def _train(study: Study, r: PlannedRun) -> None:
 def _probe(study: Study, r: PlannedRun) -> None:
     from dsc.probe import probe
 
-    settings = study.probe_settings.model_copy(update={"seed": r.seed})   # the probe follows the run's seed
+    settings = study.probe_settings.model_copy(update={"seed": r.settings.seed})   # the probe follows the run's training seed
     sources = {**study.probe_sources, "seed": f"study file {study.path} (the run's seed)"}
     probe(r.path, settings, ood=study.spec.eval_ood, sources=sources, force=True)

@@ -45,6 +45,20 @@ class StudySpec(BaseModel):
         "trained on that many real train images per class (the seeded draw of docs/training.md#few-shot); "
         "empty: the whole train split")
 
+    vary: list[Literal["train", "few-shot draw", "synthetic"]] = Field(
+        default_factory=lambda: ["train", "few-shot draw"], min_length=1,
+        description="what a seed changes: the training (initialisation, batches, views, probe), the few-shot "
+        "draw of a sweep; a part not listed keeps the first seed's")
+
+    @field_validator("vary")
+    @classmethod
+    def _vary(cls, v: list[str]) -> list[str]:
+        if "synthetic" in v:
+            raise ValueError("the study's synthetic stores are given, not made by the study, so a seed cannot "
+                             "change them: leave 'synthetic' out (make one store per seed with `dsc augment "
+                             "--seed` and run one study per store to see the generator's spread)")
+        return list(dict.fromkeys(v))
+
     @field_validator("seeds")
     @classmethod
     def _unique_seeds(cls, v: list[int]) -> list[int]:

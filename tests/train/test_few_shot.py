@@ -95,3 +95,13 @@ def test_baseline_cli_few_shot(run_dsc, data: Path, tmp_path: Path) -> None:
     res = run_dsc("baseline", data, *TRAIN, "--examples-per-class", "3", "--seed", "4", "--no-corruptions",
                   "-o", out, "--resume")
     assert res.code != 0 and "examples_per_class: 2 -> 3" in res.err, res
+
+
+def test_draws_are_nested(data: Path) -> None:
+    """With one seed the images of a smaller draw are among a larger one's, so one store made from a K=4
+    draw serves the K=1 and K=2 cells of a sweep (independent draws of each K did not)."""
+    store = open_store(data)
+    for seed in range(5):
+        drawn = [set(few_shot_rows(store, BaselineSettings(examples_per_class=k, seed=seed)).tolist())
+                 for k in (1, 2, 4)]
+        assert drawn[0] < drawn[1] < drawn[2]
