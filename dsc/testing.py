@@ -273,15 +273,19 @@ def report_stores(root: Path, *, near_copies: int = 2, ood_in_dist: int = 3) -> 
 
 
 def augmented_like(data_path: Path, out: Path, *, mode: str = "normal", per_image: int = 1,
-                   seed: int = 0) -> Path:
+                   seed: int = 0, examples_per_class: int | None = None) -> Path:
     """A synthetic store made from DATA.h5's train images the way `dsc augment` lays it out: normal images
-    are the source images plus noise; OOD images are pixel-shuffled sources (is_ood, label -1)."""
+    are the source images plus noise; OOD images are pixel-shuffled sources (is_ood, label -1). With
+    ``examples_per_class``: from the few-shot draw of seed ``seed`` only, as `augment --examples-per-class`."""
+    from dsc.few_shot import draw
     from dsc.store import StoreWriter, open_store
 
     rng = np.random.default_rng(seed)
     data = open_store(data_path, kind="data")
     rows = data.indices("train")
     rows = rows[data.labels[rows] >= 0]
+    if examples_per_class is not None:
+        rows = draw(data.labels, data.split, list(range(len(data.classes))), examples_per_class, seed)
     src = np.repeat(rows, per_image)
     images = data.images(src).astype(np.int16)
     if mode == "normal":
