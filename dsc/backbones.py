@@ -87,6 +87,7 @@ def create_backbone(spec: str, *, pretrained: bool = False, checkpoint: Path | s
             log.debug("%s small stem: %s", backbone.model_id, what)
         if ckpt is not None:
             load_weights(backbone.module, ckpt)
+            backbone.weights_file = ckpt
     backbone.stem, backbone.stem_reason = choice.stem, choice.reason
     log.info("backbone %s: %d features, input %s, stem %s (%s)", backbone.model_id, backbone.feature_dim,
              backbone.data_config.get("input_size"), choice.stem, choice.reason)

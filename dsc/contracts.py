@@ -114,6 +114,9 @@ class Backbone:
     # Set by dsc.backbones.create_backbone (plugins leave them): "imagenet" or "small" (dsc/stems.py), and why.
     stem: str = "imagenet"
     stem_reason: str = ""
+    #: The file the weights were read from (pretrained cache or --checkpoint); None: random initialisation.
+    #: Training records its SHA-256 in run.json (``backbone.weights``).
+    weights_file: Path | None = None
 
 
 class BackboneOptions(PluginOptions):

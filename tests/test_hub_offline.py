@@ -86,6 +86,7 @@ def test_pretrained_weights_from_the_cache_without_network(hub: Path, no_network
     reference = _cache_entry(hub, weights=True)
     backbone = create_backbone(f"hf-hub:{REPO}", pretrained=True)
     torch.testing.assert_close(backbone.module.state_dict()["conv1.0.weight"], reference.state_dict()["conv1.0.weight"])
+    assert backbone.weights_file is not None and backbone.weights_file.is_file()
 
 
 def test_pretrained_without_cached_weights_names_them(hub: Path, no_network) -> None:

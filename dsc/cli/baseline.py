@@ -80,6 +80,10 @@ def baseline(
                                                  rich_help_panel=P_DATA, show_default=False)] = None,
     ood_weight: Annotated[float | None, typer.Option(help="Weight of the outlier-exposure term.",
                                                      rich_help_panel=P_DATA, show_default=False)] = None,
+    protocol: Annotated[str | None, typer.Option(help="fine-tune (encoder and linear layer, end to end) or "
+                                                 "linear (the encoder frozen: the frozen-features baseline of a "
+                                                 "--pretrained or --checkpoint encoder).",
+                                                 rich_help_panel=P_OPT, show_default=False)] = None,
     corruptions: Annotated[bool | None, typer.Option("--corruptions/--no-corruptions",
                                                      help="Measure corruption robustness at the end.",
                                                      rich_help_panel=P_RUN, show_default=False)] = None,
@@ -103,8 +107,8 @@ def baseline(
                        few_shot_seed=few_shot_seed, balanced=balanced,
                        synthetic_policy=synthetic_policy, synthetic_probability=synthetic_probability,
                        negatives_fraction=negatives_fraction, ood_loss=ood_loss, ood_weight=ood_weight,
-                       corruptions=corruptions, augmentation=augmentation, workers=workers, amp=amp,
-                       channels_last=channels_last, knn_k=knn_k)
+                       protocol=protocol, corruptions=corruptions, augmentation=augmentation, workers=workers,
+                       amp=amp, channels_last=channels_last, knn_k=knn_k)
     check_backbone_early(resolved, "baseline", json_)
     import json
 

@@ -189,6 +189,7 @@ def _configuration(g: Group, base: Group | None, metrics: list[Metric], primary:
     entry: dict[str, Any] = {
         "name": g.name, "method": g.method, "method_label": g.method_label,
         "examples_per_class": g.examples_per_class, "reference": base.name if base is not None else None,
+        "protocol": g.protocol,
         "synthetic": g.synthetic, "synthetic_label": g.synthetic_label, "backbone": g.backbone,
         "data_fingerprint": g.runs[0].data_fingerprint, "settings": g.settings,
         "seeds": g.seeds, "n": len(g.runs), "runs": [str(r.path) for r in g.runs],

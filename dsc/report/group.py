@@ -50,7 +50,23 @@ def relabelled(run: Run) -> str | None:
 
 
 def _settings_key(run: Run) -> dict[str, Any]:
-    return {k: v for k, v in sorted(run.settings.items()) if k not in IGNORED_SETTINGS}
+    """The settings that define a configuration (a setting dsc added later, at the value older runs had, is
+    left out, so runs from before it group with runs after)."""
+    from dsc.train.run_dir import ADDED_LATER
+
+    return {k: v for k, v in sorted(run.settings.items()) if k not in IGNORED_SETTINGS
+            and not (k in ADDED_LATER and v == ADDED_LATER[k])}
+
+
+def protocol_of(method: str, settings: dict[str, Any]) -> str:
+    """How the encoder was obtained and trained: ``trained from scratch``, ``fine-tuned from pretrained``,
+    ``linear on frozen pretrained`` (CE), ``SupCon from scratch`` / ``SupCon from pretrained`` (+ probe)."""
+    init = "pretrained" if settings.get("pretrained") else "checkpoint" if settings.get("checkpoint") else "scratch"
+    if method == "ce":
+        if settings.get("protocol") == "linear":
+            return f"linear on frozen {init}"
+        return "trained from scratch" if init == "scratch" else f"fine-tuned from {init}"
+    return f"SupCon from {init}"
 
 
 def config_key(run: Run) -> str:
@@ -83,6 +99,10 @@ class Group:
         """The few-shot cell of a group trained with ``--examples-per-class`` (None: the whole train split)."""
         k = self.settings.get("examples_per_class")
         return int(k) if k is not None else None
+
+    @property
+    def protocol(self) -> str:
+        return protocol_of(self.method, self.settings)
 
     @property
     def method_label(self) -> str:
@@ -134,6 +154,7 @@ def group_runs(runs: list[Run]) -> list[Group]:
         g.runs.sort(key=lambda r: (r.seed is None, r.seed if r.seed is not None else 0, r.name))
         g.name = _base_name(g)
     refiners = (
+        lambda g: g.protocol,
         lambda g: ",".join(p for p in (g.synthetic.get("policy"), g.synthetic.get("ood_policy")) if p),
         lambda g: str(g.backbone or ""),
         lambda g: g.key[:6],
@@ -143,8 +164,8 @@ def group_runs(runs: list[Run]) -> list[Group]:
         for g in ordered:
             clashes.setdefault(g.name, []).append(g)
         for same in clashes.values():
-            if len(same) > 1:
-                for g in same:
+            if len(same) > 1 and (refine is not refiners[0] or len({refine(g) for g in same}) > 1):
+                for g in same:   # (the protocol is named only where it tells configurations apart)
                     extra = refine(g)
                     if extra:
                         g.name = f"{g.name}[{extra}]" if "[" not in g.name else g.name[:-1] + f",{extra}]"

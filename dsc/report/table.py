@@ -166,6 +166,8 @@ def main_section(report: dict[str, Any]) -> Section:
     columns += [("time", False, lambda c: Cell.of(*stage_parts(c.get("timings") or {}), style="dim")),
                 ("method", False, lambda c: Cell(c["method_label"])),
                 ("synthetic", False, lambda c: Cell(c["synthetic_label"]))]
+    if any(c.get("protocol") not in (None, "trained from scratch", "SupCon from scratch") for c in configs):
+        columns.append(("protocol", False, lambda c: Cell(c.get("protocol") or "–")))
     section.columns = [h for h, _, _ in columns]
     section.right = {i for i, (_, right, _) in enumerate(columns) if right}
     section.keep = {i for i, (h, _, _) in enumerate(columns)

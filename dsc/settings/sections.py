@@ -224,6 +224,10 @@ class BaselineSettings(TrainSettings):
     ood_weight: float = Field(default=0.5, ge=0, description="weight of the outlier-exposure term")
     corruptions: bool = Field(default=True, description="measure corruption robustness in the final evaluation")
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    protocol: Literal["fine-tune", "linear"] = Field(
+        default="fine-tune", description="fine-tune: encoder and linear layer trained end to end; linear: the "
+        "encoder frozen (its weights and BatchNorm statistics), only the linear layer trained, the frozen-features "
+        "baseline of a --pretrained or --checkpoint encoder (docs/training.md#protocols)")
 
 
 class ProbeSettings(Section):

@@ -50,6 +50,23 @@ class ClassifierNet(nn.Module):
         return self.classifier(self.encoder(x))
 
 
+class Frozen(nn.Module):
+    """An encoder that stays as it is (``--protocol linear``): no gradients, and always in eval mode, so its
+    BatchNorm statistics do not move either; the loop's ``model.train()`` leaves it in eval mode."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> Frozen:
+        super().train(False)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.encoder(x)
+
+
 class BaselineTask(Task):
     command = "baseline"
     val_key = "val_top1"
@@ -58,10 +75,14 @@ class BaselineTask(Task):
         self.backbone, self.data, self.settings = backbone, data, settings
         self.k = len(data.classes)
         out = self.k + (1 if settings.ood_loss == "extra-class" else 0)
-        self.net = ClassifierNet(backbone.module, nn.Linear(backbone.feature_dim, out))
+        if settings.protocol == "linear" and not (settings.pretrained or settings.checkpoint):
+            log.warning("--protocol linear trains a linear layer on a randomly initialised, frozen encoder: "
+                        "pass --pretrained or --checkpoint for the frozen-features baseline")
+        encoder = Frozen(backbone.module) if settings.protocol == "linear" else backbone.module
+        self.net = ClassifierNet(encoder, nn.Linear(backbone.feature_dim, out))
 
     def parts(self) -> dict[str, nn.Module]:
-        return {"encoder": self.net.encoder, "classifier": self.net.classifier}
+        return {"encoder": self.backbone.module, "classifier": self.net.classifier}   # (unwrapped when frozen)
 
     def prepare(self, rows: torch.Tensor, ctx: Context) -> dict[str, torch.Tensor]:
         """One view per row (a synthetic variant with probability p under ``view``), on the device."""

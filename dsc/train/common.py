@@ -213,7 +213,17 @@ def backbone_record(settings: TrainSettings, backbone: Any) -> dict[str, Any]:
     return {"name": settings.backbone, "model_id": backbone.model_id, "feature_dim": backbone.feature_dim,
             "data_config": dc, "pretrained": settings.pretrained,
             "checkpoint": str(settings.checkpoint) if settings.checkpoint else None,
-            "stem": backbone.stem, "stem_reason": backbone.stem_reason}
+            "stem": backbone.stem, "stem_reason": backbone.stem_reason, "weights": weights_record(backbone)}
+
+
+def weights_record(backbone: Any) -> dict[str, Any] | None:
+    """The file the backbone's weights came from and its SHA-256 (first 16 hex digits); None: random init."""
+    from dsc.provenance import file_sha256
+
+    path = getattr(backbone, "weights_file", None)
+    if path is None or not Path(path).is_file():
+        return None
+    return {"file": str(Path(path).resolve()), "sha256_16": file_sha256(Path(path))[:16]}
 
 
 @dataclass

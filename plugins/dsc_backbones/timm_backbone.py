@@ -82,9 +82,11 @@ class TimmBackbone(BackbonePlugin):
             raise ModelError(f"cannot load the cached weights of {model!r} ({where}): "
                              f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
                              hint="delete the damaged file and fetch it again online, or pass --checkpoint PATH") from exc
+        weights_file = Path(overlay["file"]) if overlay is not None else \
+            next((folder / f for f in _HF_FILES if (folder / f).is_file()), None) if hub_weights else None
         if checkpoint is not None:
             load_weights(net, checkpoint)
-            source = f"checkpoint:{checkpoint}"
+            source, weights_file = f"checkpoint:{checkpoint}", Path(checkpoint)
         cfg = timm.data.resolve_model_data_config(net)
         data_config = {
             "input_size": tuple(int(x) for x in cfg["input_size"]),
@@ -95,7 +97,8 @@ class TimmBackbone(BackbonePlugin):
         }
         log.info("timm %s weights: %s", model, source)
         width = getattr(net, "head_hidden_size", None) or net.num_features  # pooled output width
-        return Backbone(module=net, feature_dim=int(width), model_id=f"timm:{model}", data_config=data_config)
+        return Backbone(module=net, feature_dim=int(width), model_id=f"timm:{model}", data_config=data_config,
+                        weights_file=weights_file)
 
     def _check_name(self, model: str) -> None:
         import timm

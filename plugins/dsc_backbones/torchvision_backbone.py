@@ -63,8 +63,9 @@ class TorchvisionBackbone(BackbonePlugin):
             raise ModelError(f"torchvision cannot build {model!r} with options {sorted(kwargs)}: {exc}",
                              hint="drop the options this model does not accept") from exc
         weights = _default_weights(model)
+        weights_file = None
         if pretrained and checkpoint is None:
-            path = _cached_file(model, weights)
+            path = weights_file = _cached_file(model, weights)
             # torchvision weights files carry the classifier too; load before removing it
             try:
                 net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -77,8 +78,9 @@ class TorchvisionBackbone(BackbonePlugin):
         feature_dim = _strip_head(net)
         if checkpoint is not None:
             load_weights(net, checkpoint)
+            weights_file = Path(checkpoint)
         return Backbone(module=net, feature_dim=feature_dim, model_id=f"torchvision:{model}",
-                        data_config=_data_config(weights))
+                        data_config=_data_config(weights), weights_file=weights_file)
 
 
 def _default_weights(model: str) -> Any:

@@ -61,6 +61,7 @@ def test_pretrained_from_a_local_hf_cache_entry(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
 
     backbone = create_backbone("test_resnet", pretrained=True)
+    assert backbone.weights_file == snap / "model.safetensors"   # training records its hash
     loaded = backbone.module.state_dict()
     assert "fc.weight" not in loaded  # pooled features only
     for key, value in loaded.items():

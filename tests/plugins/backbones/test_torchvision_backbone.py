@@ -48,11 +48,13 @@ def test_pretrained_from_the_torch_hub_cache(monkeypatch: pytest.MonkeyPatch, tm
     torch.save(reference.state_dict(), tmp_path / "hub" / "checkpoints" / Path(url).name)
     backbone = create_backbone("torchvision:shufflenet_v2_x0_5", pretrained=True)
     torch.testing.assert_close(backbone.module.conv1[0].weight, reference.conv1[0].weight)
+    assert backbone.weights_file == tmp_path / "hub" / "checkpoints" / Path(url).name   # recorded with its hash
 
 
 def test_checkpoint_into_torchvision(tmp_path: Path) -> None:
     source = create_backbone("torchvision:shufflenet_v2_x0_5").module
     path = tmp_path / "w.pth"
     torch.save(source.state_dict(), path)
-    loaded = create_backbone("torchvision:shufflenet_v2_x0_5", checkpoint=path).module
-    torch.testing.assert_close(loaded.conv1[0].weight, source.conv1[0].weight)
+    loaded = create_backbone("torchvision:shufflenet_v2_x0_5", checkpoint=path)
+    torch.testing.assert_close(loaded.module.conv1[0].weight, source.conv1[0].weight)
+    assert loaded.weights_file == path and create_backbone("torchvision:shufflenet_v2_x0_5").weights_file is None
