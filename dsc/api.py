@@ -199,9 +199,11 @@ def study(file: PathLike, *, seeds: Sequence[int] | None = None, output: PathLik
           dry_run: bool = False, keep_going: bool = False, report: bool = True, markdown: PathLike | None = None,
           html: PathLike | None = None, results_figure: PathLike | None = None, samples: PathLike | None = None,
           confusion: PathLike | None = None, embedding_map: PathLike | None = None,
-          embedding_run: str | None = None, force: bool = False) -> StudyResult:
+          embedding_run: str | None = None, force: bool = False, executor: str = "local",
+          jobs: int | None = None) -> StudyResult:
     """Run the study of a TOML file (``dsc study``): every configuration over its seeds, complete runs
-    skipped, interrupted ones resumed (``force`` redoes them), then the report. Returns a ``StudyResult``."""
+    skipped, interrupted ones resumed (``force`` redoes them), then the report. ``executor="processes"`` runs
+    ``jobs`` runs at a time in worker processes. Returns a ``StudyResult``."""
     from dsc.study import run_study
 
     pictures = {"results_figure": results_figure, "samples": samples, "confusion": confusion,
@@ -209,4 +211,4 @@ def study(file: PathLike, *, seeds: Sequence[int] | None = None, output: PathLik
     with _command():
         return run_study(Path(file), seeds=seeds, output=_opt_path(output), pictures=pictures, dry_run=dry_run,
                          keep_going=keep_going, report=report, markdown=_opt_path(markdown), html=_opt_path(html),
-                         force=force)
+                         force=force, executor=executor, jobs=jobs)

@@ -36,6 +36,11 @@ def study(
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Continue with the other runs when one "
                                              "fails (it is listed as incomplete in the report).")] = False,
     report: Annotated[bool, typer.Option("--report/--no-report", help="End with the report (default).")] = True,
+    executor: Annotated[str, typer.Option(help="local: one run after another in this process; processes: "
+                                          "--jobs runs at once, each in its own process pinned to its share "
+                                          "of the cores or one GPU.")] = "local",
+    jobs: Annotated[int | None, typer.Option(help="Runs at once with --executor processes (default: one per "
+                                             "GPU, else one per two cores).", show_default=False)] = None,
     markdown: Markdown = None,
     html: Html = None,
     results_figure: ResultsFigure = None,
@@ -57,7 +62,7 @@ def study(
                 "embedding_map": embedding_map, "embedding_run": embedding_run}
     result = run_study(file, seeds=split_csv(seeds, int), output=output, pictures=pictures, dry_run=dry_run,
                        keep_going=keep_going, report=report, markdown=markdown, html=html, force=force,
-                       command=command_line())
+                       command=command_line(), executor=executor, jobs=jobs)
     if dry_run:
         if json_:
             print_json({"runs": result.plan, "budget": result.budget})

@@ -29,11 +29,18 @@ class StudyResult:
 def run_study(file: Path, *, seeds: Sequence[int] | None = None, output: Path | None = None,
               pictures: dict[str, Any] | None = None, dry_run: bool = False, keep_going: bool = False,
               report: bool = True, markdown: Path | None = None, html: Path | None = None, force: bool = False,
-              command: str | None = None) -> StudyResult:
+              command: str | None = None, executor: str = "local", jobs: int | None = None) -> StudyResult:
     """Plan the study of ``file`` (``seeds``, ``output`` and ``pictures`` replace the file's), check every
     input of every run and every output path before anything runs (``dry_run`` stops there), carry out the
-    runs (``force`` redoes complete ones), then build the report of the study's output folder. ``command``
-    is the command line the HTML report records."""
+    runs (``force`` redoes complete ones; ``executor`` and ``jobs``: dsc/study/executors.py), then build the
+    report of the study's output folder. ``command`` is the command line the HTML report records."""
+    from dsc.errors import ConfigError
+    from dsc.study.executors import EXECUTORS
+
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}", hint=f"use one of: {', '.join(EXECUTORS)}")
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, not {jobs}", hint="pass --jobs 2 to run two runs at once")
     from dsc.report.pictures import check_report_outputs
     from dsc.study import check_inputs, execute, load_study, plan, plan_rows
 
@@ -45,7 +52,8 @@ def run_study(file: Path, *, seeds: Sequence[int] | None = None, output: Path | 
     if dry_run:
         return result
     with _study_lock(spec.spec.output):  # OUT.lock: one `dsc study` writes OUT/ at a time (each run has its own)
-        result.failed = [(r.path, error) for r, error in execute(spec, keep_going=keep_going)]
+        result.failed = [(r.path, error) for r, error in execute(spec, keep_going=keep_going, executor=executor,
+                                                                          jobs=jobs)]
         if report:
             from dsc.report import Pictures, build_report
 

@@ -10,47 +10,45 @@ from dsc.study.spec import PlannedRun, Study
 log = logging.getLogger("dsc.study")  # the name its messages have always had
 
 
-def execute(study: Study, *, keep_going: bool = False) -> list[tuple[PlannedRun, str]]:
-    """Carry out the plan in order; returns (run, error) for runs that failed (only with keep_going)."""
+def execute(study: Study, *, keep_going: bool = False, executor: str = "local", jobs: int | None = None
+            ) -> list[tuple[PlannedRun, str]]:
+    """Carry out the plan (``executor``: ``local``, in order in this process, or ``processes``, ``jobs`` at a
+    time in worker processes; dsc/study/executors.py); returns (run, error) for runs that failed (only with
+    keep_going)."""
     from dsc.console import err
+    from dsc.study.executors import RunJob, carry_out, default_jobs, run_processes
 
     failures: list[tuple[PlannedRun, str]] = []
     todo = [r for r in study.runs if r.action != "skip"]
     if todo:
         for note in study.budget_notes:
             err.print(f"[bold]study[/] budget {note}", highlight=False)
+    if executor == "processes" and len(todo) > 1:
+        n = min(jobs or default_jobs(), len(todo))
+        err.print(f"[bold]study[/] {len(todo)} runs, {n} at a time in worker processes", highlight=False)
+        finished: list[PlannedRun] = []
+
+        def on_done(job: RunJob, error: DscError | None) -> None:
+            finished.append(job.run)
+            from rich.markup import escape
+
+            what = f"failed: {error}" if error is not None else "done"
+            err.print(f"[bold]study[/] {len(finished)}/{len(todo)}: {escape(job.run.name)} {escape(what)}",
+                      highlight=False)
+            if error is not None:
+                if not keep_going:
+                    raise error
+                failures.append((job.run, str(error)))
+
+        run_processes([RunJob.of(study, r) for r in todo], n, on_done)
+        return failures
     for i, r in enumerate(todo, 1):
         err.print(f"[bold]study[/] {i}/{len(todo)}: {r.name} ({r.action}: {r.reason})", highlight=False)
         try:
-            if r.action in ("run", "resume"):
-                _train(study, r)
-            if r.method == "supcon":
-                _probe(study, r)
+            carry_out(RunJob.of(study, r))
         except DscError as exc:
             if not keep_going:
                 raise
             log.error("%s failed: %s", r.name, exc)
             failures.append((r, str(exc)))
     return failures
-
-
-def _train(study: Study, r: PlannedRun) -> None:
-    kwargs = dict(synthetic=r.synthetic, negatives=r.negatives, sources=r.sources, force=r.action == "run",
-                  resume=r.action == "resume")
-    r.path.parent.mkdir(parents=True, exist_ok=True)
-    if r.method == "ce":
-        from dsc.train.baseline import baseline
-
-        baseline(study.spec.data, r.path, r.settings, **kwargs)
-    else:
-        from dsc.train.pretrain import pretrain
-
-        pretrain(study.spec.data, r.path, r.settings, **kwargs)
-
-
-def _probe(study: Study, r: PlannedRun) -> None:
-    from dsc.probe import probe
-
-    settings = study.probe_settings.model_copy(update={"seed": r.settings.seed})   # the probe follows the run's training seed
-    sources = {**study.probe_sources, "seed": f"study file {study.path} (the run's seed)"}
-    probe(r.path, settings, ood=study.spec.eval_ood, sources=sources, force=True)

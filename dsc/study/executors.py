@@ -1,0 +1,134 @@
+"""Where a study's runs execute (``dsc study --executor``): ``local``, one after another in this process (the
+study's order), or ``processes``, up to ``--jobs N`` at once on this machine, each in its own process pinned
+to its share of the cores (or to one GPU). A run is its training and, for SupCon, its probe; runs share
+nothing but their inputs, so they can run in any order. Results are the run folders either way, which is why
+a study may move between executors midway: a rerun skips what is complete and resumes what was interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dsc.errors import DscError
+from dsc.study.spec import PlannedRun, Study
+
+log = logging.getLogger("dsc.study")
+
+EXECUTORS = ("local", "processes")
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """One run with what it needs of its study (picklable, for another process)."""
+
+    run: PlannedRun
+    data: Path
+    probe_settings: Any
+    probe_sources: dict[str, str]
+    eval_ood: list[Path]
+
+    @staticmethod
+    def of(study: Study, run: PlannedRun) -> RunJob:
+        return RunJob(run, study.spec.data, study.probe_settings, study.probe_sources, list(study.spec.eval_ood))
+
+
+def carry_out(job: RunJob) -> None:
+    """Train (or resume) the run, then probe it when it is a SupCon run."""
+    r = job.run
+    if r.action in ("run", "resume"):
+        kwargs = dict(synthetic=r.synthetic, negatives=r.negatives, sources=r.sources, force=r.action == "run",
+                      resume=r.action == "resume")
+        r.path.parent.mkdir(parents=True, exist_ok=True)
+        if r.method == "ce":
+            from dsc.train.baseline import baseline
+
+            baseline(job.data, r.path, r.settings, **kwargs)
+        else:
+            from dsc.train.pretrain import pretrain
+
+            pretrain(job.data, r.path, r.settings, **kwargs)
+    if r.method == "supcon":
+        from dsc.probe import probe
+
+        settings = job.probe_settings.model_copy(update={"seed": r.settings.seed})  # the run's training seed
+        probe(r.path, settings, ood=job.eval_ood, sources={**job.probe_sources, "seed": "the run's training seed"},
+              force=True)
+
+
+def shares(n: int, cpus: list[int], gpus: int = 0) -> list[dict[str, Any]]:
+    """What each of ``n`` worker processes gets: a disjoint share of ``cpus`` (at least one each, round robin
+    when there are fewer cores than workers) and, with GPUs, one of them."""
+    n = max(1, n)
+    cores = [cpus[i::n] if len(cpus) >= n else [cpus[i % len(cpus)]] for i in range(n)]
+    return [{"cpus": c, "gpu": (i % gpus) if gpus else None} for i, c in enumerate(cores)]
+
+
+def _start_worker(slots: Any, lock: Any, plan: list[dict[str, Any]]) -> None:
+    """Pin this worker process to the next free share (before torch is imported) and keep it quiet: only
+    warnings and errors, no progress bars (the study prints one line per run)."""
+    with lock:
+        index = slots.value
+        slots.value += 1
+    share = plan[index % len(plan)]
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, share["cpus"])
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(len(share["cpus"]))
+    if share["gpu"] is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(share["gpu"])
+    from dsc import console
+
+    console.err.quiet = True
+    logging.basicConfig(level=logging.WARNING, format=f"[worker {index}] %(levelname)s %(message)s", force=True)
+
+
+def _cpus() -> list[int]:
+    from dsc.threads import affinity
+
+    return sorted(affinity())
+
+
+def run_processes(jobs: list[RunJob], n: int, on_done: Callable[[RunJob, DscError | None], None]) -> None:
+    """Carry out ``jobs`` in ``n`` worker processes; ``on_done(job, error)`` as each finishes (``error``: the
+    ``DscError`` it failed with; any other exception stops the study, as does an error ``on_done`` raises).
+    Ctrl-C cancels what has not started; the workers stop too (the terminal sends them the Ctrl-C) and keep
+    their work for the next run of the study."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")
+    plan = shares(n, _cpus(), _gpu_count())
+    slots, lock = ctx.Value("i", 0), ctx.Lock()
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_start_worker,
+                             initargs=(slots, lock, plan)) as pool:
+        pending = {pool.submit(carry_out, job): job for job in jobs}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = pending.pop(future)
+                    exc = future.exception()
+                    if exc is not None and not isinstance(exc, DscError):
+                        raise exc
+                    on_done(job, exc)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _gpu_count() -> int:
+    """GPUs to spread workers over (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def default_jobs() -> int:
+    """``--jobs`` by default: one worker per GPU, else one per two cores (at least one)."""
+    gpus = _gpu_count()
+    return gpus if gpus else max(1, len(_cpus()) // 2)
