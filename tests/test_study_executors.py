@@ -75,3 +75,29 @@ def test_bad_executor_and_jobs(run_dsc, tmp_path: Path) -> None:
     res = run_dsc("study", study, "--executor", "processes", "--jobs", "0")
     assert res.code != 0 and "--jobs must be at least 1" in res.err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_slurm_job_array_through_submitit_gives_the_results_of_local(run_dsc, tmp_path: Path) -> None:
+    """The slurm executor's job array, run on this machine by submitit's local cluster ([slurm] cluster =
+    "local"): the same metrics as the runs one after another, logs in <output>/.slurm."""
+    pytest.importorskip("submitit")
+    data = pattern_store(tmp_path / "data.h5", per_class=(6, 2, 2))
+    results = {}
+    for executor in ("local", "slurm"):
+        study = tmp_path / f"{executor}.toml"
+        slurm = '\n[slurm]\ncluster = "local"\ncpus_per_task = 1\ntimeout_min = 10\n' if executor == "slurm" else ""
+        study.write_text(STUDY.format(data=data, out=tmp_path / executor) + slurm)
+        res = run_dsc("--threads", "1", "study", study, "--executor", executor, "--no-report")
+        assert res.code == 0, res
+        results[executor] = _metrics(tmp_path / executor)
+    assert len(results["local"]) == 4 and results["slurm"] == results["local"]
+    assert (tmp_path / "slurm" / ".slurm").is_dir()
+
+
+def test_a_bad_slurm_table_is_refused_before_anything_runs(run_dsc, tmp_path: Path) -> None:
+    data = pattern_store(tmp_path / "data.h5", per_class=(6, 2, 2))
+    study = tmp_path / "s.toml"
+    study.write_text(STUDY.format(data=data, out=tmp_path / "out") + '\n[slurm]\npartiton = "gpu"\n')
+    res = run_dsc("study", study, "--executor", "slurm")
+    assert res.code != 0 and "slurm.partiton" in res.err and not (tmp_path / "out").exists()

@@ -1,6 +1,7 @@
 """Where a study's runs execute (``dsc study --executor``): ``local``, one after another in this process (the
-study's order), or ``processes``, up to ``--jobs N`` at once on this machine, each in its own process pinned
-to its share of the cores (or to one GPU). A run is its training and, for SupCon, its probe; runs share
+study's order); ``processes``, up to ``--jobs N`` at once on this machine, each in its own process pinned
+to its share of the cores (or to one GPU); ``slurm``, one job per run in a job array submitted with submitit
+(resources from the study's ``[slurm]`` table; a preempted or timed-out job is requeued and resumes). A run is its training and, for SupCon, its probe; runs share
 nothing but their inputs, so they can run in any order. Results are the run folders either way, which is why
 a study may move between executors midway: a rerun skips what is complete and resumes what was interrupted.
 """
@@ -19,7 +20,7 @@ from dsc.study.spec import PlannedRun, Study
 
 log = logging.getLogger("dsc.study")
 
-EXECUTORS = ("local", "processes")
+EXECUTORS = ("local", "processes", "slurm")
 
 
 @dataclass(frozen=True)
@@ -132,3 +133,67 @@ def default_jobs() -> int:
     """``--jobs`` by default: one worker per GPU, else one per two cores (at least one)."""
     gpus = _gpu_count()
     return gpus if gpus else max(1, len(_cpus()) // 2)
+
+
+class SlurmRun:
+    """A run as a submitit job: requeued on preemption or timeout, when it resumes from its last checkpoint
+    (``checkpoint`` is what submitit calls then)."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads   # [slurm] cpus_per_task: the job computes with that many threads
+
+    def __call__(self, job: RunJob) -> None:
+        if self.threads is not None:
+            import torch
+
+            torch.set_num_threads(self.threads)
+        carry_out(job)
+
+    def checkpoint(self, job: RunJob) -> Any:
+        from dataclasses import replace
+
+        from submitit.helpers import DelayedSubmission
+
+        from dsc.train.checkpoint import has_checkpoint
+
+        action = "resume" if has_checkpoint(job.run.path, "last") else "run"
+        again = replace(job.run, action=action, reason="requeued")
+        return DelayedSubmission(SlurmRun(self.threads), replace(job, run=again))
+
+
+def run_slurm(jobs: list[RunJob], spec: Any, folder: Path,
+              on_done: Callable[[RunJob, DscError | None], None]) -> None:
+    """Submit ``jobs`` as one submitit job array (``spec``: the study's ``[slurm]`` table) and wait for them,
+    calling ``on_done`` as each ends (a failed job's error is its last line). Ctrl-C cancels the array."""
+    try:
+        import submitit
+    except ImportError:
+        from dsc.errors import InputError
+
+        raise InputError("--executor slurm needs submitit", hint="pip install 'dsc[slurm]' (or pip install "
+                         "submitit)") from None
+    executor = submitit.AutoExecutor(folder=folder, cluster=None if spec.cluster == "slurm" else spec.cluster)
+    executor.update_parameters(**spec.parameters())
+    submitted = executor.map_array(SlurmRun(spec.cpus_per_task), jobs)
+    log.info("submitted %d jobs (%s); logs in %s", len(submitted), submitted[0].job_id.split("_")[0]
+             if submitted else "-", folder)
+    by_id = {id(j): job for j, job in zip(submitted, jobs, strict=True)}
+    try:
+        for j in submitit.helpers.as_completed(submitted, poll_frequency=2 if spec.cluster == "local" else 30):
+            on_done(by_id[id(j)], _job_error(j))
+    except BaseException:
+        for j in submitted:
+            if not j.done():
+                j.cancel(check=False)
+        raise
+
+
+def _job_error(job: Any) -> DscError | None:
+    """None when the job succeeded, else a ``DscError`` whose message is the failure's last line."""
+    try:
+        job.result()
+    except Exception as exc:  # noqa: BLE001 - submitit wraps the job's exception in its own with the traceback
+        lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
+        return DscError(lines[-1] if lines else type(exc).__name__,
+                        hint=f"the job's log: {getattr(job, 'paths', None) and job.paths.stderr}")
+    return None

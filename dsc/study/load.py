@@ -12,7 +12,7 @@ from dsc.console import plural
 from dsc.errors import ConfigError, InputError
 from dsc.study.budget import equal_budget
 from dsc.study.pictures import check_embedding_run, resolve_pictures
-from dsc.study.spec import PICTURES, SECTIONS, USES, PlannedRun, Study, StudySpec
+from dsc.study.spec import PICTURES, SECTIONS, USES, PlannedRun, SlurmSpec, Study, StudySpec
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -91,6 +91,7 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
         raise ConfigError("[study] vary leaves out 'train' and there is no few-shot sweep, so every seed would "
                           "make the same run", hint="add 'train' to vary, or set examples_per_class")
     study = Study(Path(path), spec, doc)
+    study.slurm = _slurm(doc.get("slurm", {}), path)
     _plan_runs(study, train, path)
     if "supcon" in spec.methods:
         study.probe_settings, study.probe_sources = _resolve("probe", doc.get("probe", {}),
@@ -101,6 +102,15 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
     check_embedding_run(study, "--embedding-run" if (pictures or {}).get("embedding_run") is not None
                         else f"study file {path} [report] embedding_run")
     return study
+
+
+def _slurm(table: dict[str, Any], path: Path) -> SlurmSpec:
+    try:
+        return SlurmSpec.model_validate(table)
+    except ValidationError as exc:
+        msg = "; ".join(f"slurm.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"study file {path}: {msg}", hint="fix the [slurm] table (docs/commands/study.md#executors)"
+                          ) from None
 
 
 def _check_stores(spec: StudySpec) -> None:

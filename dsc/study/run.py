@@ -16,16 +16,14 @@ def execute(study: Study, *, keep_going: bool = False, executor: str = "local", 
     time in worker processes; dsc/study/executors.py); returns (run, error) for runs that failed (only with
     keep_going)."""
     from dsc.console import err
-    from dsc.study.executors import RunJob, carry_out, default_jobs, run_processes
+    from dsc.study.executors import RunJob, carry_out, default_jobs, run_processes, run_slurm
 
     failures: list[tuple[PlannedRun, str]] = []
     todo = [r for r in study.runs if r.action != "skip"]
     if todo:
         for note in study.budget_notes:
             err.print(f"[bold]study[/] budget {note}", highlight=False)
-    if executor == "processes" and len(todo) > 1:
-        n = min(jobs or default_jobs(), len(todo))
-        err.print(f"[bold]study[/] {len(todo)} runs, {n} at a time in worker processes", highlight=False)
+    if executor in ("processes", "slurm") and todo:
         finished: list[PlannedRun] = []
 
         def on_done(job: RunJob, error: DscError | None) -> None:
@@ -40,7 +38,18 @@ def execute(study: Study, *, keep_going: bool = False, executor: str = "local", 
                     raise error
                 failures.append((job.run, str(error)))
 
-        run_processes([RunJob.of(study, r) for r in todo], n, on_done)
+        work = [RunJob.of(study, r) for r in todo]
+        if executor == "slurm":
+            folder = study.slurm.folder or study.spec.output / ".slurm"
+            from rich.markup import escape
+
+            err.print(f"[bold]study[/] {len(todo)} runs as a {study.slurm.cluster} job array (logs in "
+                      f"{escape(str(folder))})", highlight=False)
+            run_slurm(work, study.slurm, folder, on_done)
+        else:
+            n = min(jobs or default_jobs(), len(todo))
+            err.print(f"[bold]study[/] {len(todo)} runs, {n} at a time in worker processes", highlight=False)
+            run_processes(work, n, on_done)
         return failures
     for i, r in enumerate(todo, 1):
         err.print(f"[bold]study[/] {i}/{len(todo)}: {r.name} ({r.action}: {r.reason})", highlight=False)

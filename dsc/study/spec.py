@@ -13,7 +13,7 @@ VARIANTS = ("none", "normal", "ood", "normal+ood")
 #: What each variant trains with: (normal synthetic positives?, OOD negatives?)
 USES = {"none": (False, False), "normal": (True, False), "ood": (False, True), "normal+ood": (True, True)}
 BUDGETS = ("steps", "images", "epochs")
-SECTIONS = ("study", "train", "pretrain", "baseline", "probe", "report")
+SECTIONS = ("study", "train", "pretrain", "baseline", "probe", "report", "slurm")
 #: [report] keys naming the pictures the study's report draws, with the `dsc study` / `dsc report` option of each.
 PICTURES = {"results_figure": "--results-figure", "samples": "--samples", "confusion": "--confusion",
             "embedding_map": "--embedding-map", "embedding_run": "--embedding-run"}
@@ -81,6 +81,43 @@ class StudySpec(BaseModel):
         return list(self.examples_per_class) or [None]
 
 
+class SlurmSpec(BaseModel):
+    """The ``[slurm]`` table: the resources of each run's job under ``dsc study --executor slurm``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cluster: Literal["slurm", "local"] = Field(
+        default="slurm", description="slurm: submit with sbatch; local: the same job array on this machine "
+        "through submitit (to try a study file before a cluster)")
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    timeout_min: int = Field(default=720, ge=1, description="wall time of one run's job; a job that reaches "
+                             "it is requeued and resumes from its last checkpoint")
+    gpus_per_node: int = Field(default=0, ge=0)
+    cpus_per_task: int | None = Field(default=None, ge=1)
+    mem_gb: int | None = Field(default=None, ge=1)
+    array_parallelism: int | None = Field(default=None, ge=1, description="jobs of the array running at once")
+    additional: dict[str, str] = Field(default_factory=dict, description="other sbatch options, e.g. "
+                                       "{constraint = \"a100\"}")
+    folder: Path | None = Field(default=None, description="job scripts and logs; default <output>/.slurm")
+
+    def parameters(self) -> dict[str, Any]:
+        """``submitit.AutoExecutor.update_parameters`` keywords."""
+        out: dict[str, Any] = {"timeout_min": self.timeout_min, "gpus_per_node": self.gpus_per_node,
+                               "name": "dsc-study"}
+        for key in ("cpus_per_task", "mem_gb"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.cluster == "slurm":
+            for key in ("partition", "account", "qos", "array_parallelism"):
+                if getattr(self, key) is not None:
+                    out[f"slurm_{key}"] = getattr(self, key)
+            if self.additional:
+                out["slurm_additional_parameters"] = dict(self.additional)
+        return out
+
+
 class Pictures(BaseModel):
     """The pictures the study's report draws (``[report]`` keys, or ``dsc study`` options that override them);
     relative paths are relative to the working directory, like every path of the study file."""
@@ -137,3 +174,4 @@ class Study:
     report_settings: Any = None
     pictures: Pictures = field(default_factory=Pictures)
     budget_notes: list[str] = field(default_factory=list)   # how each method's training budget was set
+    slurm: SlurmSpec = field(default_factory=SlurmSpec)     # [slurm]: used by --executor slurm
