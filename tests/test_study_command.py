@@ -26,7 +26,7 @@ def failing_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The runs themselves (tested in test_study) replaced by: every planned run fails with ``boom``."""
     calls: list[str] = []
 
-    def execute(spec, keep_going):
+    def execute(spec, keep_going, **where):
         calls.append("execute")
         return [(r, "boom") for r in spec.runs if r.action != "skip"]
 

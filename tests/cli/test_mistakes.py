@@ -169,7 +169,7 @@ def test_study_no_report_says_every_run_finished(run_dsc, tmp_path, monkeypatch)
     study = tmp_path / "study.toml"
     study.write_text(f'[study]\ndata = "{data}"\nvariants = ["none"]\nseeds = [0]\noutput = "{tmp_path / "out"}"\n'
                      '\n[train]\nbackbone = "timm:test_resnet"\nimage_size = 32\nepochs = 1\n')
-    monkeypatch.setattr(dsc.study, "execute", lambda spec, keep_going: [])  # the runs themselves: test_study
+    monkeypatch.setattr(dsc.study, "execute", lambda spec, keep_going, **where: [])  # the runs themselves: test_study
     res = run_dsc("study", study, "--no-report")
     assert res.code == 0, res
     lines = [line for line in res.out.splitlines() if line.strip()]
