@@ -13,7 +13,7 @@ from dsc.provenance import json_hash
 from dsc.report.runs import Run
 
 #: Settings that do not define a configuration (they vary between seeds or only affect speed).
-IGNORED_SETTINGS = frozenset({"seed", "workers", "amp", "channels_last", "device", "output", "resume",
+IGNORED_SETTINGS = frozenset({"seed", "few_shot_seed", "workers", "amp", "channels_last", "device", "output", "resume",
                               "force", "dtype", "num_workers", "log_every"})
 METHOD_LABELS = {"ce": "CE", "supcon+probe": "SupCon+probe"}
 SYNTHETIC_LABELS = {"none": "none", "normal": "normal", "ood": "OOD", "normal+ood": "normal+OOD"}

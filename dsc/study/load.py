@@ -87,9 +87,6 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
     if "seed" in keys or "few_shot_seed" in keys:
         raise ConfigError("set seeds with [study] seeds = [...] (and what they change with vary), not a "
                           f"{'seed' if 'seed' in keys else 'few_shot_seed'} key", hint="remove the key")
-    if "train" not in spec.vary and not spec.examples_per_class:
-        raise ConfigError("[study] vary leaves out 'train' and there is no few-shot sweep, so every seed would "
-                          "make the same run", hint="add 'train' to vary, or set examples_per_class")
     study = Study(Path(path), spec, doc)
     study.slurm = _slurm(doc.get("slurm", {}), path)
     _plan_runs(study, train, path)
@@ -196,11 +193,11 @@ def _plan_arm(study: Study, section: str, method: str, variant: str, shots: int 
 
 
 def _seeds(spec: StudySpec, seed: int, shots: int | None) -> dict[str, int]:
-    """The seeds of one run: ``seed`` for what ``[study] vary`` lists, the first seed for the rest."""
-    first = spec.seeds[0]
-    out = {"seed": seed if "train" in spec.vary else first}
-    if shots is not None and out["seed"] != (seed if "few-shot draw" in spec.vary else first):
-        out["few_shot_seed"] = seed if "few-shot draw" in spec.vary else first
+    """The seeds of one run: the training seed, and in a sweep whose draw ``[study] vary`` leaves out, the
+    first seed's draw for every seed."""
+    out = {"seed": seed}
+    if shots is not None and "few-shot draw" not in spec.vary:
+        out["few_shot_seed"] = spec.seeds[0]
     return out
 
 

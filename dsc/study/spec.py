@@ -57,6 +57,8 @@ class StudySpec(BaseModel):
             raise ValueError("the study's synthetic stores are given, not made by the study, so a seed cannot "
                              "change them: leave 'synthetic' out (make one store per seed with `dsc augment "
                              "--seed` and run one study per store to see the generator's spread)")
+        if "train" not in v:
+            raise ValueError("vary must include 'train': the report pairs runs by their training seed")
         return list(dict.fromkeys(v))
 
     @field_validator("seeds")
