@@ -37,6 +37,8 @@ def efficiency_figure(report: dict[str, Any]) -> Any:
                 jitter = np.linspace(-0.04, 0.04, len(x["values"])) * (len(x["values"]) > 1)
                 ax.scatter(k * 2.0 ** jitter, [100 * s for s in x["values"]], s=10, facecolors="none", edgecolors=col,
                            linewidths=0.7, zorder=2)
+        lo, hi = ax.get_ylim()   # a wide interval (2 seeds) may pass 0 or 100 %: the view stops there
+        ax.set_ylim(max(lo, -2.0), min(hi, 102.0))
         ax.set_xscale("log", base=2)
         ax.set_xticks(cells, [str(k) for k in cells])
         ax.minorticks_off()
