@@ -243,8 +243,8 @@ def probe_metrics(fit: ProbeFit, run_dir: Path, run_info: dict[str, Any], settin
     for key in ("test", "robustness", "ood", "ood_stores"):
         if key in fit.evaluation:
             metrics[key] = fit.evaluation[key]
-    if few_shot.record(run_settings):
-        metrics["few_shot"] = few_shot.record(run_settings)
+    if drawn := few_shot.record(run_settings):
+        metrics["few_shot"] = drawn
     metrics["timings"] = _timings(run_info, timings, fit.evaluation)
     metrics["selected_epoch"] = fit.epoch
     metrics["training"] = training

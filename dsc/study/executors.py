@@ -1,8 +1,8 @@
 """Where a study's runs execute (``dsc study --executor``): ``local``, one after another in this process (the
 study's order); ``processes``, up to ``--jobs N`` at once on this machine, each in its own process pinned
 to its share of the cores (or to one GPU); ``slurm``, one job per run in a job array submitted with submitit
-(resources from the study's ``[slurm]`` table; a preempted or timed-out job is requeued and resumes). A run is its training and, for SupCon, its probe; runs share
-nothing but their inputs, so they can run in any order. Results are the run folders either way, which is why
+(resources from the study's ``[slurm]`` table; a preempted or timed-out job is requeued and resumes). A run
+is its training and, for SupCon, its probe; runs share nothing but their inputs, so they can run in any order. Results are the run folders either way, which is why
 a study may move between executors midway: a rerun skips what is complete and resumes what was interrupted.
 """
 
@@ -78,7 +78,9 @@ def _start_worker(slots: Any, lock: Any, plan: list[dict[str, Any]]) -> None:
     share = plan[index % len(plan)]
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, share["cpus"])
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    from dsc.threads import THREAD_VARS
+
+    for var in THREAD_VARS:
         os.environ[var] = str(len(share["cpus"]))
     if share["gpu"] is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(share["gpu"])
