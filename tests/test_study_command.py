@@ -53,7 +53,8 @@ def test_cli_dry_run_json_is_the_api_plan(run_dsc, tmp_path, failing_runs):
     res = run_dsc("study", study, "--dry-run", "--json")
     assert res.code == 0, res
     result = dsc.study(study, dry_run=True)
-    assert json.loads(res.out) == {"runs": result.plan, "budget": result.budget}
+    assert json.loads(res.out) == {"stages": result.stages, "runs": result.plan, "budget": result.budget,
+                                   "pending_runs": result.pending_runs}
     assert failing_runs == []  # a dry run runs nothing
 
 

@@ -215,11 +215,27 @@ class AugmentJob:
                 "model_id": self.components.model_id, "model_revision": self.components.revision or "",
                 "mode": self.s.mode, "ood_strategy": self.role.recorded_strategy,
                 "strategy": self.s.strategy, "source_split": self.s.split,
-                "evaluation_only": self.s.split != "train", "plan_hash": self.plan_hash(),
+                "evaluation_only": self.s.split != "train", "plan_hash": self.plan_hash(), "recipe": self.recipe(),
                 "seed_derivation": {"function": SEED_FUNCTION, "inputs": list(SEED_INPUTS),
                                     "base_seed": self.s.seed, "role": self.role.seed_role},
                 "extra": {"tokens": self.plugin_info.get("tokens"), "host": prov["host"],
                           "scheduler": self.scheduler_label, "n_planned": len(self.plan)}}
+
+    def recipe(self) -> str:
+        """What makes the images but their seeds (the generator's and the few-shot draw's): stores of one recipe
+        made with other seeds replicate one configuration, and the report groups runs on them across seeds."""
+        import json
+
+        from dsc.settings import InvertSettings
+
+        free = ("seed", "few_shot_seed", "tokens")
+        tokens = self.plugin_info.get("tokens_manifest") or {}
+        learned = None
+        if tokens.get("path") and Path(tokens["path"]).is_file():
+            recorded = json.loads(Path(tokens["path"]).read_text()).get("settings") or {}
+            learned = {k: v for k, v in recorded.items() if k not in (*free, *InvertSettings.resume_free)}
+        return json_hash({"data": self.store.fingerprint, "model": self.components.model_id, "tokens": learned,
+                          "settings": {k: v for k, v in self.resume_settings().items() if k not in free}})
 
     def filter_attrs(self) -> dict[str, Any]:
         """The root ``filter`` attribute (counts are added when the store is assembled)."""

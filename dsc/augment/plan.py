@@ -57,7 +57,8 @@ def select_sources(labels: np.ndarray, split: np.ndarray, settings: AugmentSetti
     """
     from dsc.few_shot import draw
 
-    return draw(labels, split, class_ids, settings.examples_per_class, settings.seed, settings.split)
+    return draw(labels, split, class_ids, settings.examples_per_class, settings.few_shot_draw_seed,
+                settings.split)
 
 
 def plan_images(rows: np.ndarray, labels: np.ndarray, settings: AugmentSettings,

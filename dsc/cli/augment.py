@@ -79,6 +79,8 @@ def augment(
                                                 rich_help_panel=SRC)] = None,
     examples_per_class: Annotated[int | None, typer.Option(help="Seeded few-shot: this many real images per "
                                                                 "class.", rich_help_panel=SRC)] = None,
+    few_shot_seed: Annotated[int | None, typer.Option(help="Seed of the few-shot draw (default: --seed).",
+                                                      rich_help_panel=SRC, show_default=False)] = None,
     filter_: Annotated[Path | None, typer.Option("--filter", help="Score every image with this run's real-data "
                                                 "classifier; reject and record failures.", rich_help_panel=FILTER,
                                                 show_default=False)] = None,
@@ -113,7 +115,7 @@ def augment(
                        steps=steps, scheduler=scheduler, prompt_template=prompt_template, mask=mask,
                        mask_dilation=mask_dilation, resolution=resolution, batch_size=batch_size, seed=seed,
                        ood_strategy=ood_strategy, ood_prompt=ood_prompt, blend_weight=blend_weight, split=split,
-                       classes=split_csv(classes), examples_per_class=examples_per_class,
+                       classes=split_csv(classes), examples_per_class=examples_per_class, few_shot_seed=few_shot_seed,
                        filter=filter_, min_confidence=min_confidence,
                        max_source_confidence=max_source_confidence)
     settings = resolved.section("augment")

@@ -64,6 +64,9 @@ def invert(
     examples_per_class: Annotated[int | None, typer.Option("--examples-per-class", help="Seeded few-shot subset "
                                                            "of each class's train images. (default: all)",
                                                            rich_help_panel=_D, show_default=False)] = None,
+    few_shot_seed: Annotated[int | None, typer.Option("--few-shot-seed", help="Seed of the few-shot draw. "
+                                                      "(default: --seed)", rich_help_panel=_D,
+                                                      show_default=False)] = None,
     crop_to_object: Annotated[bool | None, typer.Option("--crop-to-object/--no-crop-to-object", help="Crop each "
                                                         "image to a square around its object mask.",
                                                         rich_help_panel=_D, show_default=False)] = None,
@@ -92,7 +95,8 @@ def invert(
                        dtype=dtype, num_vectors=num_vectors, initializer=initializer, steps=steps, lr=lr,
                        scale_lr=scale_lr, batch_size=batch_size, gradient_accumulation=gradient_accumulation,
                        lr_warmup=lr_warmup, resolution=resolution, templates=templates, flip=flip, seed=seed,
-                       examples_per_class=examples_per_class, crop_to_object=crop_to_object,
+                       examples_per_class=examples_per_class, few_shot_seed=few_shot_seed,
+                       crop_to_object=crop_to_object,
                        validation_grids=validation_grids)
     sources = {k.split(".", 1)[1]: v for k, v in resolved.sources.items() if k.startswith("invert.")}
     manifest = run_invert(data, output, resolved.section("invert"), classes=split_csv(classes),

@@ -32,13 +32,15 @@ def study(
                                               show_default=False)] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Override the study's output folder.",
                                                 show_default=False)] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run, run nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be built and run, and the "
+                                                 "work, without doing any of it.")] = False,
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Continue with the other runs when one "
                                              "fails (it is listed as incomplete in the report).")] = False,
     report: Annotated[bool, typer.Option("--report/--no-report", help="End with the report (default).")] = True,
     executor: Annotated[str, typer.Option(help="local: one run after another in this process; processes: "
                                           "--jobs runs at once, each in its own process pinned to its share "
-                                          "of the cores or one GPU.")] = "local",
+                                          "of the cores or one GPU; slurm: a job array with the [slurm] "
+                                          "table's resources. Stages are built the same way.")] = "local",
     jobs: Annotated[int | None, typer.Option(help="Runs at once with --executor processes (default: one per "
                                              "GPU, else one per two cores).", show_default=False)] = None,
     markdown: Markdown = None,
@@ -51,9 +53,10 @@ def study(
     force: Force = False,
     json_: JsonFlag = False,
 ) -> None:
-    """Train and evaluate every configuration of the study over its seeds, skipping complete runs and
-    resuming interrupted ones, then print the report. --force redoes every run. The picture options replace
-    those the study file names."""
+    """Build what the study file describes (data, tokens, synthetic stores), train and evaluate every
+    configuration over its seeds, skipping what is complete and resuming what was interrupted, then print
+    the report. --force rebuilds every stage and redoes every run. The picture options replace those the
+    study file names."""
     from dsc.console import out
     from dsc.provenance import command_line
     from dsc.study import run_study
@@ -65,7 +68,8 @@ def study(
                        command=command_line(), executor=executor, jobs=jobs)
     if dry_run:
         if json_:
-            print_json({"runs": result.plan, "budget": result.budget})
+            print_json({"stages": result.stages, "runs": result.plan, "budget": result.budget,
+                        "pending_runs": result.pending_runs})
             return
         _print_plan(file, result)
         return
@@ -91,21 +95,52 @@ def study(
 
 
 def _print_plan(file: Path, result: StudyResult) -> None:
-    """The --dry-run table: each run, what will happen to it and why."""
+    """The --dry-run tables: each stage the study builds and each run, what will happen to it and why, and
+    the work in all."""
     from rich.table import Table
 
-    from dsc.console import out
+    from dsc.console import count, out
 
-    table = Table(title=f"Study plan ({file}): runs in {result.output}/", title_justify="left",
-                  caption="\n".join(f"budget {n}" for n in result.budget), caption_justify="left")
-    table.add_column("run", no_wrap=True)
-    for col in ("action", "reason", "synthetic", "negatives", "budget"):
-        table.add_column(col)
-    for r in result.plan:
-        table.add_row(Path(r["run"]).name, r["action"], r["reason"],
-                      ", ".join(Path(p).name for p in r["synthetic"]) or "–",
-                      ", ".join(Path(p).name for p in r["negatives"]) or "–", r["budget"])
-    out.print(table)
+    if result.stages:
+        stages = Table(title=f"Study stages ({file}): built before the runs", title_justify="left")
+        for col in ("stage", "kind", "action", "reason", "work", "needs"):
+            stages.add_column(col, no_wrap=col == "stage")
+        for s in result.stages:
+            stages.add_row(Path(s["stage"]).name, s["kind"], s["action"], s["reason"], s["work"],
+                           ", ".join(Path(p).name for p in s["needs"]) or "–")
+        out.print(stages)
+    if result.pending_runs:
+        out.print(f"{count(result.pending_runs, 'run')} planned once the data is built (their budget and image "
+                  "size depend on it)", highlight=False, markup=False)
+    else:
+        table = Table(title=f"Study plan ({file}): runs in {result.output}/", title_justify="left",
+                      caption="\n".join(f"budget {n}" for n in result.budget), caption_justify="left")
+        table.add_column("run", no_wrap=True)
+        for col in ("action", "reason", "synthetic", "negatives", "budget"):
+            table.add_column(col)
+        for r in result.plan:
+            table.add_row(Path(r["run"]).name, r["action"], r["reason"],
+                          ", ".join(Path(p).name for p in r["synthetic"]) or "–",
+                          ", ".join(Path(p).name for p in r["negatives"]) or "–", r["budget"])
+        out.print(table)
+    out.print(_totals(result), highlight=False, markup=False)
+
+
+def _totals(result: StudyResult) -> str:
+    """One line: what will be built, resumed and run, and what is already complete."""
+    from collections import Counter
+
+    from dsc.console import count
+
+    parts = []
+    for kind, noun in (("data", "data store"), ("tokens", "token set"), ("store", "synthetic store")):
+        acts = Counter(s["action"] for s in result.stages if s["kind"] == kind)
+        if acts:
+            parts.append(f"{count(sum(acts.values()), noun)} ({', '.join(f'{n} {a}' for a, n in acts.items())})")
+    acts = Counter(r["action"] for r in result.plan)
+    runs = sum(acts.values()) or result.pending_runs
+    parts.append(f"{count(runs, 'run')} ({', '.join(f'{n} {a}' for a, n in acts.items()) or 'after the data'})")
+    return "in all: " + "; ".join(parts)
 
 
 def _print_finished(file: Path, result: StudyResult) -> None:

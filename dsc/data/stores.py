@@ -84,7 +84,10 @@ class TrainingInputs:
         """Paths and fingerprints, and what the negatives share with the positives (always 0 images), for
         run.json."""
         def one(s: Store) -> dict[str, Any]:
-            return {"path": str(s.path.resolve()), "fingerprint": s.fingerprint, "kind": s.kind, "n": len(s)}
+            out = {"path": str(s.path.resolve()), "fingerprint": s.fingerprint, "kind": s.kind, "n": len(s)}
+            if s.attrs.get("recipe"):   # a synthetic store's images but for their seeds (dsc/augment/job.py)
+                out["recipe"] = s.attrs["recipe"]
+            return out
         out = {"data": one(self.data), "synthetic": [one(s) for s in self.synthetic],
                "negatives": [one(s) for s in self.negatives]}
         if self.synthetic and self.negatives:

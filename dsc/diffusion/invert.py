@@ -82,10 +82,8 @@ def _run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: 
                          hint="drop --crop-to-object, or create DATA.h5 from a dataset with masks")
     jobs_all = []
     token_of = T.tokens_for_classes(store.classes)
-    for name in names:
-        label = store.classes.index(name)
-        rows = inversion.select_examples(store, label, settings.examples_per_class, settings.seed)
-        jobs_all.append(ClassJob(name, label, token_of[name], rows))
+    for name, rows in zip(names, select_class_rows(store, settings, names), strict=True):
+        jobs_all.append(ClassJob(name, store.classes.index(name), token_of[name], rows))
     empty = [j.name for j in jobs_all if j.rows.size == 0]
     if empty:
         raise InputError(f"no train images for the {_classes(len(empty))} {', '.join(empty)}",
@@ -180,6 +178,13 @@ def _resumed_manifest(store: Store, partial: Path, settings_json: dict[str, Any]
     manifest.complete = False
     manifest.timings = dict(manifest.timings)
     return manifest
+
+
+def select_class_rows(store: Store, settings: InvertSettings, names: list[str] | None = None) -> list[np.ndarray]:
+    """The train rows each class's token is learned from, in the order of ``names`` (default: every class):
+    dsc's few-shot draw with ``examples_per_class`` and the draw's seed when asked."""
+    return [inversion.select_examples(store, store.classes.index(n), settings.examples_per_class,
+                                      settings.few_shot_draw_seed) for n in (names or store.classes)]
 
 
 def _record(settings: dict[str, Any], data: str | None, model: str | None = None) -> Record:

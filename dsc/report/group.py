@@ -72,9 +72,23 @@ def protocol_of(method: str, settings: dict[str, Any]) -> str:
 def config_key(run: Run) -> str:
     """A stable identity of everything about a run except its seed."""
     syn = synthetic_of(run)
+    recipes = _recipes(run)
+    if recipes is not None:  # stores of one recipe made with other seeds: replicates, like training seeds
+        syn = {**syn, **recipes}
     key = {"method": method_of(run), "backbone": (run.metrics or {}).get("backbone"),
            "data": run.data_fingerprint, "synthetic": syn, "settings": _settings_key(run)}
     return json_hash(key)
+
+
+def _recipes(run: Run) -> dict[str, list[str]] | None:
+    """The recipes of the run's synthetic and OOD stores (run.json), when every store records one."""
+    inputs = run.info.get("inputs") if isinstance(run.info.get("inputs"), dict) else {}
+    stores = {k: [x for x in inputs.get(k) or [] if isinstance(x, dict)] for k in ("synthetic", "negatives")}
+    every = [x.get("recipe") for k in stores for x in stores[k]]
+    if not every or not all(every):
+        return None
+    return {"normal": sorted(x["recipe"] for x in stores["synthetic"]),
+            "ood": sorted(x["recipe"] for x in stores["negatives"])}
 
 
 @dataclass

@@ -81,6 +81,7 @@ class InvertSettings(ModelSettings):
     lr_warmup: int = Field(default=0, ge=0)
     resolution: int = Field(default=512, ge=8)
     examples_per_class: int | None = Field(default=None, ge=1)
+    few_shot_seed: int | None = Field(default=None, description="seed of the few-shot draw; default: seed")
     crop_to_object: bool = False
     templates: Literal["dafusion", "diffusers-object", "photo"] = "dafusion"
     flip: bool = Field(default=True, description="also learn from mirrored images (encoded once, like the rest)")
@@ -88,6 +89,11 @@ class InvertSettings(ModelSettings):
     validation_grids: bool = False
     validation_samples: int = Field(default=4, ge=1, le=16)
     validation_steps: int = Field(default=25, ge=1)
+
+    @property
+    def few_shot_draw_seed(self) -> int:
+        """The seed of the few-shot draw: ``few_shot_seed``, else ``seed``."""
+        return self.seed if self.few_shot_seed is None else self.few_shot_seed
 
     def resume_view(self) -> dict[str, Any]:
         """As ``Section.resume_view``, plus the derived ``effective_batch``."""
@@ -115,6 +121,7 @@ class AugmentSettings(ModelSettings):
     ood_prompt: str = Field(default="a photo of an object", description="inpaint-object: what replaces the object")
     blend_weight: float = Field(default=0.5, gt=0, lt=1, description="blend: weight of the other class")
     examples_per_class: int | None = Field(default=None, ge=1)
+    few_shot_seed: int | None = Field(default=None, description="seed of the few-shot draw; default: seed")
     classes: list[str] | None = None
     batch_size: int = Field(default=8, ge=1)
     seed: int = 0
@@ -129,6 +136,11 @@ class AugmentSettings(ModelSettings):
     max_source_confidence: float | None = Field(
         default=None, ge=0, le=1, description="OOD images: reject a source-class probability above X; None with "
         "--filter: 0.5")
+
+    @property
+    def few_shot_draw_seed(self) -> int:
+        """The seed of the few-shot draw: ``few_shot_seed``, else ``seed``."""
+        return self.seed if self.few_shot_seed is None else self.few_shot_seed
 
     @field_validator("strength")
     @classmethod

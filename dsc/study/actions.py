@@ -11,8 +11,9 @@ from dsc.study.budget import budget_text
 from dsc.study.spec import PlannedRun, Study
 
 
-def plan(study: Study, *, force: bool = False) -> Study:
-    """Decide per run: run, resume, probe only, or skip (complete with the same settings)."""
+def plan(study: Study, *, force: bool = False, pending: set[Path] | frozenset[Path] = frozenset()) -> Study:
+    """Decide per run: run, resume, probe only, or skip (complete with the same settings). ``pending``: stores
+    the study has yet to build (their fingerprints are compared when the plan is made again after)."""
     from dsc.report.runs import load_run
     from dsc.train.checkpoint import has_checkpoint
     from dsc.train.run_dir import settings_diff, settings_hash
@@ -30,7 +31,7 @@ def plan(study: Study, *, force: bool = False) -> Study:
             raise MismatchError(f"{r.path} was made with other settings ({'; '.join(diff[:6])})",
                                 hint="restore the study's settings, choose another output, or pass --force "
                                 "to redo the study's runs")
-        stale = _changed_inputs(info.get("inputs") or {}, r, fingerprints)
+        stale = _changed_inputs(info.get("inputs") or {}, r, fingerprints, pending)
         if stale:
             raise MismatchError(f"{r.path} was made from other inputs ({'; '.join(stale)})",
                                 hint="pass --force to redo the study's runs on the current stores, or choose "
@@ -89,7 +90,8 @@ def _fingerprint(path: Path, cache: dict[Path, str]) -> str:
     return cache[path]
 
 
-def _changed_inputs(recorded: dict[str, Any], r: PlannedRun, cache: dict[Path, str]) -> list[str]:
+def _changed_inputs(recorded: dict[str, Any], r: PlannedRun, cache: dict[Path, str],
+                    pending: set[Path] | frozenset[Path] = frozenset()) -> list[str]:
     """Inputs whose fingerprint differs from what the existing run recorded (data, synthetic, negatives)."""
     def fp(path: Path) -> str:
         return _fingerprint(path, cache)
@@ -99,6 +101,8 @@ def _changed_inputs(recorded: dict[str, Any], r: PlannedRun, cache: dict[Path, s
     if isinstance(data, dict) and data.get("fingerprint") and data["fingerprint"] != fp(r.data):
         out.append(f"data: {data['fingerprint']} -> {fp(r.data)}")
     for key, paths in (("synthetic", r.synthetic), ("negatives", r.negatives)):
+        if any(p in pending for p in paths):
+            continue
         old = sorted(x.get("fingerprint", "") for x in recorded.get(key) or [] if isinstance(x, dict))
         new = sorted(fp(p) for p in paths)
         if key in recorded and old != new:

@@ -9,20 +9,21 @@ from dsc.errors import InputError
 from dsc.study.spec import Study
 
 
-def check_inputs(study: Study) -> None:
+def check_inputs(study: Study, pending: set[Path] | frozenset[Path] = frozenset()) -> None:
     """Open and check every input of every planned run before anything runs (``--dry-run`` too): the data
     and each arm's synthetic and OOD stores (kind, source, overlap, rows of their role), every run's
-    backbone and checkpoint, and the evaluation-only OOD stores the probe will read. Images are not read."""
+    backbone and checkpoint, and the evaluation-only OOD stores the probe will read. Images are not read.
+    ``pending``: stores the study has yet to build (checked again once built)."""
     from dsc.backbones import check_backbone
     from dsc.data.stores import open_inputs
 
     arms: set[tuple[tuple[Path, ...], tuple[Path, ...]]] = set()
     backbones: set[tuple[str, bool]] = set()
     for r in study.runs:
-        arm = (tuple(r.synthetic), tuple(r.negatives))
+        arm = (tuple(p for p in r.synthetic if p not in pending), tuple(p for p in r.negatives if p not in pending))
         if arm not in arms:
             arms.add(arm)
-            inputs = open_inputs(r.data, r.synthetic, r.negatives)
+            inputs = open_inputs(r.data, list(arm[0]), list(arm[1]))
             for store in inputs.synthetic:
                 _require_rows(store, ood=False)
             for store in inputs.negatives:
@@ -35,7 +36,7 @@ def check_inputs(study: Study) -> None:
         if backbone not in backbones:
             backbones.add(backbone)
             check_backbone(backbone[0], pretrained=backbone[1])
-    if "supcon" in study.spec.methods:
+    if "supcon" in study.spec.methods and study.spec.data.is_file():
         _check_eval_ood(study.spec.data, study.spec.eval_ood)
 
 

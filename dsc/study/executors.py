@@ -17,6 +17,7 @@ from typing import Any
 
 from dsc.errors import DscError
 from dsc.study.spec import PlannedRun, Study
+from dsc.study.stages import Stage
 
 log = logging.getLogger("dsc.study")
 
@@ -37,9 +38,46 @@ class RunJob:
     def of(study: Study, run: PlannedRun) -> RunJob:
         return RunJob(run, study.spec.data, study.probe_settings, study.probe_sources, list(study.spec.eval_ood))
 
+    @property
+    def name(self) -> str:
+        return self.run.name
 
-def carry_out(job: RunJob) -> None:
-    """Train (or resume) the run, then probe it when it is a SupCon run."""
+    def requeued(self) -> RunJob:
+        """The run as a requeued cluster job continues it: resumed from its last checkpoint when it has one."""
+        from dataclasses import replace
+
+        from dsc.train.checkpoint import has_checkpoint
+
+        action = "resume" if has_checkpoint(self.run.path, "last") else "run"
+        return replace(self, run=replace(self.run, action=action, reason="requeued"))
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """One stage the study builds (tokens or a synthetic store: dsc/study/stages.py)."""
+
+    stage: Stage
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+    def requeued(self) -> StageJob:
+        from dsc.study.stage_build import requeued
+
+        return StageJob(requeued(self.stage))
+
+
+Work = RunJob | StageJob
+
+
+def carry_out(job: Work) -> None:
+    """Build a stage; or train (or resume) a run, then probe it when it is a SupCon run."""
+    if isinstance(job, StageJob):
+        from dsc.study.stage_build import build_stage
+
+        build_stage(job.stage)
+        return
     r = job.run
     if r.action in ("run", "resume"):
         kwargs = dict(synthetic=r.synthetic, negatives=r.negatives, sources=r.sources, force=r.action == "run",
@@ -96,7 +134,7 @@ def _cpus() -> list[int]:
     return sorted(affinity())
 
 
-def run_processes(jobs: list[RunJob], n: int, on_done: Callable[[RunJob, DscError | None], None]) -> None:
+def run_processes(jobs: list[Work], n: int, on_done: Callable[[Work, DscError | None], None]) -> None:
     """Carry out ``jobs`` in ``n`` worker processes; ``on_done(job, error)`` as each finishes (``error``: the
     ``DscError`` it failed with; any other exception stops the study, as does an error ``on_done`` raises).
     Ctrl-C cancels what has not started; the workers stop too (the terminal sends them the Ctrl-C) and keep
@@ -144,27 +182,20 @@ class SlurmRun:
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads   # [slurm] cpus_per_task: the job computes with that many threads
 
-    def __call__(self, job: RunJob) -> None:
+    def __call__(self, job: Work) -> None:
         if self.threads is not None:
             import torch
 
             torch.set_num_threads(self.threads)
         carry_out(job)
 
-    def checkpoint(self, job: RunJob) -> Any:
-        from dataclasses import replace
-
+    def checkpoint(self, job: Work) -> Any:
         from submitit.helpers import DelayedSubmission
 
-        from dsc.train.checkpoint import has_checkpoint
-
-        action = "resume" if has_checkpoint(job.run.path, "last") else "run"
-        again = replace(job.run, action=action, reason="requeued")
-        return DelayedSubmission(SlurmRun(self.threads), replace(job, run=again))
+        return DelayedSubmission(SlurmRun(self.threads), job.requeued())
 
 
-def run_slurm(jobs: list[RunJob], spec: Any, folder: Path,
-              on_done: Callable[[RunJob, DscError | None], None]) -> None:
+def run_slurm(jobs: list[Work], spec: Any, folder: Path, on_done: Callable[[Work, DscError | None], None]) -> None:
     """Submit ``jobs`` as one submitit job array (``spec``: the study's ``[slurm]`` table) and wait for them,
     calling ``on_done`` as each ends (a failed job's error is its last line). Ctrl-C cancels the array."""
     try:

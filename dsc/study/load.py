@@ -13,6 +13,7 @@ from dsc.errors import ConfigError, InputError
 from dsc.study.budget import equal_budget
 from dsc.study.pictures import check_embedding_run, resolve_pictures
 from dsc.study.spec import PICTURES, SECTIONS, USES, PlannedRun, SlurmSpec, Study, StudySpec
+from dsc.study.stages import Stages, cell_seeds, load_stages, recipes_of
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -80,24 +81,30 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
         spec.seeds = list(dict.fromkeys(seeds))
     if output is not None:
         spec.output = output
-    _check_stores(spec)
+    _default_vary(spec, doc, Path(path))
+    stages = load_stages(spec, doc, Path(path))
+    _check_stores(spec, stages)
     train = doc.get("train", {})
     _check_train_keys(train)
     keys = {*train, *doc.get("pretrain", {}), *doc.get("baseline", {}), *doc.get("probe", {})}
     if "seed" in keys or "few_shot_seed" in keys:
         raise ConfigError("set seeds with [study] seeds = [...] (and what they change with vary), not a "
                           f"{'seed' if 'seed' in keys else 'few_shot_seed'} key", hint="remove the key")
-    study = Study(Path(path), spec, doc)
+    study = Study(Path(path), spec, doc, stages=stages)
     study.slurm = _slurm(doc.get("slurm", {}), path)
-    _plan_runs(study, train, path)
+    if spec.data.is_file():
+        _plan_runs(study, train, path)
+    else:  # built from [subset] first: the budget and image size of each run depend on it
+        study.pending_runs = len(spec.shots) * len(spec.methods) * len(spec.variants) * len(spec.seeds)
     if "supcon" in spec.methods:
         study.probe_settings, study.probe_sources = _resolve("probe", doc.get("probe", {}),
                                                              f"study file {path} [probe]", Path(path))
     study.report_settings = _settings("report", {k: v for k, v in report.items() if k not in PICTURES},
                                       f"study file {path} [report]")
     study.pictures = figures
-    check_embedding_run(study, "--embedding-run" if (pictures or {}).get("embedding_run") is not None
-                        else f"study file {path} [report] embedding_run")
+    if not study.pending_runs:  # else checked when the study is read again after building its data
+        check_embedding_run(study, "--embedding-run" if (pictures or {}).get("embedding_run") is not None
+                            else f"study file {path} [report] embedding_run")
     return study
 
 
@@ -110,13 +117,28 @@ def _slurm(table: dict[str, Any], path: Path) -> SlurmSpec:
                           ) from None
 
 
-def _check_stores(spec: StudySpec) -> None:
-    """The study's stores exist, and every variant has the stores it trains with."""
-    if not spec.data.is_file():
-        raise InputError(f"study data {spec.data} does not exist", hint="make it with `dsc subset` first")
-    for p in [*spec.synthetic, *spec.ood, *spec.eval_ood]:
+def _default_vary(spec: StudySpec, doc: dict[str, Any], path: Path) -> None:
+    """``[study] vary`` by default: everything a seed can change (the synthetic stores only when the study
+    builds them); 'synthetic' is refused when every store is given."""
+    builds = bool(recipes_of(doc, path))
+    if spec.vary is None:
+        spec.vary = ["train", "few-shot draw", "synthetic"] if builds else ["train", "few-shot draw"]
+    elif "synthetic" in spec.vary and not builds:
+        raise ConfigError(f"study file {path}: vary lists 'synthetic', but the study's synthetic stores are given, "
+                          "not built by the study, so a seed cannot change them",
+                          hint="describe the stores as [augment.NAME] recipes (docs/commands/study.md#the-whole-"
+                          "pipeline), or leave 'synthetic' out")
+
+
+def _check_stores(spec: StudySpec, stages: Stages) -> None:
+    """The study's stores exist (or are built by it), and every variant has the stores it trains with."""
+    if not spec.data.is_file() and stages.data is None:
+        raise InputError(f"study data {spec.data} does not exist",
+                         hint="make it with `dsc subset` first, or describe it in a [subset] table")
+    for p in [*[q for q in [*spec.synthetic, *spec.ood] if str(q) not in stages.recipes], *spec.eval_ood]:
         if not p.is_file():
-            raise InputError(f"study store {p} does not exist", hint="make it with `dsc augment` first")
+            raise InputError(f"study store {p} does not exist", hint="make it with `dsc augment` first, or "
+                             "describe it as an [augment.NAME] recipe and list the name")
     for variant in spec.variants:
         wants = [k for k, used in zip(("synthetic", "ood"), USES[variant], strict=True)
                  if used and not getattr(spec, k)]
@@ -187,9 +209,18 @@ def _plan_arm(study: Study, section: str, method: str, variant: str, shots: int 
         settings, sources = _sized(settings, sources, spec.data, sizes)
         if budget:
             sources.update({k: f"study file {path} (equal budget: {note})" for k in budget})
+        cell = cell_seeds(spec, shots, seed)
         study.runs.append(PlannedRun(method, variant, seed, spec.output / _dirname(method, variant, seed, shots),
-                                     settings, list(spec.synthetic) if uses_synthetic else [], negatives, spec.data,
-                                     sources=sources, examples_per_class=shots))
+                                     settings, _stores(study, spec.synthetic, cell) if uses_synthetic else [],
+                                     _stores(study, negatives, cell), spec.data, sources=sources,
+                                     examples_per_class=shots))
+
+
+def _stores(study: Study, entries: list[Path], cell: Any) -> list[Path]:
+    """The stores of one run: given paths as they are, recipe names as the store built for the run's cell."""
+    stages = study.stages
+    return [stages.store(str(p), cell) if stages is not None and (str(p), cell) in stages.stores else p
+            for p in entries]
 
 
 def _seeds(spec: StudySpec, seed: int, shots: int | None) -> dict[str, int]:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from dsc.study.stages import Stages
 
 METHODS = ("ce", "supcon")
 VARIANTS = ("none", "normal", "ood", "normal+ood")
 #: What each variant trains with: (normal synthetic positives?, OOD negatives?)
 USES = {"none": (False, False), "normal": (True, False), "ood": (False, True), "normal+ood": (True, True)}
 BUDGETS = ("steps", "images", "epochs")
-SECTIONS = ("study", "train", "pretrain", "baseline", "probe", "report", "slurm")
+SECTIONS = ("study", "subset", "invert", "augment", "train", "pretrain", "baseline", "probe", "report", "slurm")
 #: [report] keys naming the pictures the study's report draws, with the `dsc study` / `dsc report` option of each.
 PICTURES = {"results_figure": "--results-figure", "samples": "--samples", "confusion": "--confusion",
             "embedding_map": "--embedding-map", "embedding_run": "--embedding-run"}
@@ -24,9 +27,11 @@ class StudySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data: Path = Field(description="DATA.h5 made by `dsc subset`")
-    synthetic: list[Path] = Field(default_factory=list, description="normal synthetic stores (positives)")
-    ood: list[Path] = Field(default_factory=list, description="OOD synthetic stores (negatives)")
+    data: Path = Field(description="DATA.h5 made by `dsc subset` (built from [subset] when the file has one)")
+    synthetic: list[Path] = Field(default_factory=list, description="normal synthetic stores (positives), or "
+                                  "names of [augment.NAME] recipes the study builds")
+    ood: list[Path] = Field(default_factory=list, description="OOD synthetic stores (negatives), or names of "
+                            "[augment.NAME] recipes")
     eval_ood: list[Path] = Field(default_factory=list,
                                  description="evaluation-only OOD stores for `dsc probe --ood`")
     output: Path = Field(default=Path("study"), description="folder of the run directories")
@@ -45,18 +50,17 @@ class StudySpec(BaseModel):
         "trained on that many real train images per class (the seeded draw of docs/training.md#few-shot); "
         "empty: the whole train split")
 
-    vary: list[Literal["train", "few-shot draw", "synthetic"]] = Field(
-        default_factory=lambda: ["train", "few-shot draw"], min_length=1,
+    vary: list[Literal["train", "few-shot draw", "synthetic"]] | None = Field(
+        default=None, min_length=1,
         description="what a seed changes: the training (initialisation, batches, views, probe), the few-shot "
-        "draw of a sweep; a part not listed keeps the first seed's")
+        "draw of a sweep, the synthetic stores the study builds (tokens and images); a part not listed keeps "
+        "the first seed's. Default: all three when the study builds stores, else train and few-shot draw")
 
     @field_validator("vary")
     @classmethod
-    def _vary(cls, v: list[str]) -> list[str]:
-        if "synthetic" in v:
-            raise ValueError("the study's synthetic stores are given, not made by the study, so a seed cannot "
-                             "change them: leave 'synthetic' out (make one store per seed with `dsc augment "
-                             "--seed` and run one study per store to see the generator's spread)")
+    def _vary(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
         if "train" not in v:
             raise ValueError("vary must include 'train': the report pairs runs by their training seed")
         return list(dict.fromkeys(v))
@@ -177,3 +181,5 @@ class Study:
     pictures: Pictures = field(default_factory=Pictures)
     budget_notes: list[str] = field(default_factory=list)   # how each method's training budget was set
     slurm: SlurmSpec = field(default_factory=SlurmSpec)     # [slurm]: used by --executor slurm
+    stages: Stages | None = None                            # what the study builds before its runs
+    pending_runs: int = 0   # runs planned only once the data is built (its budget and image size depend on it)

@@ -42,6 +42,23 @@ def test_training_draws_the_rows_invert_and_augment_draw(data: Path) -> None:
     assert other.tolist() != rows.tolist()  # the draw follows few_shot_seed when given
 
 
+def test_invert_and_augment_draw_with_few_shot_seed_apart_from_seed(data: Path) -> None:
+    """A study that fixes the generator's seed but varies the draw (or the other way round) needs the draw's
+    seed on its own, as training has it."""
+    from dsc.diffusion.invert import select_class_rows
+    from dsc.settings import InvertSettings
+
+    store = open_store(data)
+    classes = list(range(len(store.classes)))
+    train = few_shot_rows(store, BaselineSettings(examples_per_class=2, seed=0, few_shot_seed=6))
+    augmented = select_sources(store.labels, store.split,
+                               AugmentSettings(examples_per_class=2, seed=0, few_shot_seed=6), classes)
+    inverted = np.sort(np.concatenate(select_class_rows(store, InvertSettings(examples_per_class=2, seed=0,
+                                                                              few_shot_seed=6))))
+    assert train.tolist() == augmented.tolist() == inverted.tolist()
+    assert train.tolist() != few_shot_rows(store, BaselineSettings(examples_per_class=2, seed=0)).tolist()
+
+
 def test_synthetic_rows_from_other_images_are_left_out(data: Path, tmp_path: Path) -> None:
     from dsc.data.stores import open_inputs
 

@@ -1,0 +1,205 @@
+"""The stages a study builds before its runs (docs/commands/study.md#the-whole-pipeline): DATA.h5 from
+``[subset]``, tokens from ``[invert]`` and synthetic stores from ``[augment.NAME]`` recipes, one per few-shot
+cell and seed that needs its own (``[study] vary``). Parsed and checked with the study file; each stage's
+action (build, resume or skip) comes from what its output already holds, by dsc's one resume rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsc.errors import ConfigError
+from dsc.study.spec import StudySpec
+
+#: Keys the study sets in [invert] and [augment.NAME] per cell and seed (refused in the file).
+SET_BY_STUDY = ("seed", "few_shot_seed", "examples_per_class")
+#: [augment.NAME] keys that default to [invert]'s value: the tokens only fit the model they were learned on.
+INHERITED = ("model", "revision", "local_files_only", "device", "dtype", "resolution")
+#: Where a study keeps what it builds, inside its output folder.
+STAGES_DIR = "stages"
+
+
+@dataclass(frozen=True)
+class CellSeeds:
+    """Which draw and which generator seed a run of a cell uses (``None``: the whole train split)."""
+
+    shots: int | None
+    draw: int | None
+    generator: int
+
+    @property
+    def suffix(self) -> str:
+        cell = f"-k{self.shots}-draw{self.draw}" if self.shots is not None else ""
+        return f"{cell}-seed{self.generator}"
+
+    @property
+    def label(self) -> str:
+        return f"k={self.shots}, draw {self.draw}, seed {self.generator}" if self.shots is not None \
+            else f"seed {self.generator}"
+
+
+def cell_seeds(spec: StudySpec, shots: int | None, seed: int) -> CellSeeds:
+    """The draw and generator seed of the run of ``seed`` in cell ``shots``: its own seed for what
+    ``[study] vary`` lists, else the first seed's."""
+    first = spec.seeds[0]
+    draw = (seed if "few-shot draw" in spec.vary else first) if shots is not None else None
+    return CellSeeds(shots, draw, seed if "synthetic" in spec.vary else first)
+
+
+@dataclass
+class Stage:
+    """One output the study builds: ``kind`` is data, tokens or store."""
+
+    kind: str
+    path: Path
+    settings: Any
+    sources: dict[str, str]
+    data: Path
+    cell: CellSeeds | None = None
+    recipe: str = ""
+    tokens: Stage | None = None       # a store's tokens, when the study learns them
+    action: str = "build"             # build | resume | skip
+    reason: str = "new"
+    work: str = ""                    # the estimated work, in words
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def upstream(self) -> list[Stage]:
+        return [self.tokens] if self.tokens is not None else []
+
+
+@dataclass
+class Stages:
+    """Every stage of a study, in build order: the data, then tokens, then stores."""
+
+    data: Stage | None = None
+    tokens: dict[CellSeeds, Stage] = field(default_factory=dict)
+    stores: dict[tuple[str, CellSeeds], Stage] = field(default_factory=dict)
+    modes: dict[str, str] = field(default_factory=dict)   # recipe -> normal | ood
+    recipes: set[str] = field(default_factory=set)         # every [augment.NAME] of the file
+
+    def all(self) -> list[Stage]:
+        return [*([self.data] if self.data else []), *self.tokens.values(), *self.stores.values()]
+
+    def __bool__(self) -> bool:
+        return bool(self.all())
+
+    def store(self, recipe: str, cell: CellSeeds) -> Path:
+        return self.stores[(recipe, cell)].path
+
+    def built_paths(self) -> set[Path]:
+        """Outputs that do not exist yet but will when their stage is built."""
+        return {s.path for s in self.all() if s.action != "skip"}
+
+
+def _resolve(section: str, values: dict[str, Any], origin: str, full_keys: bool = False
+             ) -> tuple[Any, dict[str, str]]:
+    from dsc.settings import resolve_settings
+
+    try:
+        resolved = resolve_settings({section: values})
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc.message}", hint=exc.hint) from None
+    prefix = section + "."
+    sources = {(k if full_keys else k[len(prefix):]): (origin if v == "command line" else v)
+               for k, v in resolved.sources.items() if k.startswith(prefix)}
+    return resolved.section(section), sources
+
+
+def recipes_of(doc: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
+    """The ``[augment.NAME]`` tables of the study file."""
+    table = doc.get("augment", {})
+    loose = sorted(k for k, v in table.items() if not isinstance(v, dict))
+    if loose:
+        raise ConfigError(f"study file {path}: [augment] holds settings ({', '.join(loose)}) instead of named "
+                          "recipes", hint="name each recipe: [augment.normal] mode = \"normal\" ... and list "
+                          "it in [study] synthetic or ood")
+    return dict(table)
+
+
+def _refuse_study_keys(table: dict[str, Any], where: str, path: Path, extra: tuple[str, ...] = ()) -> None:
+    bad = sorted(k for k in table if k in (*SET_BY_STUDY, *extra))
+    if bad:
+        raise ConfigError(f"study file {path}: {where} sets {', '.join(bad)}, which the study sets per cell and "
+                          "seed", hint="remove it: [study] seeds, vary and examples_per_class decide them")
+
+
+def load_stages(spec: StudySpec, doc: dict[str, Any], path: Path) -> Stages:
+    """The stages the study file describes, every setting validated (nothing is read but the file)."""
+    recipes = recipes_of(doc, path)
+    stages = Stages(recipes=set(recipes))
+    _check_recipe_use(spec, recipes, path)
+    from dsc.study.spec import USES
+
+    named = {str(p) for key, i in (("synthetic", 0), ("ood", 1)) if any(USES[v][i] for v in spec.variants)
+             for p in getattr(spec, key)}   # the recipes some arm trains with
+    if "subset" in doc:
+        settings, sources = _resolve("subset", doc["subset"], f"study file {path} [subset]", full_keys=True)
+        stages.data = Stage("data", spec.data, settings, sources, spec.data)
+    invert = doc.get("invert")
+    if invert is not None:
+        _refuse_study_keys(invert, "[invert]", path, ("classes",))
+        if not any("tokens" not in r for r in recipes.values()):
+            raise ConfigError(f"study file {path}: [invert] is given but no [augment.NAME] recipe uses its tokens",
+                              hint="add a recipe without its own tokens = ..., or remove [invert]")
+    cells = sorted({cell_seeds(spec, shots, seed) for shots in spec.shots for seed in spec.seeds},
+                   key=lambda c: (c.shots or 0, c.draw or 0, c.generator))
+    folder = spec.output / STAGES_DIR
+    for name, recipe in recipes.items():
+        if name not in named:
+            continue
+        _refuse_study_keys(recipe, f"[augment.{name}]", path)
+        if recipe.get("split", "train") != "train":
+            raise ConfigError(f"study file {path}: [augment.{name}] split = {recipe['split']!r}: a study trains "
+                              "on what it builds, and images made from val or test images may only be evaluated",
+                              hint="make evaluation-only stores with `dsc augment --split test` and list them "
+                              "in eval_ood")
+        for cell in cells:
+            tokens = None
+            values = {k: invert[k] for k in INHERITED if invert and k in invert and k not in recipe}
+            values.update(recipe)
+            if invert is not None and "tokens" not in recipe:
+                tokens = stages.tokens.get(cell) or _tokens_stage(stages, invert, cell, folder, spec, path)
+                values["tokens"] = str(tokens.path)
+            values.update(_cell_values(cell))
+            settings, sources = _resolve("augment", values, f"study file {path} [augment.{name}] "
+                                         f"({cell.label})", full_keys=True)
+            stages.modes[name] = settings.mode
+            stages.stores[(name, cell)] = Stage("store", folder / f"{name}{cell.suffix}.h5", settings, sources,
+                                                spec.data, cell, name, tokens)
+    return stages
+
+
+def _check_recipe_use(spec: StudySpec, recipes: dict[str, dict[str, Any]], path: Path) -> None:
+    """Each recipe is listed in synthetic or ood, as its mode says; an unused recipe is a likely typo."""
+    for key, mode in (("synthetic", "normal"), ("ood", "ood")):
+        for p in getattr(spec, key):
+            recipe = recipes.get(str(p))
+            if recipe is not None and recipe.get("mode", "normal") != mode:
+                raise ConfigError(f"study file {path}: recipe {p} makes {recipe.get('mode', 'normal')} images but "
+                                  f"is listed in {key}", hint=f"list it in {'ood' if mode == 'normal' else 'synthetic'}"
+                                  f" or set mode = \"{mode}\" in [augment.{p}]")
+    unused = sorted(set(recipes) - {str(p) for p in [*spec.synthetic, *spec.ood]})
+    if unused:
+        raise ConfigError(f"study file {path}: recipe {', '.join(unused)} is not used",
+                          hint=f"list it in [study] synthetic (normal) or ood (OOD): synthetic = [\"{unused[0]}\"]")
+
+
+def _cell_values(cell: CellSeeds) -> dict[str, Any]:
+    values: dict[str, Any] = {"seed": cell.generator}
+    if cell.shots is not None:
+        values.update(examples_per_class=cell.shots, few_shot_seed=cell.draw)
+    return values
+
+
+def _tokens_stage(stages: Stages, invert: dict[str, Any], cell: CellSeeds, folder: Path, spec: StudySpec,
+                  path: Path) -> Stage:
+    settings, sources = _resolve("invert", {**invert, **_cell_values(cell)},
+                                 f"study file {path} [invert] ({cell.label})")
+    stage = Stage("tokens", folder / f"tokens{cell.suffix}", settings, sources, spec.data, cell)
+    stages.tokens[cell] = stage
+    return stage
