@@ -42,13 +42,14 @@ demo: setup
         --embedding-map demo-out/embedding-map.png --markdown demo-out/report.md --html demo-out/report.html \
         --force
 
-# The few-shot sweep on the demo's stores (examples/study-fewshot.toml; runs `just demo` first if they are missing).
+# DA-Fusion's few-shot design, the whole pipeline from one file (examples/study-fewshot.toml): the study
+# builds its data, tokens and synthetic stores per cell and seed, trains, and draws the data-efficiency curve.
 demo-few-shot: setup
     #!/usr/bin/env bash
     set -euo pipefail
     export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
-    if [ ! -f demo-out/aug-normal.h5 ]; then just demo; fi
-    dsc study examples/study-fewshot.toml --force --markdown demo-out/few-shot.md
+    dsc study examples/study-fewshot.toml --dry-run
+    dsc study examples/study-fewshot.toml --force --markdown demo-out/fewshot/report.md
 
 # Run the test suite (slow end-to-end tests included).
 test *args: setup

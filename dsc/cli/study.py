@@ -103,11 +103,11 @@ def _print_plan(file: Path, result: StudyResult) -> None:
 
     if result.stages:
         stages = Table(title=f"Study stages ({file}): built before the runs", title_justify="left")
-        for col in ("stage", "kind", "action", "reason", "work", "needs"):
-            stages.add_column(col, no_wrap=col == "stage")
+        stages.add_column("stage", no_wrap=True)
+        for col in ("action", "reason", "work"):
+            stages.add_column(col)
         for s in result.stages:
-            stages.add_row(Path(s["stage"]).name, s["kind"], s["action"], s["reason"], s["work"],
-                           ", ".join(Path(p).name for p in s["needs"]) or "–")
+            stages.add_row(Path(s["stage"]).name, s["action"], s["reason"], s["work"])
         out.print(stages)
     if result.pending_runs:
         out.print(f"{count(result.pending_runs, 'run')} planned once the data is built (their budget and image "
@@ -140,7 +140,15 @@ def _totals(result: StudyResult) -> str:
     acts = Counter(r["action"] for r in result.plan)
     runs = sum(acts.values()) or result.pending_runs
     parts.append(f"{count(runs, 'run')} ({', '.join(f'{n} {a}' for a, n in acts.items()) or 'after the data'})")
-    return "in all: " + "; ".join(parts)
+    todo: dict[str, int] = {}
+    for s in result.stages:
+        if s["action"] != "skip" and s["amount"] is not None:
+            todo[s["unit"]] = todo.get(s["unit"], 0) + s["amount"]
+    todo_runs = sum(r["action"] != "skip" for r in result.plan) if result.plan else result.pending_runs
+    work = [f"{n} {unit}" for unit, n in todo.items()] + ([count(todo_runs, "run") + " to train"] if todo_runs else [])
+    if any(s["action"] != "skip" and s["amount"] is None and s["kind"] != "data" for s in result.stages):
+        work.append("the stages' images and steps, counted once the data is built")
+    return "in all: " + "; ".join(parts) + (f"\nto do: {', '.join(work)}" if work else "\nnothing to do")
 
 
 def _print_finished(file: Path, result: StudyResult) -> None:

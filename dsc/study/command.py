@@ -48,7 +48,9 @@ def run_study(file: Path, *, seeds: Sequence[int] | None = None, output: Path | 
     from dsc.study import execute
 
     loaded = _planned(file, seeds, output, pictures, force)
-    check_report_outputs(loaded.pictures.paths(), markdown, html, force=True)  # the report is redone
+    made = _folders_made(loaded)  # a report file in a folder the study will make is not refused for its folder
+    check_report_outputs([p for p in loaded.pictures.paths() if p.parent not in made],
+                         *(None if p is None or p.parent in made else p for p in (markdown, html)), force=True)
     result = _result(loaded)
     if dry_run:
         return result
@@ -60,6 +62,15 @@ def run_study(file: Path, *, seeds: Sequence[int] | None = None, output: Path | 
         if report:
             result.report = _report(loaded, markdown, html, command)
     return result
+
+
+def _folders_made(study: Study) -> set[Path]:
+    """Folders that do not exist yet and the study makes: its output folder, and the folder of the data it
+    builds (with their missing parents)."""
+    wanted = [study.spec.output]
+    if study.stages is not None and study.stages.data is not None:
+        wanted.append(study.stages.data.path.parent)
+    return {p for w in wanted for p in (w, *w.parents) if not p.exists()}
 
 
 def _planned(file: Path, seeds: Sequence[int] | None, output: Path | None, pictures: dict[str, Any] | None,

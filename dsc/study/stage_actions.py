@@ -43,7 +43,7 @@ def _decide(stage: Stage, ups: list[Stage], force: bool) -> None:
             raise MismatchError(f"{stage.path} was made with other settings or inputs ({'; '.join(diff[:6])})",
                                 hint="restore the study's settings, choose another output, or pass --force to "
                                 "rebuild it")
-        stage.action, stage.reason = "skip", "complete, same settings"
+        stage.action, stage.reason = "skip", "complete"
     elif partial and not ups:
         stage.action, stage.reason = "resume", "interrupted"
     else:
@@ -137,13 +137,16 @@ def _estimate(stages: Stages) -> None:
     for stage in stages.tokens.values():
         classes = count(len(known), "class", "classes") if known is not None else "every class"
         stage.work = f"{classes} x {count(stage.settings.steps, 'step')}"
+        stage.unit = "inversion steps"
+        stage.amount = len(known) * stage.settings.steps if known is not None else None
     for stage in stages.stores.values():
         s = stage.settings
         if known is None:
             stage.work = f"{s.per_image} per drawn image"
             continue
         sources = len(draw(labels, split, known, s.examples_per_class, s.few_shot_draw_seed))
-        stage.work = f"{count(sources * s.per_image, 'image')} ({sources} sources x {s.per_image})"
+        stage.work = f"{count(sources * s.per_image, 'image')} ({sources} x {s.per_image})"
+        stage.unit, stage.amount = "images", sources * s.per_image
 
 
 def stage_rows(stages: Stages) -> list[dict[str, Any]]:
@@ -151,4 +154,5 @@ def stage_rows(stages: Stages) -> list[dict[str, Any]]:
     return [{"stage": str(s.path), "kind": s.kind, "recipe": s.recipe or None,
              "examples_per_class": s.cell.shots if s.cell else None, "draw": s.cell.draw if s.cell else None,
              "seed": s.cell.generator if s.cell else None, "action": s.action, "reason": s.reason, "work": s.work,
+             "amount": s.amount, "unit": s.unit,
              "needs": [str(u.path) for u in s.upstream]} for s in stages.all()]

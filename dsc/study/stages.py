@@ -62,6 +62,8 @@ class Stage:
     action: str = "build"             # build | resume | skip
     reason: str = "new"
     work: str = ""                    # the estimated work, in words
+    amount: int | None = None         # ... and as a number of ``unit`` (None: not known before the data exists)
+    unit: str = ""
 
     @property
     def name(self) -> str:

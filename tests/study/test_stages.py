@@ -187,3 +187,36 @@ def test_an_interrupted_stage_is_resumed(tmp_path):
     plan_stages(study.stages)
     tokens = next(iter(study.stages.tokens.values()))
     assert tokens.action == "resume" and tokens.reason == "interrupted"
+
+
+def test_cli_dry_run_shows_stages_and_the_work_to_do(run_dsc, tmp_path):
+    res = run_dsc("study", str(write(tmp_path)), "--dry-run")
+    assert res.code == 0, res
+    assert "Study stages" in res.out and "tokens-k1-draw0-seed0" in res.out and "normal-k2-draw1-seed1.h5" in res.out
+    assert "12 runs planned once the data is built" in res.out
+    assert "in all: 1 data store (1 build); 4 token sets (4 build); 8 synthetic stores (8 build); 12 runs" in res.out
+    assert "to do: 12 runs to train" in res.out
+    assert not (tmp_path / "data.h5").exists()
+
+
+@pytest.mark.slow
+def test_stages_built_by_worker_processes_equal_those_built_here(tmp_path, tiny_sd_path, monkeypatch):
+    from dsc.store import open_store
+    from dsc.study.run import build_stages
+    from dsc.study.stage_build import build_stage
+
+    monkeypatch.setenv("DSC_CACHE_DIR", str(tiny_sd_path.parents[1]))
+    path = write(tmp_path, 'vary = ["train"]', shots="[1, 2]")
+    study = load_study(path)
+    build_stage(study.stages.data)
+    images = {}
+    for executor, output in (("local", "local"), ("processes", "procs")):
+        study = load_study(path, output=tmp_path / output)
+        plan_stages(study.stages)
+        build_stages(study, executor=executor, jobs=2)
+        for (name, cell), stage in study.stages.stores.items():
+            with open_store(stage.path) as store:
+                images.setdefault((name, cell), []).append(store.column("digest"))   # each image's pixels
+    assert len(images) == 4
+    for pair in images.values():
+        assert np.array_equal(pair[0], pair[1])
