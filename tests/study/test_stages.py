@@ -200,23 +200,38 @@ def test_cli_dry_run_shows_stages_and_the_work_to_do(run_dsc, tmp_path):
 
 
 @pytest.mark.slow
-def test_stages_built_by_worker_processes_equal_those_built_here(tmp_path, tiny_sd_path, monkeypatch):
+def test_stages_built_on_every_executor_are_the_same(tmp_path, tiny_sd_path, monkeypatch):
+    """Tokens and stores built by worker processes and by a (local) Slurm job array are image for image
+    those built in this process."""
+    pytest.importorskip("submitit")
     from dsc.store import open_store
     from dsc.study.run import build_stages
     from dsc.study.stage_build import build_stage
 
     monkeypatch.setenv("DSC_CACHE_DIR", str(tiny_sd_path.parents[1]))
-    path = write(tmp_path, 'vary = ["train"]', shots="[1, 2]")
+    path = write(tmp_path, 'vary = ["train"]', shots="[1]")
+    path.write_text(path.read_text() + '\n[slurm]\ncluster = "local"\ntimeout_min = 10\n')
     study = load_study(path)
     build_stage(study.stages.data)
-    images = {}
-    for executor, output in (("local", "local"), ("processes", "procs")):
-        study = load_study(path, output=tmp_path / output)
+    images: dict = {}
+    for executor in ("local", "processes", "slurm"):
+        study = load_study(path, output=tmp_path / executor)
         plan_stages(study.stages)
         build_stages(study, executor=executor, jobs=2)
-        for (name, cell), stage in study.stages.stores.items():
+        for key, stage in study.stages.stores.items():
             with open_store(stage.path) as store:
-                images.setdefault((name, cell), []).append(store.column("digest"))   # each image's pixels
-    assert len(images) == 4
-    for pair in images.values():
-        assert np.array_equal(pair[0], pair[1])
+                images.setdefault(key, []).append(store.column("digest"))   # each image's pixels
+    assert len(images) == 2 and all(len(v) == 3 for v in images.values())
+    for versions in images.values():
+        assert all(np.array_equal(versions[0], v) for v in versions[1:])
+
+
+def test_the_few_shot_example_plans_the_whole_pipeline(tmp_path, monkeypatch):
+    """examples/study-fewshot.toml (`just demo-few-shot`) is valid and self-contained: on a fresh machine it
+    plans its data, a token set and a store per cell and seed, and 24 runs."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "study-fewshot.toml"
+    monkeypatch.chdir(tmp_path)
+    result = run_study(example, dry_run=True)
+    kinds = [s["kind"] for s in result.stages]
+    assert kinds.count("data") == 1 and kinds.count("tokens") == 6 and kinds.count("store") == 6
+    assert result.pending_runs == 24 and {s["action"] for s in result.stages} == {"build"}

@@ -125,8 +125,8 @@ def test_draws_are_nested(data: Path) -> None:
 
 
 def test_a_store_from_a_larger_draw_covers_the_smaller_cells_of_its_seed(data: Path, tmp_path: Path) -> None:
-    """What examples/study-fewshot.toml relies on: the demo augments a K=4 draw (seed 0); the K=1 and K=2
-    runs of the seed-0 draw find a variant of every image they train on."""
+    """What a few-shot study on given stores relies on (docs/commands/study.md#few-shot-sweeps): a store made
+    from a K=4 draw (seed 0) holds a variant of every image the K=1 and K=2 runs of the seed-0 draw train on."""
     from dsc.data.stores import open_inputs
 
     aug = augmented_like(data, tmp_path / "aug.h5", examples_per_class=4, seed=0)
@@ -134,19 +134,3 @@ def test_a_store_from_a_larger_draw_covers_the_smaller_cells_of_its_seed(data: P
         settings = BaselineSettings(examples_per_class=k, seed=7, few_shot_seed=0, image_size=16)
         loaded = load_data(open_inputs(data, [aug], []), settings)
         assert loaded.counts["synthetic"] == loaded.counts["train_real"] == 3 * k
-
-
-def test_the_few_shot_example_study_plans_its_sweep(data: Path, tmp_path: Path, monkeypatch) -> None:
-    from dsc.study import load_study
-
-    root = Path(__file__).resolve().parents[2]
-    (tmp_path / "demo-out").mkdir()
-    (tmp_path / "demo-out" / "data.h5").write_bytes(data.read_bytes())
-    augmented_like(tmp_path / "demo-out" / "data.h5", tmp_path / "demo-out" / "aug-normal.h5",
-                   examples_per_class=4)
-    monkeypatch.chdir(tmp_path)
-    study = load_study(root / "examples" / "study-fewshot.toml")
-    assert len(study.runs) == 3 * 2 * 2 * 2 and {r.examples_per_class for r in study.runs} == {1, 2, 4}
-    assert {r.settings.few_shot_draw_seed for r in study.runs} == {0}   # vary = ["train"]: one draw
-    assert {r.settings.seed for r in study.runs} == {0, 1}
-    assert study.pictures.results_figure == Path("demo-out/few-shot.png")

@@ -19,7 +19,7 @@ def efficiency_figure(report: dict[str, Any]) -> Any:
     label = next((m["label"] for m in report.get("metrics") or [] if m["key"] == data["metric"]), data["metric"])
     colour = {r["configuration"]: CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)] for i, r in enumerate(data["rows"])}
     with figure_style() as plt:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+        fig, ax = plt.subplots(figsize=(7.8, 4.2), layout="constrained")
         for r in data["rows"]:
             ks = [k for k in cells if str(k) in r["values"]]
             if not ks:
@@ -48,5 +48,5 @@ def efficiency_figure(report: dict[str, Any]) -> Any:
         ax.set_title(f"Data efficiency: {label}, mean and {level:.0%} t-interval over seeds")
         ax.grid(color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
-        ax.legend(loc="lower right", frameon=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)   # beside the lines, never on them
     return fig
