@@ -14,8 +14,12 @@ The study file has a ``[study]`` table (inputs, seeds, which methods and variant
 ``dsc.toml`` and ``DSC_...`` environment values; each run's seed comes from ``seeds``. ``[report]`` may also
 name the pictures the report draws (``PICTURES``: ``dsc report``'s picture options as keys).
 
+A study file may also describe the stages before training (``[subset]``, ``[invert]``, ``[augment.NAME]``
+recipes), which the study builds per few-shot cell and seed before its runs.
+
 The package: ``spec`` (the study file's tables as models, the planned runs), ``load`` (the file -> a
-``Study`` with every run planned), ``budget`` (the equal training budget), ``pictures`` (the report's
+``Study`` with every run planned), ``stages`` (the stages per cell and seed), ``stage_actions`` (build,
+resume or skip each stage, and its work), ``stage_build`` (building one), ``budget`` (the equal training budget), ``pictures`` (the report's
 pictures), ``checks`` (every input opened before anything runs), ``actions`` (run, resume, probe or skip,
 from what the output already holds), ``run`` (carrying out the plan) and ``command`` (all of it and the
 report: ``run_study``, what ``dsc study`` and ``dsc.study()`` call).

@@ -1,9 +1,11 @@
-"""Where a study's runs execute (``dsc study --executor``): ``local``, one after another in this process (the
+"""Where a study's jobs execute (``dsc study --executor``): ``local``, one after another in this process (the
 study's order); ``processes``, up to ``--jobs N`` at once on this machine, each in its own process pinned
 to its share of the cores (or to one GPU); ``slurm``, one job per run in a job array submitted with submitit
-(resources from the study's ``[slurm]`` table; a preempted or timed-out job is requeued and resumes). A run
-is its training and, for SupCon, its probe; runs share nothing but their inputs, so they can run in any order. Results are the run folders either way, which is why
-a study may move between executors midway: a rerun skips what is complete and resumes what was interrupted.
+(resources from the study's ``[slurm]`` table; a preempted or timed-out job is requeued and resumes). A job
+is a run (its training and, for SupCon, its probe) or a stage the study builds (a token set or a synthetic
+store); the jobs of one wave share nothing but their inputs, so they can run in any order. Results are the
+output folders either way, which is why a study may move between executors midway: a rerun skips what is
+complete and resumes what was interrupted.
 """
 
 from __future__ import annotations

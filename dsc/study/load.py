@@ -95,6 +95,9 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
     if spec.data.is_file():
         _plan_runs(study, train, path)
     else:  # built from [subset] first: the budget and image size of each run depend on it
+        for method in spec.methods:  # the settings are still checked now, before the data is built
+            section = "baseline" if method == "ce" else "pretrain"
+            _resolve(section, {**train, **doc.get(section, {})}, f"study file {path} [{section}]", Path(path))
         study.pending_runs = len(spec.shots) * len(spec.methods) * len(spec.variants) * len(spec.seeds)
     if "supcon" in spec.methods:
         study.probe_settings, study.probe_sources = _resolve("probe", doc.get("probe", {}),

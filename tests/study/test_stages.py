@@ -238,3 +238,11 @@ def test_the_few_shot_example_plans_the_whole_pipeline(tmp_path, monkeypatch):
     kinds = [s["kind"] for s in result.stages]
     assert kinds.count("data") == 1 and kinds.count("tokens") == 6 and kinds.count("store") == 6
     assert result.pending_runs == 24 and {s["action"] for s in result.stages} == {"build"}
+
+
+def test_training_settings_are_checked_before_the_data_is_built(tmp_path):
+    path = write(tmp_path)
+    path.write_text(path.read_text().replace("epochs = 1", "epochs = 0"))
+    with pytest.raises(ConfigError, match="epochs"):
+        run_study(path, report=False)
+    assert not (tmp_path / "data.h5").exists()
