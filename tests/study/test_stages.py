@@ -246,3 +246,11 @@ def test_training_settings_are_checked_before_the_data_is_built(tmp_path):
     with pytest.raises(ConfigError, match="epochs"):
         run_study(path, report=False)
     assert not (tmp_path / "data.h5").exists()
+
+
+def test_a_recipe_of_any_strategy_without_tokens_needs_no_inversion(tmp_path):
+    recipes = '\n[augment.normal]\nstrategy = "real-guidance"\nmodel = "tiny"\nper_image = 2\nsteps = 2\n'
+    study = load_study(write(tmp_path, 'ood = []\nvariants = ["none", "normal"]', invert="", recipes=recipes))
+    assert not study.stages.tokens and len(study.stages.stores) == 4
+    store = next(iter(study.stages.stores.values()))
+    assert store.settings.strategy == "real-guidance" and store.settings.tokens is None and store.tokens is None
