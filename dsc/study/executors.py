@@ -136,16 +136,21 @@ def _cpus() -> list[int]:
     return sorted(affinity())
 
 
-def run_processes(jobs: list[Work], n: int, on_done: Callable[[Work, DscError | None], None]) -> None:
-    """Carry out ``jobs`` in ``n`` worker processes; ``on_done(job, error)`` as each finishes (``error``: the
-    ``DscError`` it failed with; any other exception stops the study, as does an error ``on_done`` raises).
-    Ctrl-C cancels what has not started; the workers stop too (the terminal sends them the Ctrl-C) and keep
-    their work for the next run of the study."""
+def run_processes(jobs: list[Work], n: int, on_done: Callable[[Work, DscError | None], None],
+                  slots: int | None = None) -> None:
+    """Carry out ``jobs`` in ``n`` worker processes, each pinned to one of ``slots`` (default ``n``) shares
+    of the cores; ``on_done(job, error)`` as each finishes (``error``: the ``DscError`` it failed with; any
+    other exception stops the study, as does an error ``on_done`` raises). Ctrl-C cancels what has not
+    started; the workers stop too (the terminal sends them the Ctrl-C) and keep their work for the next run
+    of the study."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    from dsc.errors import ResourceError
 
     ctx = mp.get_context("spawn")
-    plan = shares(n, _cpus(), _gpu_count())
+    plan = shares(max(n, slots or n), _cpus(), _gpu_count())
     slots, lock = ctx.Value("i", 0), ctx.Lock()
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_start_worker,
                              initargs=(slots, lock, plan)) as pool:
@@ -156,6 +161,11 @@ def run_processes(jobs: list[Work], n: int, on_done: Callable[[Work, DscError | 
                 for future in done:
                     job = pending.pop(future)
                     exc = future.exception()
+                    if isinstance(exc, BrokenProcessPool):   # a worker was killed (or ran out of memory)
+                        raise ResourceError(f"a worker process died while running {job.name} (killed, or out of "
+                                            "memory); the other workers were stopped",
+                                            hint="rerun the same `dsc study`: what is complete is skipped, the "
+                                            "rest resumes from its last checkpoint") from None
                     if exc is not None and not isinstance(exc, DscError):
                         raise exc
                     on_done(job, exc)

@@ -85,6 +85,9 @@ def _carry(work: list[Any], executor: str, jobs: int | None, study: Study, what:
                   f"{escape(str(folder))})", highlight=False)
         run_slurm(work, study.slurm, folder, on_done)
     else:
-        n = min(jobs or default_jobs(), len(work))
+        wanted = jobs or default_jobs()
+        n = min(wanted, len(work))
         err.print(f"[bold]study[/] {len(work)} {what}, {n} at a time in worker processes", highlight=False)
-        run_processes(work, n, on_done)
+        # each worker computes on 1/wanted of the cores however few jobs are left, so that a job resumed alone
+        # computes with the threads it started with (the thread count changes float sums, hence results)
+        run_processes(work, n, on_done, slots=wanted)

@@ -211,7 +211,7 @@ def test_stages_built_on_every_executor_are_the_same(tmp_path, tiny_sd_path, mon
     from dsc.threads import affinity
 
     monkeypatch.setenv("DSC_CACHE_DIR", str(tiny_sd_path.parents[1]))
-    monkeypatch.setattr(executors, "_cpus", lambda: sorted(affinity())[:1])   # every worker: one core
+    monkeypatch.setattr(executors, "_cpus", lambda: sorted(affinity())[:2])   # --jobs 2: one core per worker
     path = write(tmp_path, 'vary = ["train"]\nvariants = ["none", "normal"]', shots="[1]")
     path.write_text(path.read_text() + '\n[slurm]\ncluster = "local"\ntimeout_min = 10\ncpus_per_task = 1\n')  # one thread, as here
     study = load_study(path)
