@@ -144,8 +144,10 @@ def _totals(result: StudyResult) -> str:
     for s in result.stages:
         if s["action"] != "skip" and s["amount"] is not None:
             todo[s["unit"]] = todo.get(s["unit"], 0) + s["amount"]
-    todo_runs = sum(r["action"] != "skip" for r in result.plan) if result.plan else result.pending_runs
+    todo_runs = sum(r["action"] in ("run", "resume") for r in result.plan) if result.plan else result.pending_runs
+    probes = sum(r["action"] == "probe" for r in result.plan)
     work = [f"{n} {unit}" for unit, n in todo.items()] + ([count(todo_runs, "run") + " to train"] if todo_runs else [])
+    work += [count(probes, "probe") + " to redo"] if probes else []
     if any(s["action"] != "skip" and s["amount"] is None and s["kind"] != "data" for s in result.stages):
         work.append("the stages' images and steps, counted once the data is built")
     return "in all: " + "; ".join(parts) + (f"\nto do: {', '.join(work)}" if work else "\nnothing to do")

@@ -38,7 +38,8 @@ def plan(study: Study, *, force: bool = False, pending: set[Path] | frozenset[Pa
                                 "another output")
         status = info.get("status")
         if status == "complete":
-            reprobe = _changed_probe(study, r, fingerprints) if existing.complete and r.method == "supcon" else []
+            reprobe = _changed_probe(study, r, fingerprints, pending) if existing.complete and r.method == "supcon" \
+                else []
             if reprobe:
                 r.action, r.reason = "probe", f"probe changed: {'; '.join(reprobe[:4])}"
             elif existing.complete:
@@ -58,7 +59,8 @@ def plan(study: Study, *, force: bool = False, pending: set[Path] | frozenset[Pa
 PROBE_RESULT_FREE = ("device", "eval_batch_size")
 
 
-def _changed_probe(study: Study, r: PlannedRun, cache: dict[Path, str]) -> list[str]:
+def _changed_probe(study: Study, r: PlannedRun, cache: dict[Path, str],
+                   pending: set[Path] | frozenset[Path] = frozenset()) -> list[str]:
     """How the study's probe of ``r`` differs from the recorded one (settings, evaluation-only OOD stores).
 
     A probe without recorded settings (hand-made or older) counts as unchanged.
@@ -73,7 +75,9 @@ def _changed_probe(study: Study, r: PlannedRun, cache: dict[Path, str]) -> list[
     wanted = study.probe_settings.model_copy(update={"seed": r.settings.seed}).model_dump(mode="json")
     changes = [c for c in settings_diff(recorded, wanted) if c.split(":", 1)[0] not in PROBE_RESULT_FREE]
     ood = (prov.get("inputs") or {}).get("ood")
-    if isinstance(ood, list):
+    if any(p in pending for p in study.spec.eval_ood):
+        changes.append("its evaluation OOD store is to be built (compared once built)")
+    elif isinstance(ood, list):
         old = sorted(str(x.get("fingerprint", "")) for x in ood if isinstance(x, dict))
         new = sorted(_fingerprint(p, cache) for p in study.spec.eval_ood)
         if old != new:

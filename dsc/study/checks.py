@@ -37,7 +37,7 @@ def check_inputs(study: Study, pending: set[Path] | frozenset[Path] = frozenset(
             backbones.add(backbone)
             check_backbone(backbone[0], pretrained=backbone[1])
     if "supcon" in study.spec.methods and study.spec.data.is_file():
-        _check_eval_ood(study.spec.data, study.spec.eval_ood)
+        _check_eval_ood(study.spec.data, [p for p in study.spec.eval_ood if p not in pending])
 
 
 def _require_rows(store: Any, *, ood: bool) -> None:

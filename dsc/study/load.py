@@ -84,6 +84,7 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
     _default_vary(spec, doc, Path(path))
     stages = load_stages(spec, doc, Path(path))
     _check_stores(spec, stages)
+    spec.eval_ood = [stages.evaluation[str(p)].path if str(p) in stages.evaluation else p for p in spec.eval_ood]
     train = doc.get("train", {})
     _check_train_keys(train)
     keys = {*train, *doc.get("pretrain", {}), *doc.get("baseline", {}), *doc.get("probe", {})}
@@ -138,7 +139,7 @@ def _check_stores(spec: StudySpec, stages: Stages) -> None:
     if not spec.data.is_file() and stages.data is None:
         raise InputError(f"study data {spec.data} does not exist",
                          hint="make it with `dsc subset` first, or describe it in a [subset] table")
-    for p in [*[q for q in [*spec.synthetic, *spec.ood] if str(q) not in stages.recipes], *spec.eval_ood]:
+    for p in [q for q in [*spec.synthetic, *spec.ood, *spec.eval_ood] if str(q) not in stages.recipes]:
         if not p.is_file():
             raise InputError(f"study store {p} does not exist", hint="make it with `dsc augment` first, or "
                              "describe it as an [augment.NAME] recipe and list the name")

@@ -18,7 +18,7 @@ def build_stages(study: Study, *, executor: str = "local", jobs: int | None = No
     that fails stops the study (the runs need it). The data stage is built before the runs are planned."""
     from dsc.study.executors import StageJob
 
-    for wave in (study.stages.tokens.values(), study.stages.stores.values()):
+    for wave in (study.stages.tokens.values(), [*study.stages.stores.values(), *study.stages.evaluation.values()]):
         work = [StageJob(s) for s in wave if s.action != "skip"]
 
         def failed(job: Any, exc: DscError) -> None:

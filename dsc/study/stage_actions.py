@@ -139,12 +139,12 @@ def _estimate(stages: Stages) -> None:
         stage.work = f"{classes} x {count(stage.settings.steps, 'step')}"
         stage.unit = "inversion steps"
         stage.amount = len(known) * stage.settings.steps if known is not None else None
-    for stage in stages.stores.values():
+    for stage in [*stages.stores.values(), *stages.evaluation.values()]:
         s = stage.settings
         if known is None:
             stage.work = f"{s.per_image} per drawn image"
             continue
-        sources = len(draw(labels, split, known, s.examples_per_class, s.few_shot_draw_seed))
+        sources = len(draw(labels, split, known, s.examples_per_class, s.few_shot_draw_seed, s.split))
         stage.work = f"{count(sources * s.per_image, 'image')} ({sources} x {s.per_image})"
         stage.unit, stage.amount = "images", sources * s.per_image
 

@@ -81,11 +81,13 @@ class Stages:
     data: Stage | None = None
     tokens: dict[CellSeeds, Stage] = field(default_factory=dict)
     stores: dict[tuple[str, CellSeeds], Stage] = field(default_factory=dict)
+    evaluation: dict[str, Stage] = field(default_factory=dict)   # eval_ood recipes: one store each, from test images
     modes: dict[str, str] = field(default_factory=dict)   # recipe -> normal | ood
     recipes: set[str] = field(default_factory=set)         # every [augment.NAME] of the file
 
     def all(self) -> list[Stage]:
-        return [*([self.data] if self.data else []), *self.tokens.values(), *self.stores.values()]
+        return [*([self.data] if self.data else []), *self.tokens.values(), *self.stores.values(),
+                *self.evaluation.values()]
 
     def __bool__(self) -> bool:
         return bool(self.all())
@@ -139,6 +141,7 @@ def load_stages(spec: StudySpec, doc: dict[str, Any], path: Path) -> Stages:
 
     named = {str(p) for key, i in (("synthetic", 0), ("ood", 1)) if any(USES[v][i] for v in spec.variants)
              for p in getattr(spec, key)}   # the recipes some arm trains with
+    evaluation = {str(p) for p in spec.eval_ood if str(p) in recipes}   # evaluation-only OOD recipes
     if "subset" in doc:
         settings, sources = _resolve("subset", doc["subset"], f"study file {path} [subset]", full_keys=True)
         stages.data = Stage("data", spec.data, settings, sources, spec.data)
@@ -152,28 +155,38 @@ def load_stages(spec: StudySpec, doc: dict[str, Any], path: Path) -> Stages:
                    key=lambda c: (c.shots or 0, c.draw or 0, c.generator))
     folder = spec.output / STAGES_DIR
     for name, recipe in recipes.items():
+        if name in evaluation:
+            cell = cell_seeds(spec, spec.shots[-1], spec.seeds[0])   # the tokens of the largest cell, first seed
+            stages.evaluation[name] = _store(stages, name, recipe, CellSeeds(None, None, cell.generator), invert,
+                                             folder, spec, path, tokens_cell=cell)
+            continue
         if name not in named:
             continue
-        _refuse_study_keys(recipe, f"[augment.{name}]", path)
         if recipe.get("split", "train") != "train":
             raise ConfigError(f"study file {path}: [augment.{name}] split = {recipe['split']!r}: a study trains "
                               "on what it builds, and images made from val or test images may only be evaluated",
-                              hint="make evaluation-only stores with `dsc augment --split test` and list them "
-                              "in eval_ood")
+                              hint="list it in eval_ood (evaluation-only OOD images), or remove split")
         for cell in cells:
-            tokens = None
-            values = {k: invert[k] for k in INHERITED if invert and k in invert and k not in recipe}
-            values.update(recipe)
-            if invert is not None and "tokens" not in recipe:
-                tokens = stages.tokens.get(cell) or _tokens_stage(stages, invert, cell, folder, spec, path)
-                values["tokens"] = str(tokens.path)
-            values.update(_cell_values(cell))
-            settings, sources = _resolve("augment", values, f"study file {path} [augment.{name}] "
-                                         f"({cell.label})", full_keys=True)
-            stages.modes[name] = settings.mode
-            stages.stores[(name, cell)] = Stage("store", folder / f"{name}{cell.suffix}.h5", settings, sources,
-                                                spec.data, cell, name, tokens)
+            stages.stores[(name, cell)] = _store(stages, name, recipe, cell, invert, folder, spec, path)
     return stages
+
+
+def _store(stages: Stages, name: str, recipe: dict[str, Any], cell: CellSeeds, invert: dict[str, Any] | None,
+           folder: Path, spec: StudySpec, path: Path, tokens_cell: CellSeeds | None = None) -> Stage:
+    """The stage of recipe ``name`` for ``cell`` (its tokens those of ``tokens_cell``, default ``cell``)."""
+    _refuse_study_keys(recipe, f"[augment.{name}]", path)
+    tokens = None
+    values = {k: invert[k] for k in INHERITED if invert and k in invert and k not in recipe}
+    values.update(recipe)
+    if invert is not None and "tokens" not in recipe:
+        at = tokens_cell or cell
+        tokens = stages.tokens.get(at) or _tokens_stage(stages, invert, at, folder, spec, path)
+        values["tokens"] = str(tokens.path)
+    values.update(_cell_values(cell))
+    settings, sources = _resolve("augment", values, f"study file {path} [augment.{name}] ({cell.label})",
+                                 full_keys=True)
+    stages.modes[name] = settings.mode
+    return Stage("store", folder / f"{name}{cell.suffix}.h5", settings, sources, spec.data, cell, name, tokens)
 
 
 def _check_recipe_use(spec: StudySpec, recipes: dict[str, dict[str, Any]], path: Path) -> None:
@@ -185,10 +198,21 @@ def _check_recipe_use(spec: StudySpec, recipes: dict[str, dict[str, Any]], path:
                 raise ConfigError(f"study file {path}: recipe {p} makes {recipe.get('mode', 'normal')} images but "
                                   f"is listed in {key}", hint=f"list it in {'ood' if mode == 'normal' else 'synthetic'}"
                                   f" or set mode = \"{mode}\" in [augment.{p}]")
-    unused = sorted(set(recipes) - {str(p) for p in [*spec.synthetic, *spec.ood]})
+    for p in spec.eval_ood:
+        recipe = recipes.get(str(p))
+        if recipe is None:
+            continue
+        if p in spec.synthetic or p in spec.ood:
+            raise ConfigError(f"study file {path}: recipe {p} is listed for training and in eval_ood",
+                              hint="images for evaluation must not be trained on: use two recipes")
+        if recipe.get("mode", "normal") != "ood" or recipe.get("split", "train") == "train":
+            raise ConfigError(f"study file {path}: eval_ood recipe {p} must make OOD images from held-out images",
+                              hint=f"set mode = \"ood\" and split = \"test\" in [augment.{p}]")
+    unused = sorted(set(recipes) - {str(p) for p in [*spec.synthetic, *spec.ood, *spec.eval_ood]})
     if unused:
         raise ConfigError(f"study file {path}: recipe {', '.join(unused)} is not used",
-                          hint=f"list it in [study] synthetic (normal) or ood (OOD): synthetic = [\"{unused[0]}\"]")
+                          hint=f"list it in [study] synthetic (normal), ood (OOD) or eval_ood (OOD from test "
+                          f"images): synthetic = [\"{unused[0]}\"]")
 
 
 def _cell_values(cell: CellSeeds) -> dict[str, Any]:

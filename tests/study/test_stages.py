@@ -254,3 +254,26 @@ def test_a_recipe_of_any_strategy_without_tokens_needs_no_inversion(tmp_path):
     assert not study.stages.tokens and len(study.stages.stores) == 4
     store = next(iter(study.stages.stores.values()))
     assert store.settings.strategy == "real-guidance" and store.settings.tokens is None and store.tokens is None
+
+
+EVAL = '\n[augment.ood-test]\nmode = "ood"\nsplit = "test"\nper_image = 1\nsteps = 2\n'
+
+
+def test_an_eval_ood_recipe_is_one_store_from_test_images(tmp_path):
+    study = load_study(write(tmp_path, 'methods = ["supcon"]\neval_ood = ["ood-test"]', recipes=RECIPES + EVAL))
+    (stage,) = study.stages.evaluation.values()
+    assert stage.name == "ood-test-seed0.h5" and stage.settings.split == "test"
+    assert stage.settings.examples_per_class is None and stage.tokens.name == "tokens-k2-draw0-seed0"
+    assert study.spec.eval_ood == [stage.path]
+    result = run_study(write(tmp_path, 'methods = ["supcon"]\neval_ood = ["ood-test"]', recipes=RECIPES + EVAL),
+                       dry_run=True)
+    assert any(s["stage"].endswith("ood-test-seed0.h5") and s["action"] == "build" for s in result.stages)
+
+
+@pytest.mark.parametrize("study, match", [
+    ('eval_ood = ["ood-test"]\nood = ["ood-test"]', "listed for training and in eval_ood"),
+    ('eval_ood = ["ood"]\nood = []\nvariants = ["none", "normal"]', "must make OOD images from held-out images"),
+])
+def test_eval_ood_recipe_mistakes(tmp_path, study, match):
+    with pytest.raises(ConfigError, match=match):
+        load_study(write(tmp_path, study, recipes=RECIPES + EVAL))
