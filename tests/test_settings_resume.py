@@ -19,7 +19,7 @@ from dsc.settings import (
 
 INVERT_RESUME_KEYS = ("model", "revision", "num_vectors", "initializer", "steps", "lr", "scale_lr",
                       "effective_batch", "lr_warmup", "resolution", "examples_per_class", "crop_to_object",
-                      "templates", "flip", "seed")
+                      "templates", "flip", "seed", "few_shot_seed")   # (few_shot_seed: added 2026-12-03)
 
 
 @pytest.mark.parametrize(("section", "free"), [
@@ -27,7 +27,7 @@ INVERT_RESUME_KEYS = ("model", "revision", "num_vectors", "initializer", "steps"
     (PretrainSettings(), {"workers"}),
     (BaselineSettings(), {"workers"}),
     (AugmentSettings(), {"batch_size"}),
-    (SubsetSettings(), set()),
+    (SubsetSettings(), {"workers"}),
     (ProbeSettings(), set()),
 ])
 def test_resume_view_drops_exactly_the_free_keys(section: Section, free: set[str]) -> None:

@@ -25,6 +25,9 @@ class Section(BaseModel):
 
 
 class SubsetSettings(Section):
+    # decoding processes do not change the store (a study compares a built DATA.h5 by this rule)
+    resume_free: ClassVar[tuple[str, ...]] = ("workers",)
+
     dataset: str = "toyparts"
     root: Path | None = None
     masks: Path | None = None

@@ -94,6 +94,19 @@ def same_tensors(a: Path, b: Path) -> None:
         assert (ta[k] == tb[k]).all(), f"{k} differs between {a} and {b} (seed {SEED})"
 
 
+def same_runs(ref: Path, out: Path, runs: list[str]) -> None:
+    """Each run of ``out`` ended as the uninterrupted one of ``ref``: the same last and best checkpoints, the
+    same epochs logged (none twice), complete with the same best epoch."""
+    for name in runs:
+        for ckpt in ("last", "best"):
+            same_tensors(ref / name / "checkpoints" / f"{ckpt}.safetensors",
+                         out / name / "checkpoints" / f"{ckpt}.safetensors")
+        assert metrics_lines(out / name) == metrics_lines(ref / name), f"{name}: epochs logged (seed {SEED})"
+        want = json.loads((ref / name / "run.json").read_text())
+        got = json.loads((out / name / "run.json").read_text())
+        assert got["status"] == "complete" and got["best_epoch"] == want["best_epoch"]
+
+
 def metrics_lines(run: Path) -> int:
     path = run / "metrics.jsonl"
     return len(path.read_text().splitlines()) if path.is_file() else 0

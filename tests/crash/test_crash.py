@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dsc.testing import dsc_cmd
-from tests.crash.conftest import SEED, assert_nothing_corrupt, kill_at, metrics_lines, same_tensors
+from tests.crash.conftest import SEED, assert_nothing_corrupt, kill_at, metrics_lines, same_runs, same_tensors
 
 pytestmark = pytest.mark.slow
 
@@ -132,10 +132,4 @@ def test_study(tmp_path, run_dsc, one_thread, rng):
     res = run_dsc("study", str(tmp_path / "out.toml"))
     assert res.code == 0, res.err
     assert_nothing_corrupt(tmp_path)
-    for name in runs:
-        for ckpt in ("last", "best"):
-            same_tensors(tmp_path / "ref" / name / "checkpoints" / f"{ckpt}.safetensors",
-                         tmp_path / "out" / name / "checkpoints" / f"{ckpt}.safetensors")
-        ref = json.loads((tmp_path / "ref" / name / "run.json").read_text())
-        got = json.loads((tmp_path / "out" / name / "run.json").read_text())
-        assert got["status"] == "complete" and got["best_epoch"] == ref["best_epoch"]
+    same_runs(tmp_path / "ref", tmp_path / "out", runs)
