@@ -13,7 +13,7 @@ from dsc.errors import ConfigError, InputError
 from dsc.study.budget import equal_budget
 from dsc.study.pictures import check_embedding_run, resolve_pictures
 from dsc.study.spec import PICTURES, SECTIONS, USES, PlannedRun, SlurmSpec, Study, StudySpec
-from dsc.study.stages import Stages, cell_seeds, load_stages, recipes_of
+from dsc.study.stages import Stages, cell_seeds, load_stages, recipes_of, resolve_section
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -43,15 +43,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _resolve(section: str, values: dict[str, Any], origin: str, study_file: Path) -> tuple[Any, dict[str, str]]:
     """Validated settings of one section and where each value came from (study values show as the file)."""
-    from dsc.settings import resolve_settings
-
-    try:
-        resolved = resolve_settings({section: values})
-    except ConfigError as exc:
-        raise ConfigError(f"{origin}: {exc.message}", hint=exc.hint) from None
-    sources = {k.split(".", 1)[1]: (f"study file {study_file}" if v == "command line" else v)
-               for k, v in resolved.sources.items() if k.startswith(section + ".")}
-    return resolved.section(section), sources
+    return resolve_section(section, values, origin, source=f"study file {study_file}")
 
 
 def _settings(section: str, values: dict[str, Any], origin: str) -> Any:

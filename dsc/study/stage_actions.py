@@ -17,18 +17,19 @@ def plan_stages(stages: Stages, *, force: bool = False, built: set[Path] | froze
     """Decide every stage's action, upstream first; an existing output made otherwise is an error naming the
     differences (``force`` rebuilds every stage but those in ``built``, made by this study a moment ago)."""
     data = stages.data
+    fingerprints: dict[Path, str] = {}   # DATA.h5 opened once per plan, not once per stage
     for stage in stages.all():
         if stage.path in built:
             stage.action, stage.reason = "skip", "built now"
             continue
         ups = [u for u in ([data] if data is not None and stage is not data else []) + stage.upstream
                if u.action != "skip"]
-        _decide(stage, ups, force)
+        _decide(stage, ups, force, fingerprints)
     _estimate(stages)
     return stages
 
 
-def _decide(stage: Stage, ups: list[Stage], force: bool) -> None:
+def _decide(stage: Stage, ups: list[Stage], force: bool, fingerprints: dict[Path, str]) -> None:
     done, partial = state(stage)
     if force:
         stage.action, stage.reason = "build", "forced" if done or partial else "new"
@@ -38,7 +39,7 @@ def _decide(stage: Stage, ups: list[Stage], force: bool) -> None:
             raise MismatchError(f"{stage.path} exists, but {ups[0].path}, which it is made from, is to be built "
                                 f"({ups[0].reason})", hint="pass --force to rebuild both, or restore "
                                 f"{ups[0].path}")
-        diff = _differences(stage)
+        diff = _differences(stage, fingerprints)
         if diff:
             raise MismatchError(f"{stage.path} was made with other settings or inputs ({'; '.join(diff[:6])})",
                                 hint="restore the study's settings, choose another output, or pass --force to "
@@ -62,7 +63,7 @@ def state(stage: Stage) -> tuple[bool, bool]:
     return stage.path.is_file(), shards.shard_dir(stage.path).exists()
 
 
-def _differences(stage: Stage) -> list[str]:
+def _differences(stage: Stage, fingerprints: dict[Path, str]) -> list[str]:
     """How the existing output differs from what the study would build (settings, then inputs)."""
     from dsc.jobs import Record, comparable
 
@@ -76,7 +77,9 @@ def _differences(stage: Stage) -> list[str]:
     if stage.kind == "data":
         attrs = _attrs(stage.path)
         return Record(comparable(cls, _dict(attrs.get("settings")))).differences(Record(comparable(cls, wanted)))
-    data = _fingerprint(stage.data)
+    if stage.data not in fingerprints:
+        fingerprints[stage.data] = _fingerprint(stage.data)
+    data = fingerprints[stage.data]
     if stage.kind == "tokens":
         from dsc.diffusion.tokens import load_manifest
 

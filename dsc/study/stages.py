@@ -82,7 +82,6 @@ class Stages:
     tokens: dict[CellSeeds, Stage] = field(default_factory=dict)
     stores: dict[tuple[str, CellSeeds], Stage] = field(default_factory=dict)
     evaluation: dict[str, Stage] = field(default_factory=dict)   # eval_ood recipes: one store each, from test images
-    modes: dict[str, str] = field(default_factory=dict)   # recipe -> normal | ood
     recipes: set[str] = field(default_factory=set)         # every [augment.NAME] of the file
 
     def all(self) -> list[Stage]:
@@ -100,8 +99,11 @@ class Stages:
         return {s.path for s in self.all() if s.action != "skip"}
 
 
-def _resolve(section: str, values: dict[str, Any], origin: str, full_keys: bool = False
-             ) -> tuple[Any, dict[str, str]]:
+def resolve_section(section: str, values: dict[str, Any], origin: str, *, source: str | None = None,
+                    full_keys: bool = False) -> tuple[Any, dict[str, str]]:
+    """Validated settings of one study-file section (errors prefixed with ``origin``) and where each value
+    came from: the file's own values as ``source`` (default ``origin``); keys ``section.key`` with
+    ``full_keys`` (what subset and augment record), else ``key``."""
     from dsc.settings import resolve_settings
 
     try:
@@ -109,7 +111,7 @@ def _resolve(section: str, values: dict[str, Any], origin: str, full_keys: bool 
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc.message}", hint=exc.hint) from None
     prefix = section + "."
-    sources = {(k if full_keys else k[len(prefix):]): (origin if v == "command line" else v)
+    sources = {(k if full_keys else k[len(prefix):]): ((source or origin) if v == "command line" else v)
                for k, v in resolved.sources.items() if k.startswith(prefix)}
     return resolved.section(section), sources
 
@@ -143,7 +145,7 @@ def load_stages(spec: StudySpec, doc: dict[str, Any], path: Path) -> Stages:
              for p in getattr(spec, key)}   # the recipes some arm trains with
     evaluation = {str(p) for p in spec.eval_ood if str(p) in recipes}   # evaluation-only OOD recipes
     if "subset" in doc:
-        settings, sources = _resolve("subset", doc["subset"], f"study file {path} [subset]", full_keys=True)
+        settings, sources = resolve_section("subset", doc["subset"], f"study file {path} [subset]", full_keys=True)
         stages.data = Stage("data", spec.data, settings, sources, spec.data)
     invert = doc.get("invert")
     if invert is not None:
@@ -183,9 +185,8 @@ def _store(stages: Stages, name: str, recipe: dict[str, Any], cell: CellSeeds, i
         tokens = stages.tokens.get(at) or _tokens_stage(stages, invert, at, folder, spec, path)
         values["tokens"] = str(tokens.path)
     values.update(_cell_values(cell))
-    settings, sources = _resolve("augment", values, f"study file {path} [augment.{name}] ({cell.label})",
+    settings, sources = resolve_section("augment", values, f"study file {path} [augment.{name}] ({cell.label})",
                                  full_keys=True)
-    stages.modes[name] = settings.mode
     return Stage("store", folder / f"{name}{cell.suffix}.h5", settings, sources, spec.data, cell, name, tokens)
 
 
@@ -224,7 +225,7 @@ def _cell_values(cell: CellSeeds) -> dict[str, Any]:
 
 def _tokens_stage(stages: Stages, invert: dict[str, Any], cell: CellSeeds, folder: Path, spec: StudySpec,
                   path: Path) -> Stage:
-    settings, sources = _resolve("invert", {**invert, **_cell_values(cell)},
+    settings, sources = resolve_section("invert", {**invert, **_cell_values(cell)},
                                  f"study file {path} [invert] ({cell.label})")
     stage = Stage("tokens", folder / f"tokens{cell.suffix}", settings, sources, spec.data, cell)
     stages.tokens[cell] = stage
