@@ -131,7 +131,7 @@ def _fake_training(monkeypatch, calls: list):
     def train(kind):
         def fn(data, output, settings, *, synthetic, negatives, sources, force, resume):
             calls.append((kind, output.name, resume))
-            label = arm_label(synthetic, negatives)
+            label = arm_label(synthetic, negatives, settings.arm)
             if kind == "baseline":
                 write_run(output.parent, output.name + ".tmp", method="ce", seed=settings.seed, label=label,
                           top1=0.5 + 0.1 * bool(synthetic) + 0.01 * settings.seed)

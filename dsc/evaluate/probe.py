@@ -235,7 +235,7 @@ def probe_metrics(fit: ProbeFit, run_dir: Path, run_info: dict[str, Any], settin
                       "policy": run_info.get("synthetic_policy", run_settings.get("synthetic_policy"))
                       if normal_fps else None,
                       "ood_policy": run_info.get("ood_policy", run_settings.get("ood_policy")) if ood_fps else None,
-                      "label": arm_label(normal_fps, ood_fps),
+                      "label": arm_label(normal_fps, ood_fps, run_settings.get("arm")),
                       "probe_with_synthetic": settings.with_synthetic},
         "classes": fit.classes,
         "val": {"top1": fit.val_top1, "n": fit.n_val} if fit.n_val else {"n": 0},

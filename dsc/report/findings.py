@@ -27,6 +27,7 @@ ARM_QUESTIONS = {
     "negatives": "OOD negatives help {method} on top of synthetic positives?",
     "negatives-only": "OOD negatives help {method}?",
     "both": "synthetic data (normal+OOD) helps {method}?",
+    "named": "the {arm} arm's synthetic data helps {method}?",
 }
 
 
@@ -79,10 +80,12 @@ def arm_rows(report: dict[str, Any]) -> list[Row]:
     """Question 2: each arm against the arm it differs from by one kind of synthetic data (same method,
     backbone and DATA.h5), on the primary metric; both configurations are named in the question."""
     methods = {c["name"]: c["method_label"] for c in report.get("configurations", [])}
+    arm_of = {c["name"]: (c.get("synthetic") or {}).get("label", "?") for c in report.get("configurations", [])}
     metric = _metric_label(report, report.get("primary_metric", "top1"))
     rows: list[Row] = []
     for arm in report.get("arm_comparisons", []):
-        question = ARM_QUESTIONS[arm["kind"]].format(method=methods.get(arm["treated"], "?"))
+        label = arm_of.get(arm["treated"], "?")
+        question = ARM_QUESTIONS[arm["kind"]].format(method=methods.get(arm["treated"], "?"), arm=label)
         rows.append({"question": f"2. {question} ({arm['treated']} vs {arm['reference']}, {metric})",
                      "answer": say(arm)})
     return rows

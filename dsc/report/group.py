@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from dsc.arms import arm_label
+from dsc.arms import ARMS, arm_label
 from dsc.errors import InputError
 from dsc.provenance import json_hash
 from dsc.report.runs import Run
@@ -30,11 +30,14 @@ def synthetic_of(run: Run) -> dict[str, Any]:
     """The run's synthetic-data description, normalised (label, policy, ood_policy, fingerprints).
 
     The label (the arm) is derived from the store fingerprints the run used; the recorded label only
-    counts when a run lists no fingerprints at all (older dsc wrote ``normal+ood`` for negatives only)."""
+    counts when it is a study's named arm (``dafusion``, ``diff-mix``: ``[study.arms]``) or when a run lists no
+    fingerprints at all (older dsc wrote ``normal+ood`` for negatives only)."""
     syn = (run.metrics or {}).get("synthetic") or {}
     normal = sorted(str(x) for x in syn.get("normal") or [])
     ood = sorted(str(x) for x in syn.get("ood") or [])
-    label = arm_label(normal, ood) if normal or ood else (syn.get("label") or "none")
+    recorded = syn.get("label")
+    named = recorded if isinstance(recorded, str) and recorded and recorded not in ARMS else None
+    label = arm_label(normal, ood, named) if normal or ood or named else (recorded or "none")
     return {"label": str(label), "policy": syn.get("policy") if normal else None,
             "ood_policy": syn.get("ood_policy") if ood else None, "normal": normal, "ood": ood}
 
@@ -262,7 +265,8 @@ def mixed_data(runs: list[Run]) -> dict[str, list[str]]:
 
 
 #: The arm comparisons the Findings make, as (kind, treated arm, reference arm). "both" (normal+OOD vs
-#: none) is asked only where a family has no normal arm to separate the two effects.
+#: none) is asked only where a family has no normal arm to separate the two effects. A study's named arms
+#: (``dafusion``, ``diff-mix``, ...) are each compared with the family's ``none`` arm (kind "named").
 ARM_PAIRS = (("positives", "normal", "none"), ("negatives", "normal+ood", "normal"),
              ("negatives-only", "ood", "none"), ("both", "normal+ood", "none"))
 
@@ -280,4 +284,6 @@ def arm_pairs(groups: list[Group]) -> list[tuple[str, Group, Group]]:
             if kind == "both" and arms.get("normal"):
                 continue
             out += [(kind, a, b) for a in arms.get(treated, []) for b in arms.get(reference, [])]
+        for name in [n for n in arms if n not in ARMS]:   # a study's named arms ([study.arms]) against none
+            out += [("named", a, b) for a in arms[name] for b in arms.get("none", [])]
     return out

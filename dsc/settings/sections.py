@@ -205,6 +205,8 @@ class TrainSettings(Section):
     examples_per_class: int | None = Field(default=None, ge=1, description="few-shot: train on this many real "
                                            "train images per class, a seeded draw (docs/training.md#few-shot)")
     few_shot_seed: int | None = Field(default=None, description="seed of the few-shot draw; default: seed")
+    arm: str | None = Field(default=None, description="the study arm's name (set by dsc study [study.arms]); "
+                            "the run's synthetic-data label in metrics.json and the report")
 
     @property
     def few_shot_draw_seed(self) -> int:

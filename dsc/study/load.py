@@ -91,7 +91,7 @@ def load_study(path: Path, *, seeds: list[int] | None = None, output: Path | Non
         for method in spec.methods:  # the settings are still checked now, before the data is built
             section = "baseline" if method == "ce" else "pretrain"
             _resolve(section, {**train, **doc.get(section, {})}, f"study file {path} [{section}]", Path(path))
-        study.pending_runs = len(spec.shots) * len(spec.methods) * len(spec.variants) * len(spec.seeds)
+        study.pending_runs = len(spec.shots) * len(spec.methods) * len(spec.arm_names) * len(spec.seeds)
     if "supcon" in spec.methods:
         study.probe_settings, study.probe_sources = _resolve("probe", doc.get("probe", {}),
                                                              f"study file {path} [probe]", Path(path))
@@ -135,7 +135,7 @@ def _check_stores(spec: StudySpec, stages: Stages) -> None:
         if not p.is_file():
             raise InputError(f"study store {p} does not exist", hint="make it with `dsc augment` first, or "
                              "describe it as an [augment.NAME] recipe and list the name")
-    for variant in spec.variants:
+    for variant in spec.variants if spec.arms is None else []:   # named arms are checked by StudySpec
         wants = [k for k, used in zip(("synthetic", "ood"), USES[variant], strict=True)
                  if used and not getattr(spec, k)]
         if wants:
@@ -182,7 +182,7 @@ def _plan_runs(study: Study, train: dict[str, Any], path: Path) -> None:
                                                        Path(path))[0])
             base.update(budget)
             study.budget_notes.append(f"{method}{f' (k={shots})' if shots is not None else ''}: {note}")
-            for variant in spec.variants:
+            for variant in spec.arm_names:
                 _plan_arm(study, section, method, variant, shots, base, budget, note, sizes, path)
 
 
@@ -196,9 +196,10 @@ def _plan_arm(study: Study, section: str, method: str, variant: str, shots: int 
               budget: dict[str, int], note: str, sizes: dict[str, tuple[int, str]], path: Path) -> None:
     """The planned runs of one arm in one cell, one per seed."""
     spec = study.spec
-    uses_synthetic, uses_ood = USES[variant]
-    negatives = list(spec.ood) if uses_ood else []
+    synthetic, negatives = spec.arm_stores()[variant]
     values = _method_values(base, method, negatives, spec)
+    if spec.arms is not None:   # a named arm: recorded as the run's synthetic-data label (the report's arm)
+        values["arm"] = variant
     for seed in spec.seeds:
         settings, sources = _resolve(section, {**values, **_seeds(spec, seed, shots)}, f"study file {path} "
                                      f"[{section}]", Path(path))
@@ -207,7 +208,7 @@ def _plan_arm(study: Study, section: str, method: str, variant: str, shots: int 
             sources.update({k: f"study file {path} (equal budget: {note})" for k in budget})
         cell = cell_seeds(spec, shots, seed)
         study.runs.append(PlannedRun(method, variant, seed, spec.output / _dirname(method, variant, seed, shots),
-                                     settings, _stores(study, spec.synthetic, cell) if uses_synthetic else [],
+                                     settings, _stores(study, synthetic, cell),
                                      _stores(study, negatives, cell), spec.data, sources=sources,
                                      examples_per_class=shots))
 

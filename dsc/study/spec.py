@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
     from dsc.study.stages import Stages
@@ -16,6 +17,8 @@ VARIANTS = ("none", "normal", "ood", "normal+ood")
 #: What each variant trains with: (normal synthetic positives?, OOD negatives?)
 USES = {"none": (False, False), "normal": (True, False), "ood": (False, True), "normal+ood": (True, True)}
 BUDGETS = ("steps", "images", "epochs")
+#: A named arm ([study.arms]): also its run folders' middle part ('+' as '-').
+ARM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+-]*")
 SECTIONS = ("study", "subset", "invert", "augment", "train", "pretrain", "baseline", "probe", "report", "slurm")
 #: [report] keys naming the pictures the study's report draws, with the `dsc study` / `dsc report` option of each.
 PICTURES = {"results_figure": "--results-figure", "samples": "--samples", "confusion": "--confusion",
@@ -39,6 +42,10 @@ class StudySpec(BaseModel):
     methods: list[Literal["ce", "supcon"]] = Field(default_factory=lambda: list(METHODS), min_length=1)
     variants: list[Literal["none", "normal", "ood", "normal+ood"]] = Field(
         default_factory=lambda: list(VARIANTS), min_length=1)
+    arms: dict[str, list[str]] | None = Field(
+        default=None, description="named arms instead of variants ([study.arms]): each arm's name and the stores "
+        "or recipes it trains with, taken from synthetic (positives) and ood (negatives); an empty list is the "
+        "arm on real data only. Example: dafusion = [\"dafusion\"], diff-mix = [\"diff-mix\"], none = []")
     budget: Literal["steps", "images", "epochs"] = Field(
         default="steps", description="the training budget of every arm of a method: the optimizer steps (or "
         "images) the 'none' arm takes in its epochs; 'epochs': each arm trains its epochs (more images, more "
@@ -64,6 +71,51 @@ class StudySpec(BaseModel):
         if "train" not in v:
             raise ValueError("vary must include 'train': the report pairs runs by their training seed")
         return list(dict.fromkeys(v))
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, v: dict[str, list[str]] | None) -> dict[str, list[str]] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("arms is empty: name at least one arm, e.g. none = [] and dafusion = [\"dafusion\"]")
+        for name, entries in v.items():
+            if not ARM_NAME.fullmatch(name):
+                raise ValueError(f"arm name {name!r} must be letters, digits, '-', '_' or '+', starting with a "
+                                 "letter or digit")
+            if len(set(entries)) != len(entries):
+                raise ValueError(f"arm {name!r} lists a store twice")
+        dirs = [n.replace("+", "-") for n in v]
+        if len(set(dirs)) != len(dirs):
+            raise ValueError("two arm names differ only in '+' and '-' (their run folders would clash)")
+        return v
+
+    @model_validator(mode="after")
+    def _arms_use_pools(self) -> StudySpec:
+        if self.arms is None:
+            return self
+        if "variants" in self.model_fields_set:
+            raise ValueError("set either variants or [study.arms], not both (named arms replace the variants)")
+        pools = {str(p) for p in [*self.synthetic, *self.ood]}
+        unknown = sorted({e for entries in self.arms.values() for e in entries} - pools)
+        if unknown:
+            raise ValueError(f"arm entries {', '.join(unknown)} are listed in neither synthetic nor ood (list each "
+                             "store or recipe there, by its role: positives or negatives)")
+        return self
+
+    def arm_stores(self) -> dict[str, tuple[list[Path], list[Path]]]:
+        """Each arm's (synthetic stores, OOD stores): the named arms, or the variants' (``USES``)."""
+        if self.arms is None:
+            return {v: (list(self.synthetic) if USES[v][0] else [], list(self.ood) if USES[v][1] else [])
+                    for v in self.variants}
+        ood = {str(p) for p in self.ood}
+        return {name: ([Path(e) for e in entries if e not in ood], [Path(e) for e in entries if e in ood])
+                for name, entries in self.arms.items()}
+
+    @property
+    def arm_names(self) -> list[str]:
+        """The arms of every method: the named arms, or the variants."""
+        return list(self.arms) if self.arms is not None else list(self.variants)
 
     @field_validator("seeds")
     @classmethod
@@ -146,7 +198,7 @@ class PlannedRun:
     """One training run of the study (plus its probe for SupCon)."""
 
     method: str               # "ce" | "supcon"
-    variant: str              # "none" | "normal" | "ood" | "normal+ood"
+    variant: str              # "none" | "normal" | "ood" | "normal+ood", or a named arm
     seed: int
     path: Path
     settings: Any             # BaselineSettings | PretrainSettings

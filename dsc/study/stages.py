@@ -139,10 +139,7 @@ def load_stages(spec: StudySpec, doc: dict[str, Any], path: Path) -> Stages:
     recipes = recipes_of(doc, path)
     stages = Stages(recipes=set(recipes))
     _check_recipe_use(spec, recipes, path)
-    from dsc.study.spec import USES
-
-    named = {str(p) for key, i in (("synthetic", 0), ("ood", 1)) if any(USES[v][i] for v in spec.variants)
-             for p in getattr(spec, key)}   # the recipes some arm trains with
+    named = {str(p) for synthetic, ood in spec.arm_stores().values() for p in [*synthetic, *ood]}   # trained with
     evaluation = {str(p) for p in spec.eval_ood if str(p) in recipes}   # evaluation-only OOD recipes
     if "subset" in doc:
         settings, sources = resolve_section("subset", doc["subset"], f"study file {path} [subset]", full_keys=True)

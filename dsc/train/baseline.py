@@ -157,7 +157,7 @@ def metrics_document(run_info: dict[str, Any], settings: BaselineSettings, *, va
     inputs = run_info["inputs"]
     synthetic = inputs.get("synthetic", [])
     negatives = inputs.get("negatives", [])
-    label = arm_label(synthetic, negatives)
+    label = arm_label(synthetic, negatives, settings.arm)
     doc: dict[str, Any] = {
         "schema": "dsc-metrics/1", "method": "ce", "run": Path(run_info.get("run_dir", "")).name or None,
         "seed": settings.seed, "backbone": settings.backbone,
