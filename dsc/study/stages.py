@@ -79,7 +79,8 @@ class Stages:
     """Every stage of a study, in build order: the data, then tokens, then stores."""
 
     data: Stage | None = None
-    tokens: dict[CellSeeds, Stage] = field(default_factory=dict)
+    #: token sets by (cell, recipe): recipe "" for the [invert] table's, a recipe's name for its own ``invert``
+    tokens: dict[tuple[CellSeeds, str], Stage] = field(default_factory=dict)
     stores: dict[tuple[str, CellSeeds], Stage] = field(default_factory=dict)
     evaluation: dict[str, Stage] = field(default_factory=dict)   # eval_ood recipes: one store each, from test images
     recipes: set[str] = field(default_factory=set)         # every [augment.NAME] of the file
@@ -147,7 +148,7 @@ def load_stages(spec: StudySpec, doc: dict[str, Any], path: Path) -> Stages:
     invert = doc.get("invert")
     if invert is not None:
         _refuse_study_keys(invert, "[invert]", path, ("classes",))
-        if not any("tokens" not in r for r in recipes.values()):
+        if not any("tokens" not in r and "invert" not in r for r in recipes.values()):
             raise ConfigError(f"study file {path}: [invert] is given but no [augment.NAME] recipe uses its tokens",
                               hint="add a recipe without its own tokens = ..., or remove [invert]")
     cells = sorted({cell_seeds(spec, shots, seed) for shots in spec.shots for seed in spec.seeds},
@@ -173,13 +174,20 @@ def load_stages(spec: StudySpec, doc: dict[str, Any], path: Path) -> Stages:
 def _store(stages: Stages, name: str, recipe: dict[str, Any], cell: CellSeeds, invert: dict[str, Any] | None,
            folder: Path, spec: StudySpec, path: Path, tokens_cell: CellSeeds | None = None) -> Stage:
     """The stage of recipe ``name`` for ``cell`` (its tokens those of ``tokens_cell``, default ``cell``)."""
+    recipe = dict(recipe)
+    own = recipe.pop("invert", None)   # the recipe's own token set: [invert] with these keys changed
+    if own is not None and (not isinstance(own, dict) or "tokens" in recipe):
+        raise ConfigError(f"study file {path}: [augment.{name}] invert must be a table of [invert] settings "
+                          "(e.g. invert = {{ method = \"ti+lora\" }}), without tokens = ...",
+                          hint="remove tokens = ... or the invert table")
     _refuse_study_keys(recipe, f"[augment.{name}]", path)
+    learn = {**(invert or {}), **own} if own is not None else invert
     tokens = None
-    values = {k: invert[k] for k in INHERITED if invert and k in invert and k not in recipe}
+    values = {k: learn[k] for k in INHERITED if learn and k in learn and k not in recipe}
     values.update(recipe)
-    if invert is not None and "tokens" not in recipe:
-        at = tokens_cell or cell
-        tokens = stages.tokens.get(at) or _tokens_stage(stages, invert, at, folder, spec, path)
+    if learn is not None and "tokens" not in recipe:
+        at, key = tokens_cell or cell, name if own is not None else ""
+        tokens = stages.tokens.get((at, key)) or _tokens_stage(stages, learn, at, folder, spec, path, key)
         values["tokens"] = str(tokens.path)
     values.update(_cell_values(cell))
     settings, sources = resolve_section("augment", values, f"study file {path} [augment.{name}] ({cell.label})",
@@ -221,9 +229,12 @@ def _cell_values(cell: CellSeeds) -> dict[str, Any]:
 
 
 def _tokens_stage(stages: Stages, invert: dict[str, Any], cell: CellSeeds, folder: Path, spec: StudySpec,
-                  path: Path) -> Stage:
+                  path: Path, recipe: str = "") -> Stage:
+    """The token set of ``cell``: the [invert] table's, or (``recipe``) that recipe's own ``invert``."""
+    where = f"[augment.{recipe}] invert" if recipe else "[invert]"
     settings, sources = resolve_section("invert", {**invert, **_cell_values(cell)},
-                                 f"study file {path} [invert] ({cell.label})")
-    stage = Stage("tokens", folder / f"tokens{cell.suffix}", settings, sources, spec.data, cell)
-    stages.tokens[cell] = stage
+                                        f"study file {path} {where} ({cell.label})")
+    stage = Stage("tokens", folder / f"tokens{'-' + recipe if recipe else ''}{cell.suffix}", settings, sources,
+                  spec.data, cell, recipe)
+    stages.tokens[(cell, recipe)] = stage
     return stage

@@ -118,3 +118,29 @@ def test_runs_record_the_arm_name(tmp_path):
     assert doc["synthetic"]["label"] == "diff-mix"
     doc = metrics_document(info, BaselineSettings(), val={}, selected_epoch=0, timings={}, evaluation={})
     assert doc["synthetic"]["label"] == "normal"
+
+
+def test_a_recipe_may_learn_its_own_token_set_for_its_arm(tmp_path):
+    """[augment.NAME] invert = {...}: that recipe's stores use a token set learned with [invert] changed by
+    those keys (a LoRA arm beside a textual-inversion one); the other recipes share [invert]'s."""
+    from .test_stages import write
+
+    recipes = ('\n[augment.normal]\nper_image = 1\nsteps = 2\n\n[augment.own]\nper_image = 1\nsteps = 2\n'
+               'invert = { steps = 3 }\n')
+    path = write(tmp_path, 'synthetic = ["normal", "own"]\nood = []', recipes=recipes, shots="[]")
+    text = path.read_text().replace('variants = ["none", "normal", "normal+ood"]\n', "")
+    path.write_text(text.replace("[subset]", '[study.arms]\nnone = []\nshared = ["normal"]\nown = ["own"]\n\n'
+                                 "[subset]", 1))
+    study = load_study(path)
+    tokens = {key: stage for key, stage in study.stages.tokens.items()}
+    assert sorted(recipe for _, recipe in tokens) == ["", "", "own", "own"]   # two seeds each
+    own = [s for (_, r), s in tokens.items() if r == "own"]
+    shared = [s for (_, r), s in tokens.items() if r == ""]
+    assert {s.settings.steps for s in own} == {3} and {s.settings.steps for s in shared} == {2}
+    assert all(s.path.name.startswith("tokens-own-") for s in own)
+    stores = {(name, stage.tokens.path) for (name, _), stage in study.stages.stores.items()}
+    assert all((name == "own") == ("tokens-own" in str(t)) for name, t in stores)
+    bad = path.read_text().replace("invert = { steps = 3 }", 'invert = { steps = 3 }\ntokens = "x"')
+    path.write_text(bad)
+    with pytest.raises(ConfigError, match="invert must be a table"):
+        load_study(path)
