@@ -9,6 +9,10 @@ and the loss is (tau / base_tau) times the mean of loss_i over anchors with |P(i
 self-pair is left out of A(i); positives stay in it. Computed in fp32 (or fp64 for fp64 input) with
 autocast disabled, via one logsumexp. ``docs/loss.md`` gives the OOD policies and their formulas.
 
+``mixed_classes`` [B, 2] (optional) marks images left out of the positives (mixed images, ``dsc pretrain
+--mix-label``): a row (i, j) with i >= 0 is never an anchor nor a positive, and is left out of A(i) of
+anchors labelled i or j; it stays in A(i) of every other anchor. Rows (-1, -1) are ordinary samples.
+
 Memory: one [anchors, contrast] float matrix is the only quadratic float tensor; positive sums come from
 per-group feature sums (a_i . sum_{p in group} c_p), so no positive mask is ever materialised.
 """
@@ -39,6 +43,7 @@ class Contrast:
     is_ood: Tensor | None = None
     source_labels: Tensor | None = None
     offset: int = 0
+    mixed_classes: Tensor | None = None
 
 
 class SupConLoss(nn.Module):
@@ -75,19 +80,26 @@ class SupConLoss(nn.Module):
                 f"ood_policy={self.ood_policy!r}, ood_weight={self.ood_weight}")
 
     def forward(self, features: Tensor, labels: Tensor | None = None, is_ood: Tensor | None = None,
-                source_labels: Tensor | None = None, *, contrast: Contrast | None = None) -> Tensor:
+                source_labels: Tensor | None = None, *, contrast: Contrast | None = None,
+                mixed_classes: Tensor | None = None) -> Tensor:
         """Scalar loss. ``features`` [B, V, D]; ``labels``, ``source_labels`` [B] int; ``is_ood`` [B] bool.
 
         ``source_labels`` (needed by ``hard``) gives, for OOD images, the class they were made from;
         its entries for in-distribution images are ignored. Labels of OOD images are ignored.
         ``contrast``: samples gathered from all processes (the local batch inside), or None.
+        ``mixed_classes`` [B, 2] int: (i, j) for images left out of the positives, (-1, -1) for the others
+        (needs ``labels``; with ``contrast``, give the gathered ones there too).
         """
         _check(features, labels, is_ood, source_labels, "")
+        _check_mixed(features, labels, mixed_classes, "")
         if contrast is None:
-            contrast = Contrast(features, labels, is_ood, source_labels, 0)
+            contrast = Contrast(features, labels, is_ood, source_labels, 0, mixed_classes)
         else:
             _check(contrast.features, contrast.labels, contrast.is_ood, contrast.source_labels, "contrast ")
+            _check_mixed(contrast.features, contrast.labels, contrast.mixed_classes, "contrast ")
             _check_contrast(features, labels, is_ood, source_labels, contrast)
+            if (mixed_classes is None) != (contrast.mixed_classes is None):
+                raise ValueError("mixed_classes must be given for both the batch and the contrast set, or neither")
         has_ood = contrast.is_ood is not None and bool(contrast.is_ood.any())
         if has_ood and self.ood_policy == "hard" and (contrast.labels is None or contrast.source_labels is None):
             raise ValueError("ood_policy='hard' needs labels and source_labels (the class each OOD "
@@ -154,6 +166,8 @@ class SupConLoss(nn.Module):
         group = torch.unique(key, return_inverse=True)[1]
         if contrast.is_ood is not None and self.ood_policy != "instance":
             group = torch.where(contrast.is_ood, -1, group)
+        if contrast.mixed_classes is not None:  # left out of the positives: in no group
+            group = torch.where(contrast.mixed_classes[:, 0] >= 0, -1, group)
         return group.repeat(views)
 
     def _fill_denominators(self, logits: Tensor, a: Tensor, c: Tensor, *, anchor_cols: Tensor,
@@ -162,6 +176,13 @@ class SupConLoss(nn.Module):
         excluded OOD entries become -inf, weighted OOD negatives get + log(ood_weight)."""
         rows = torch.arange(anchor_cols.numel(), device=logits.device)
         logits[rows, anchor_cols] = -math.inf
+        if contrast.mixed_classes is not None:
+            # a left-out mixed image of classes (i, j) is no negative of anchors labelled i or j
+            pair = contrast.mixed_classes.long().repeat(views, 1)
+            anchor_label = contrast.labels.long().repeat(views)[anchor_cols][:, None]
+            partial_member = (pair[None, :, 0] >= 0) & ((pair[None, :, 0] == anchor_label)
+                                                        | (pair[None, :, 1] == anchor_label))
+            logits.masked_fill_(partial_member, -math.inf)
         if c_ood is None:
             return
         if self.ood_policy == "hard":
@@ -229,6 +250,17 @@ def _check(features: Tensor, labels: Tensor | None, is_ood: Tensor | None, sourc
                          f"{tuple(is_ood.shape)} (OOD status is a flag, never a label value)")
 
 
+def _check_mixed(features: Tensor, labels: Tensor | None, mixed: Tensor | None, what: str) -> None:
+    if mixed is None:
+        return
+    bsz = features.shape[0]
+    if mixed.shape != (bsz, 2) or mixed.dtype.is_floating_point or mixed.dtype == torch.bool:
+        raise ValueError(f"{what}mixed_classes must be an integer tensor of shape [{bsz}, 2], "
+                         f"got {mixed.dtype} {tuple(mixed.shape)}")
+    if labels is None:
+        raise ValueError(f"{what}mixed_classes needs labels (SimCLR has no classes to leave out)")
+
+
 def _check_contrast(features: Tensor, labels: Tensor | None, is_ood: Tensor | None,
                     source_labels: Tensor | None, contrast: Contrast) -> None:
     bsz, views, dim = features.shape
@@ -279,7 +311,8 @@ def _gather_plain(t: Tensor, sizes: list[int]) -> Tensor:
 
 
 def gather_for_contrast(features: Tensor, labels: Tensor | None = None, is_ood: Tensor | None = None,
-                        source_labels: Tensor | None = None) -> Contrast | None:
+                        source_labels: Tensor | None = None, mixed_classes: Tensor | None = None
+                        ) -> Contrast | None:
     """Gather every process's batch as the contrast set; None when not running distributed.
 
     The gathered features carry gradient back to every process (the backward sums all processes'
@@ -304,4 +337,5 @@ def gather_for_contrast(features: Tensor, labels: Tensor | None = None, is_ood: 
     def plain(t: Tensor | None) -> Tensor | None:
         return None if t is None else _gather_plain(t, sizes)
 
-    return Contrast(gathered, plain(labels), plain(is_ood), plain(source_labels), sum(sizes[:rank]))
+    return Contrast(gathered, plain(labels), plain(is_ood), plain(source_labels), sum(sizes[:rank]),
+                    plain(mixed_classes))

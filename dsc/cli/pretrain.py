@@ -108,20 +108,22 @@ def check_backbone_early(resolved: Any, section: str, json_: bool = False) -> No
     require("--checkpoint", s.checkpoint)  # also one set in dsc.toml or the environment
 
 
-def warn_unused_ood(resolved: Any, section: str, negatives: list[Path] | None, keys: tuple[str, ...]) -> None:
-    """Settings about OOD negatives that were set (not defaults) do nothing without --negatives: say so."""
+def warn_unused_ood(resolved: Any, section: str, given: list[Path] | None, keys: tuple[str, ...],
+                    needs: str = "--negatives", what: str = "OOD images", fix: str = "AUG-OOD.h5") -> None:
+    """Settings that were set (not defaults) but do nothing without ``needs`` (``--negatives``: the OOD
+    settings; ``--synthetic``: the mixed-image settings): say so."""
     import logging
 
-    if negatives:
+    if given:
         return
     s = resolved.section(section)
     for key in keys:
         source = resolved.sources.get(f"{section}.{key}", "default")
         if source != "default":
             flag = "--" + key.replace("_", "-")
-            logging.getLogger("dsc").warning("%s %s (from the %s) has no effect without --negatives: there are "
-                                             "no OOD images; add --negatives AUG-OOD.h5 or drop it", flag,
-                                             getattr(s, key), source)
+            logging.getLogger("dsc").warning("%s %s (from the %s) has no effect without %s: there are no %s; "
+                                             "add %s %s or drop it", flag, getattr(s, key), source, needs, what,
+                                             needs, fix)
 
 
 def training_speed(metrics: list[dict[str, Any]]) -> float | None:
@@ -207,6 +209,14 @@ def pretrain(
                                                    rich_help_panel=P_DATA, show_default=False)] = None,
     ood_weight: Annotated[float | None, typer.Option(help="Weight of OOD terms in the loss denominators.",
                                                      rich_help_panel=P_DATA, show_default=False)] = None,
+    mix_label: Annotated[str | None, typer.Option(help="Label of a mixed (diff-mix) image: dominant (its class "
+                                                  "of weight >= --mix-threshold, else left out of the "
+                                                  "positives), source (class i) or drop (left out); "
+                                                  "docs/training.md.", rich_help_panel=P_DATA,
+                                                  show_default=False)] = None,
+    mix_threshold: Annotated[float | None, typer.Option(help="Least weight of the dominant class, 0.5-1 "
+                                                        "(default 0.7).", rich_help_panel=P_DATA,
+                                                        show_default=False)] = None,
     augmentation: Augmentation = None,
     workers: Workers = None,
     amp: Amp = None,
@@ -227,10 +237,13 @@ def pretrain(
                        head_hidden=head_hidden, seed=seed, examples_per_class=examples_per_class,
                        few_shot_seed=few_shot_seed, balanced=balanced, synthetic_policy=synthetic_policy,
                        synthetic_probability=synthetic_probability, negatives_fraction=negatives_fraction,
-                       ood_policy=ood_policy, ood_weight=ood_weight, augmentation=augmentation, workers=workers,
+                       ood_policy=ood_policy, ood_weight=ood_weight, mix_label=mix_label,
+                       mix_threshold=mix_threshold, augmentation=augmentation, workers=workers,
                        amp=amp, channels_last=channels_last, knn_k=knn_k)
     check_backbone_early(resolved, "pretrain", json_)
     warn_unused_ood(resolved, "pretrain", negatives, ("ood_policy", "ood_weight", "negatives_fraction"))
+    warn_unused_ood(resolved, "pretrain", synthetic, ("mix_label", "mix_threshold"), needs="--synthetic",
+                    what="mixed images", fix="DIFFMIX.h5")
     with console.status("importing torch…"):
         from dsc.train.pretrain import pretrain as run_pretrain
 

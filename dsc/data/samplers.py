@@ -59,10 +59,12 @@ class BatchPlan:
 
 
 class VariantIndex:
-    """For each DATA.h5 row, the synthetic rows made from it (matched by ``source_index``)."""
+    """For each DATA.h5 row, the synthetic rows made from it (matched by ``source_index``); with ``usable``
+    (bool per synthetic row) only those rows are ever picked."""
 
-    def __init__(self, synthetic_source_index: torch.Tensor) -> None:
-        order = torch.argsort(synthetic_source_index, stable=True)
+    def __init__(self, synthetic_source_index: torch.Tensor, usable: torch.Tensor | None = None) -> None:
+        rows = torch.arange(synthetic_source_index.shape[0]) if usable is None else usable.nonzero().flatten()
+        order = rows[torch.argsort(synthetic_source_index[rows], stable=True)]
         self.sorted_rows = order
         self.sorted_src = synthetic_source_index[order]
 

@@ -3,6 +3,10 @@
 Every row carries its label, an explicit ``is_ood`` flag (never derived from the label), its source class
 (``source_label``) and the DATA.h5 row it came from (``source_index``; a real image's own row). OOD rows
 have label -1. Held-out classes (label < 0 or a true ``holdout`` column) are never training data.
+
+Mixed rows (``diff-mix``): a synthetic store may carry ``mix_weight`` w, the weight of class ``other_label``
+j in the row's soft label ``(1 - w) * onehot(source_label) + w * onehot(j)`` (``labels`` is the dominant
+class). A store without the column, a real image and an OOD row have w = 0: a hard label, as before.
 """
 
 from __future__ import annotations
@@ -38,9 +42,22 @@ class ImageSet:
     source_label: torch.Tensor  # int64 [N]
     source_index: torch.Tensor  # int64 [N], row in DATA.h5
     origin: str = "real"
+    other_label: torch.Tensor | None = None  # int64 [N], class j of a mixed row (default: labels)
+    mix_weight: torch.Tensor | None = None  # float32 [N], weight w of other_label (default: 0, a hard label)
+
+    def __post_init__(self) -> None:
+        if self.other_label is None:
+            self.other_label = self.labels.clone()
+        if self.mix_weight is None:
+            self.mix_weight = torch.zeros(self.labels.shape[0], dtype=torch.float32)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    @property
+    def mixed(self) -> torch.Tensor:
+        """bool [N]: rows with a soft label (w > 0)."""
+        return self.mix_weight > 0
 
     @staticmethod
     def empty(size: int, origin: str) -> ImageSet:
@@ -54,13 +71,16 @@ class ImageSet:
             return ImageSet.empty(size, origin)
         return ImageSet(torch.cat([s.images for s in sets]), torch.cat([s.labels for s in sets]),
                         torch.cat([s.is_ood for s in sets]), torch.cat([s.source_label for s in sets]),
-                        torch.cat([s.source_index for s in sets]), origin)
+                        torch.cat([s.source_index for s in sets]), origin,
+                        torch.cat([s.other_label for s in sets]), torch.cat([s.mix_weight for s in sets]))
 
 
 def _from_sources(store: Store, rows: np.ndarray, sources: np.ndarray, role: str) -> np.ndarray:
     """The rows of ``rows`` made from a DATA.h5 row in ``sources`` (the few-shot draw): images made from other
-    real images would bring what the draw leaves out back into training."""
-    keep = rows[np.isin(store.column("source_index").astype(np.int64)[rows], sources)]
+    real images would bring what the draw leaves out back into training. Source-free rows (text-to-image,
+    ``source_index`` -1) saw no real image and are kept."""
+    made_from = store.column("source_index").astype(np.int64)[rows]
+    keep = rows[np.isin(made_from, sources) | (made_from < 0)]
     if len(keep) == 0:
         raise InputError(f"none of the {len(rows)} rows of {store.path} ({role}) was made from the few-shot "
                          "draw's images", hint="make it with `dsc augment --examples-per-class K --seed S` with "
@@ -186,6 +206,29 @@ def load_synthetic(store: Store, size: int, *, ood: bool, n_classes: int,
     elif (labels < 0).any() or (labels >= n_classes).any():
         raise InputError(f"{store.path} has in-distribution rows with labels outside 0..{n_classes - 1}",
                          hint="the store does not match DATA.h5's classes")
+    other, weight = (None, None) if ood else mix_columns(store, rows, n_classes)
     return ImageSet(read_images(store, rows, size), torch.from_numpy(labels.astype(np.int64)),
                     torch.full((len(rows),), ood, dtype=torch.bool), torch.from_numpy(source_label.copy()),
-                    torch.from_numpy(source_index.copy()), "negatives" if ood else "synthetic")
+                    torch.from_numpy(source_index.copy()), "negatives" if ood else "synthetic", other, weight)
+
+
+def mix_columns(store: Store, rows: np.ndarray, n_classes: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(other_label, mix_weight) of ``rows``, or (None, None) for a store without ``mix_weight`` (w = 0 for
+    every row: hard labels). Refuses weights outside [0, 1] and mixed rows without a class j in range."""
+    if not store.has("mix_weight"):
+        return None, None
+    weight = store.column("mix_weight").astype(np.float32)[rows]
+    if not np.isfinite(weight).all() or (weight < 0).any() or (weight > 1).any():
+        raise InputError(f"{store.path} has mix_weight values outside [0, 1]",
+                         hint="recreate it with `dsc augment --strategy diff-mix`")
+    labels = store.labels[rows]
+    if not (weight > 0).any():
+        return torch.from_numpy(labels.astype(np.int64)), torch.from_numpy(weight)
+    if not store.has("other_label"):
+        raise InputError(f"{store.path} has mixed rows (mix_weight > 0) but no other_label column",
+                         hint="recreate it with `dsc augment --strategy diff-mix`")
+    other = np.where(weight > 0, store.column("other_label").astype(np.int64)[rows], labels).astype(np.int64)
+    if (other < 0).any() or (other >= n_classes).any():
+        raise InputError(f"{store.path} has mixed rows whose other_label is outside 0..{n_classes - 1}",
+                         hint="the store does not match DATA.h5's classes")
+    return torch.from_numpy(other), torch.from_numpy(weight)

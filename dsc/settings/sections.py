@@ -92,6 +92,12 @@ class InvertSettings(ModelSettings):
     validation_grids: bool = False
     validation_samples: int = Field(default=4, ge=1, le=16)
     validation_steps: int = Field(default=25, ge=1)
+    # personalization (docs/commands/invert.md, "Methods"): tokens, a LoRA on the UNet's attention, or both
+    method: Literal["textual-inversion", "lora", "ti+lora"] = "textual-inversion"
+    lora_rank: int = Field(default=4, ge=1)
+    lora_alpha: float | None = Field(default=None, gt=0, description="None: the rank (LoRA scale 1)")
+    lora_targets: list[str] = Field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"], min_length=1)
+    lora_lr: float = Field(default=1e-4, gt=0, description="the LoRA's learning rate (never scaled)")
 
     @property
     def few_shot_draw_seed(self) -> int:
@@ -99,8 +105,13 @@ class InvertSettings(ModelSettings):
         return self.seed if self.few_shot_seed is None else self.few_shot_seed
 
     def resume_view(self) -> dict[str, Any]:
-        """As ``Section.resume_view``, plus the derived ``effective_batch``."""
-        return {**super().resume_view(), "effective_batch": self.batch_size * self.gradient_accumulation}
+        """As ``Section.resume_view``, plus the derived ``effective_batch``, less what ``method`` does not use."""
+        view = {**super().resume_view(), "effective_batch": self.batch_size * self.gradient_accumulation}
+        if self.method == "textual-inversion":  # the LoRA's settings do not apply
+            return {k: v for k, v in view.items() if not k.startswith("lora_")}
+        if self.method == "lora":  # no tokens
+            return {k: v for k, v in view.items() if k not in ("num_vectors", "initializer", "lr", "scale_lr")}
+        return view
 
 
 class AugmentSettings(ModelSettings):
@@ -123,6 +134,13 @@ class AugmentSettings(ModelSettings):
     prompt_template: str = "a photo of a {token}"
     ood_prompt: str = Field(default="a photo of an object", description="inpaint-object: what replaces the object")
     blend_weight: float = Field(default=0.5, gt=0, lt=1, description="blend: weight of the other class")
+    # strategy options (dsc/augment/families.py; None: the strategy's default, left out of the plan hash)
+    per_class: int | None = Field(default=None, ge=1, description="text-to-image: images per class; None: "
+                                  "--per-image x the class's source images")
+    gamma: float | None = Field(default=None, gt=0, description="diff-mix: soft-label weight strength**gamma "
+                                "of the partner class; None: 0.8")
+    pairs: Literal["uniform", "confusion"] | None = Field(default=None, description="diff-mix: partner class "
+                                                          "drawn uniformly or by --filter's val confusion")
     examples_per_class: int | None = Field(default=None, ge=1)
     few_shot_seed: int | None = Field(default=None, description="seed of the few-shot draw; default: seed")
     classes: list[str] | None = None
@@ -234,6 +252,11 @@ class PretrainSettings(TrainSettings):
     head_hidden: int | None = None
     ood_policy: Literal["negatives", "hard", "instance"] = "negatives"
     ood_weight: float = Field(default=1.0, ge=0)
+    mix_label: Literal["dominant", "source", "drop"] = Field(
+        default="dominant", description="SupCon label of a mixed (diff-mix) image: dominant (its class of weight "
+        ">= mix_threshold, else left out of the positives), source (class i), drop (left out); docs/training.md")
+    mix_threshold: float = Field(default=0.7, ge=0.5, le=1, description="least weight of the dominant class "
+                                 "for mix_label dominant")
 
 
 class BaselineSettings(TrainSettings):

@@ -4,7 +4,9 @@ Same data options as ``pretrain``: ``--synthetic-policy extra`` adds synthetic i
 class; ``view`` replaces a real image, with probability p, by one of its synthetic variants (DA-Fusion's
 rule). ``--negatives`` need ``--ood-loss``: ``extra-class`` trains OOD rows as class K (evaluation uses the
 K real classes' logits), ``outlier-exposure`` adds ``ood_weight`` x cross-entropy of OOD rows against the
-uniform distribution. The best epoch by val top-1 is evaluated once on test into ``RUN/metrics.json``.
+uniform distribution. Mixed images (``diff-mix``, ``mix_weight`` w > 0) train on their soft label
+(1 - w) onehot(i) + w onehot(j), the cross-entropy -sum_c q_c log p_c (dsc/train/mixing.py); every other
+image keeps its hard label. The best epoch by val top-1 is evaluated once on test into ``RUN/metrics.json``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dsc.provenance import now
 from dsc.settings import BaselineSettings
 from dsc.train.checkpoint import load_checkpoint
 from dsc.train.common import Context, Result, Task, TrainData, train
+from dsc.train.mixing import SeenCounter, soft_targets
 from dsc.train.run_dir import RunDir, read_run_info
 
 log = logging.getLogger(__name__)
@@ -80,29 +83,57 @@ class BaselineTask(Task):
                         "pass --pretrained or --checkpoint for the frozen-features baseline")
         encoder = Frozen(backbone.module) if settings.protocol == "linear" else backbone.module
         self.net = ClassifierNet(encoder, nn.Linear(backbone.feature_dim, out))
+        self.soft, self._seen, self._env = data.has_mixed(), SeenCounter(), None
 
     def parts(self) -> dict[str, nn.Module]:
         return {"encoder": self.backbone.module, "classifier": self.net.classifier}   # (unwrapped when frozen)
 
+    def record(self) -> dict[str, Any]:
+        """``soft_labels`` in run.json (runs with mixed images): how many training images have a soft label."""
+        if not self.soft:
+            return {}
+        data = self.data
+        n = int(data.pool.mixed[:data.n_pos].sum()) + (int(data.synthetic.mixed.sum()) if data.variants is not None else 0)
+        return {"soft_labels": {"images": n}}
+
     def prepare(self, rows: torch.Tensor, ctx: Context) -> dict[str, torch.Tensor]:
-        """One view per row (a synthetic variant with probability p under ``view``), on the device."""
+        """One view per row (a synthetic variant with probability p under ``view``, with the variant's soft
+        label), on the device."""
         pool = self.data.pool
-        images = self.data.with_variants(rows, pool.images[rows], self.settings.synthetic_probability, ctx.aug_gen)
+        images, replaced, syn_rows = self.data.pick_variants(rows, pool.images[rows],
+                                                             self.settings.synthetic_probability, ctx.aug_gen)
         dev = ctx.env.device
-        return {"x": ctx.views(ctx.to_device(images), ctx.aug_gen), "labels": pool.labels[rows].to(dev),
-                "is_ood": pool.is_ood[rows].to(dev)}
+        batch = {"x": ctx.views(ctx.to_device(images), ctx.aug_gen), "labels": pool.labels[rows].to(dev),
+                 "is_ood": pool.is_ood[rows].to(dev)}
+        if self.soft:
+            self._env = ctx.env
+            source, other, weight = pool.source_label[rows], pool.other_label[rows], pool.mix_weight[rows]
+            if replaced is not None and bool(replaced.any()):
+                syn, pick = self.data.synthetic, syn_rows[replaced]
+                source, other, weight = source.clone(), other.clone(), weight.clone()
+                source[replaced], other[replaced] = syn.source_label[pick], syn.other_label[pick]
+                weight[replaced] = syn.mix_weight[pick]
+            self._seen.add(soft_images_seen=int((weight > 0).sum()))
+            batch.update(source=source.to(dev), other=other.to(dev), weight=weight.to(dev))
+        return batch
 
     def compute(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Context) -> torch.Tensor:
         with torch.autocast(ctx.env.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
             logits = model(batch["x"])
-        logits = logits.float()
+        return self._ce(logits.float(), batch)
+
+    def _ce(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss of a batch's logits: cross-entropy (soft targets for mixed rows) and the OOD term."""
         labels, is_ood, s = batch["labels"], batch["is_ood"], self.settings
+        # soft targets only for batches holding a mixed image: other batches run exactly the hard-label loss
+        soft = "weight" in batch and bool((batch["weight"] > 0).any())
         if s.ood_loss == "extra-class":
             target = torch.where(is_ood, torch.full_like(labels, self.k), labels)
-            return F.cross_entropy(logits, target, label_smoothing=s.label_smoothing)
+            return F.cross_entropy(logits, _targets(batch, target, soft, logits.shape[1]),
+                                   label_smoothing=s.label_smoothing)
         ind = ~is_ood
-        loss = F.cross_entropy(logits[ind], labels[ind], label_smoothing=s.label_smoothing) if bool(ind.any()) \
-            else logits.sum() * 0
+        loss = F.cross_entropy(logits[ind], _targets(batch, labels, soft, logits.shape[1], ind),
+                               label_smoothing=s.label_smoothing) if bool(ind.any()) else logits.sum() * 0
         if s.ood_loss == "outlier-exposure" and bool(is_ood.any()):
             # cross-entropy to the uniform distribution over the K classes
             loss = loss + s.ood_weight * (-F.log_softmax(logits[is_ood], dim=1).mean(dim=1)).mean()
@@ -120,6 +151,10 @@ class BaselineTask(Task):
                 out.append(net(x).float()[:, : self.k].cpu())
         net.train(was)
         return torch.cat(out) if out else torch.zeros(0, self.k)
+
+    def epoch_stats(self) -> dict[str, Any]:
+        """``soft_images_seen``: images with a soft label drawn into this round's batches (runs with any)."""
+        return self._seen.pop(self._env, ("soft_images_seen",)) if self.soft else {}
 
     def validate(self, ctx: Context) -> float:
         if len(self.data.val) == 0:
@@ -147,13 +182,25 @@ class BaselineTask(Task):
         metrics = metrics_document(run_info, self.settings, val=val, selected_epoch=info["epoch"],
                                    timings={"train": result.timings.get("train", 0.0),
                                             "evaluate": eval_result.get("timings", {}).get("evaluate", 0.0)},
-                                   evaluation=eval_result)
+                                   evaluation=eval_result, metrics=result.metrics)
         atomic_write_json(run.path / "metrics.json", metrics)
 
 
+def _targets(batch: dict[str, torch.Tensor], labels: torch.Tensor, soft: bool, n_out: int,
+             rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy targets of ``rows`` (a mask; default all): the class indices ``labels``, or with ``soft``
+    probability targets (soft labels for mixed rows, one-hot for the others)."""
+    sel = (lambda t: t) if rows is None else (lambda t: t[rows])  # noqa: E731
+    if not soft:
+        return sel(labels)
+    return soft_targets(sel(labels), sel(batch["source"]), sel(batch["other"]), sel(batch["weight"]), n_out)
+
+
 def metrics_document(run_info: dict[str, Any], settings: BaselineSettings, *, val: dict[str, Any],
-                     selected_epoch: int, timings: dict[str, float], evaluation: dict[str, Any]) -> dict[str, Any]:
-    """``RUN/metrics.json`` in the format of docs/run-format.md (method "ce")."""
+                     selected_epoch: int, timings: dict[str, float], evaluation: dict[str, Any],
+                     metrics: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``RUN/metrics.json`` in the format of docs/run-format.md (method "ce"); ``metrics`` (the rows of
+    metrics.jsonl) give the soft-labelled images seen, for runs with soft labels."""
     inputs = run_info["inputs"]
     synthetic = inputs.get("synthetic", [])
     negatives = inputs.get("negatives", [])
@@ -167,6 +214,9 @@ def metrics_document(run_info: dict[str, Any], settings: BaselineSettings, *, va
                       "ood_policy": settings.ood_loss if negatives else None, "label": label},
         "classes": run_info.get("classes", []), "val": val,
     }
+    if run_info.get("soft_labels"):
+        seen = sum(int(r.get("soft_images_seen") or 0) for r in metrics or [])
+        doc["synthetic"]["soft_labels"] = {**run_info["soft_labels"], "seen": seen}
     for key in ("test", "robustness", "ood"):
         if evaluation.get(key):
             doc[key] = evaluation[key]

@@ -56,14 +56,24 @@ class TrainData:
                       gen: torch.Generator) -> torch.Tensor:
         """``images`` (of pool ``rows``) with each real one replaced by one of its synthetic variants with
         ``probability`` (``--synthetic-policy view``); ``images`` itself when nothing is replaced."""
+        return self.pick_variants(rows, images, probability, gen)[0]
+
+    def pick_variants(self, rows: torch.Tensor, images: torch.Tensor, probability: float, gen: torch.Generator
+                      ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """As :meth:`with_variants`, also returning which rows were replaced and by which synthetic rows
+        (``None, None`` without variants), so a task can take the variants' labels (soft labels)."""
         if self.variants is None:
-            return images
+            return images, None, None
         replace, syn_rows = self.variants.pick(self.pool.source_index[rows], probability, gen)
         replace &= rows < self.n_real
         if bool(replace.any()):
             images = images.clone()
             images[replace] = self.synthetic.images[syn_rows[replace]]
-        return images
+        return images, replace, syn_rows
+
+    def has_mixed(self) -> bool:
+        """Whether any training row (pool or ``view`` variant) has a soft label (``mix_weight`` > 0)."""
+        return bool(self.pool.mixed.any()) or (self.synthetic is not None and bool(self.synthetic.mixed.any()))
 
 
 def load_data(inputs: TrainingInputs, settings: TrainSettings, *, use_negatives: bool = True) -> TrainData:
@@ -88,6 +98,8 @@ def load_data(inputs: TrainingInputs, settings: TrainSettings, *, use_negatives:
     n_pos = len(real) + (len(syn) if extra else 0)
     data = TrainData(classes, pool, n_pos, len(real), val, counts={
         "train_real": len(real), "val": len(val), "synthetic": len(syn), "negatives": len(neg)})
+    if bool(syn.mixed.any()):  # only stores with soft labels add the key (older run.json files stay as they were)
+        data.counts["synthetic_mixed"] = int(syn.mixed.sum())
     if settings.synthetic_policy == "view" and len(syn):
         data.synthetic, data.variants = syn, VariantIndex(syn.source_index)
     return data
@@ -172,7 +184,12 @@ class Task:
         """Called once after the last epoch (the baseline evaluates its best checkpoint on test)."""
 
     def epoch_stats(self) -> dict[str, Any]:
-        """Training-health figures of the epoch just ended, added to its metrics row (and reset)."""
+        """Training-health figures of the epoch just ended, added to its metrics row (and reset). Called on
+        every process (it may all-reduce)."""
+        return {}
+
+    def record(self) -> dict[str, Any]:
+        """Facts about how the task uses its data, added to ``run.json`` when the run starts."""
         return {}
 
     def end(self) -> None:

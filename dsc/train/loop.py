@@ -160,7 +160,8 @@ class TrainLoop:
                            {"classes": data.classes, "data_counts": data.counts,
                             "batch": {"size": settings.batch_size, "negatives_per_batch": self.plan.n_neg,
                                       "steps_per_epoch": budget.steps_per_pass, "processes": self.env.world},
-                            "budget": budget.record(), "augmentation": self.augmentation, **self.extra_info})
+                            "budget": budget.record(), "augmentation": self.augmentation, **self.extra_info,
+                            **self.task.record()})
 
     def _log_plan(self) -> None:
         data, budget, total = self.data, self.budget, self.budget.total_steps

@@ -3,7 +3,8 @@
 Encoder + MLP head (dim_in -> hidden -> head_dim, as in SupContrast), L2-normalised projections, two views
 per image, :class:`dsc.losses.SupConLoss` over the features gathered from all processes. With
 ``--synthetic-policy view`` the second view of a real image is, with probability p, made from one of its own
-synthetic variants. OOD rows (``is_ood``) come from ``--negatives`` stores only.
+synthetic variants. OOD rows (``is_ood``) come from ``--negatives`` stores only. Mixed images (soft labels,
+``diff-mix``) get a label or are left out of the positives by ``--mix-label`` (dsc/train/mixing.py).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dsc.data.samplers import VariantIndex
 from dsc.losses import Contrast, SupConLoss, gather_for_contrast
 from dsc.settings import PretrainSettings
 from dsc.train.common import Context, Result, Task, TrainData, train
 from dsc.train.knn import encode, knn_top1
+from dsc.train.mixing import SeenCounter, rule_counts, supcon_labels, view_usable
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,34 @@ class PretrainTask(Task):
         self.criterion = SupConLoss(temperature=settings.temperature, base_temperature=settings.base_temperature,
                                     ood_policy=settings.ood_policy, ood_weight=settings.ood_weight)
         self._health, self._warned, self._collapsed_rounds, self._last_stats = _Health(), False, 0, {}
+        self.mixing, self._seen, self._env = data.has_mixed(), SeenCounter(), None
+        if self.mixing:
+            self._apply_mix_rule()
+
+    def _apply_mix_rule(self) -> None:
+        """``--mix-label`` on the pool (each row's SupCon label, the rows left out of the positives) and, under
+        ``view``, on the variants: only those the rule keeps as their source class become second views."""
+        data, s = self.data, self.settings
+        pool = data.pool
+        self.labels, self.mixed_classes = supcon_labels(pool.labels, pool.source_label, pool.other_label,
+                                                        pool.mix_weight, s.mix_label, s.mix_threshold)
+        self._counts = rule_counts(pool.mix_weight, pool.source_label, self.labels, self.mixed_classes)
+        if data.variants is not None:
+            syn = data.synthetic
+            labels, pairs = supcon_labels(syn.labels, syn.source_label, syn.other_label, syn.mix_weight,
+                                          s.mix_label, s.mix_threshold)
+            self._counts = rule_counts(syn.mix_weight, syn.source_label, labels, pairs)
+            data.variants = VariantIndex(syn.source_index, usable=view_usable(
+                syn.source_label, syn.other_label, syn.mix_weight, s.mix_label, s.mix_threshold))
+
+    def record(self) -> dict:
+        """``mix_label`` in run.json (runs with mixed images): the rule, its threshold and what it did with the
+        mixed images (``as_source``, ``as_other``, ``left_out``; under ``view`` only ``as_source`` become views)."""
+        if not self.mixing:
+            return {}
+        s = self.settings
+        return {"mix_label": {"rule": s.mix_label, "threshold": s.mix_threshold if s.mix_label == "dominant"
+                              else None, **self._counts}}
 
     def parts(self) -> dict[str, nn.Module]:
         return {"encoder": self.net.encoder, "head": self.net.head}
@@ -112,32 +143,44 @@ class PretrainTask(Task):
         """Two views of each row (the second from a synthetic variant under ``view``), on the device."""
         pool = self.data.pool
         first = pool.images[rows]
-        second = self.data.with_variants(rows, first, self.settings.synthetic_probability, ctx.aug_gen)
+        second, replaced, syn_rows = self.data.pick_variants(rows, first, self.settings.synthetic_probability,
+                                                             ctx.aug_gen)
         dev = ctx.env.device
-        return {"x": ctx.views(ctx.to_device(torch.cat([first, second])), ctx.aug_gen),
-                "labels": pool.labels[rows].to(dev), "is_ood": pool.is_ood[rows].to(dev),
-                "source": pool.source_label[rows].to(dev)}
+        batch = {"x": ctx.views(ctx.to_device(torch.cat([first, second])), ctx.aug_gen),
+                 "labels": pool.labels[rows].to(dev), "is_ood": pool.is_ood[rows].to(dev),
+                 "source": pool.source_label[rows].to(dev)}
+        if self.mixing:
+            self._env = ctx.env
+            mixed = self.mixed_classes[rows]
+            views = 0 if replaced is None else int((replaced & self.data.synthetic.mixed[syn_rows]).sum())
+            self._seen.add(mixed_seen=int(pool.mixed[rows].sum()) + views,
+                           mixed_left_out_seen=int((mixed[:, 0] >= 0).sum()))
+            batch.update(labels=self.labels[rows].to(dev), mixed=mixed.to(dev))
+        return batch
 
     def compute(self, model: nn.Module, batch: dict[str, torch.Tensor], ctx: Context) -> torch.Tensor:
         with torch.autocast(ctx.env.device.type, dtype=ctx.amp, enabled=ctx.amp is not None):
             z = model(batch["x"])
         n = z.shape[0] // 2
         feats = torch.stack([z[:n], z[n:]], dim=1)  # [n, 2, D]
-        labels, is_ood, source = batch["labels"], batch["is_ood"], batch["source"]
+        labels, is_ood, source, mixed = batch["labels"], batch["is_ood"], batch["source"], batch.get("mixed")
         # under DDP: this process's anchors against every process's views (gradients flow back to all)
-        contrast = gather_for_contrast(feats, labels, is_ood, source)
-        loss = self.criterion(feats, labels=labels, is_ood=is_ood, source_labels=source, contrast=contrast)
+        contrast = gather_for_contrast(feats, labels, is_ood, source, mixed)
+        loss = self.criterion(feats, labels=labels, is_ood=is_ood, source_labels=source, contrast=contrast,
+                              mixed_classes=mixed)
         with torch.no_grad():
-            self._health.add(feats.detach(), self._collapsed_loss(feats, labels, is_ood, source, contrast))
+            self._health.add(feats.detach(), self._collapsed_loss(feats, labels, is_ood, source, contrast, mixed))
         return loss
 
-    def _collapsed_loss(self, feats, labels, is_ood, source, contrast) -> torch.Tensor:
+    def _collapsed_loss(self, feats, labels, is_ood, source, contrast, mixed=None) -> torch.Tensor:
         """The loss this batch would have if every projection were the same point (the collapse value)."""
         same = torch.ones_like(feats[:1, :1]).expand_as(feats)
         if contrast is not None:
             contrast = Contrast(torch.ones_like(contrast.features[:1, :1]).expand_as(contrast.features),
-                                contrast.labels, contrast.is_ood, contrast.source_labels, contrast.offset)
-        return self.criterion(same, labels=labels, is_ood=is_ood, source_labels=source, contrast=contrast).detach()
+                                contrast.labels, contrast.is_ood, contrast.source_labels, contrast.offset,
+                                contrast.mixed_classes)
+        return self.criterion(same, labels=labels, is_ood=is_ood, source_labels=source, contrast=contrast,
+                              mixed_classes=mixed).detach()
 
     def epoch_stats(self) -> dict[str, float]:
         """``proj_cos`` (mean cosine between projections of different images: 1 means collapsed) and
@@ -147,6 +190,8 @@ class PretrainTask(Task):
         stats = self._health.pop()
         self._collapsed_rounds = self._collapsed_rounds + 1 if stats.get("proj_cos", 0.0) > COLLAPSED_COS else 0
         self._last_stats = stats
+        if self.mixing:  # mixed images drawn into this round's batches, and how many of them were left out
+            return {**stats, **self._seen.pop(self._env, ("mixed_seen", "mixed_left_out_seen"))}
         return stats
 
     def end(self) -> None:

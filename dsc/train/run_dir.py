@@ -31,7 +31,7 @@ def read_run_info(run_dir: Path | str) -> dict[str, Any]:
 #: Settings added after runs were first recorded, with the value older runs behaved as: left out of the
 #: comparison at that value, so a run made before them keeps its hash and can be resumed or reused.
 ADDED_LATER: dict[str, Any] = {"examples_per_class": None, "few_shot_seed": None, "protocol": "fine-tune",
-                               "arm": None}
+                               "arm": None, "mix_label": "dominant", "mix_threshold": 0.7}
 
 
 def _results(settings: dict[str, Any]) -> dict[str, Any]:
