@@ -1,12 +1,13 @@
-"""Textual-inversion steps/s: dsc's step (source images VAE-encoded once, latents sampled from the cached
+"""Textual-inversion and LoRA (`dsc invert --method lora`) steps/s: dsc's step (source images VAE-encoded once, latents sampled from the cached
 posterior) against the naive loop of DA-Fusion's / diffusers' scripts (every step re-encodes its batch through
 the VAE), measured in the same run with the same model, images, batch, steps and seeds.
 
     python benchmarks/bench_invert.py [--quick] [--json FILE] [--model tiny] [--resolution 256]
                                       [--batch-size 4] [--steps 30] [--device auto] [--threads N]
+                                      [--methods textual-inversion,lora]
 
 Both loops share everything else (dsc's ``TokenTrainer``: hook-spliced float32 vectors, same optimizer, same
-noise/timestep draws). dsc's time includes its one-off encoding of all images (and their mirror images), so the
+noise/timestep draws; for ``lora`` dsc's ``JointTrainer`` over the same LoRA start). dsc's time includes its one-off encoding of all images (and their mirror images), so the
 ratio is an honest end-to-end one for the given number of steps; per-step figures are printed too. With the
 tiny random model the UNet is tiny relative to the VAE encoder, so the ratio depends on the resolution: at
 512 px with real SD 1.x weights the encoder is a large share of a training step as well. On a shared CPU use
@@ -75,14 +76,33 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def run_loop(components, pixels: torch.Tensor, steps: int, batch: int, *, naive: bool, seed: int = 0) -> dict:
-    """Train one token for ``steps`` steps; return timings. ``naive`` re-encodes each batch every step."""
+def _trainer(components, naive: bool, lora_start: dict | None):
+    """textual inversion: a new token and its ``TokenTrainer``; ``lora`` (``lora_start`` given): the injected
+    LoRA reset to its start and a ``JointTrainer`` over it. Returns (trainer, prompt ids)."""
+    if lora_start is not None:
+        from dsc.diffusion.lora import JointTrainer
+        from dsc.settings import InvertSettings
+
+        params = dict(sorted((n, p) for n, p in components.unet.named_parameters() if ".lora_" in n))
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(lora_start[n])
+        trainer = JointTrainer(components, InvertSettings(method="lora"), params, None)
+        return trainer, I.prompt_ids(components, "object", ("a photo of a {}",))
     token = "<bench_naive>" if naive else "<bench_dsc>"
     init = I.initial_vectors(components, "object", 1)
     ids = T.add_token_vectors(components, token, init)
-    trainer = I.TokenTrainer(components, ids, init, lr=5e-3)
+    return I.TokenTrainer(components, ids, init, lr=5e-3), I.prompt_ids(components, token, ("a photo of a {}",))
+
+
+def run_loop(components, pixels: torch.Tensor, steps: int, batch: int, *, naive: bool, seed: int = 0,
+             lora_start: dict | None = None) -> dict:
+    """Train one token (or, with ``lora_start``, the LoRA) for ``steps`` steps; return timings. ``naive``
+    re-encodes each batch every step."""
+    trainer, prompts = _trainer(components, naive, lora_start)
     gen = torch.Generator().manual_seed(seed)
-    prompts = I.prompt_ids(components, token, ("a photo of a {}",))
+    scaling = float(components.vae.config.scaling_factor)
+    num_train_timesteps = int(trainer.noise_scheduler.config.num_train_timesteps)
     _sync(components.device)
     start = time.perf_counter()
     encode = 0.0
@@ -95,26 +115,62 @@ def run_loop(components, pixels: torch.Tensor, steps: int, batch: int, *, naive:
         idx = torch.randint(0, pixels.shape[0], (batch,), generator=gen)
         eps = torch.randn((batch, 4, pixels.shape[-2] // 8, pixels.shape[-1] // 8), generator=gen)
         noise = torch.randn(eps.shape, generator=gen)
-        timesteps = torch.randint(0, trainer.num_train_timesteps, (batch,), generator=gen)
+        timesteps = torch.randint(0, num_train_timesteps, (batch,), generator=gen)
         if naive:
             with torch.no_grad():
                 x = pixels[idx].to(components.device, components.dtype)
                 dist = components.vae.encode(x).latent_dist
-                latents = (dist.mean.float() + dist.std.float() * eps.to(components.device)) * trainer.scaling
+                latents = (dist.mean.float() + dist.std.float() * eps.to(components.device)) * scaling
         else:
             i = idx.to(mean.device)
-            latents = (mean[i] + std[i] * eps.to(mean.device)) * trainer.scaling
+            latents = (mean[i] + std[i] * eps.to(mean.device)) * scaling
         loss = trainer.loss(latents, prompts.repeat(batch, 1), noise, timesteps)
         trainer.backward(loss, 1)
         trainer.update()
         losses.append(float(loss.detach()))
     _sync(components.device)
     total = time.perf_counter() - start
-    trainer.close()
+    if hasattr(trainer, "close"):
+        trainer.close()
     return {"seconds": round(total, 4), "encode_seconds": round(encode, 4),
             "steps_per_s": round(steps / total, 3),
             "steps_per_s_excluding_encode": round(steps / max(total - encode, 1e-9), 3),
             "final_loss": round(float(np.mean(losses[-5:])), 5)}
+
+
+def measure(components, pixels: torch.Tensor, steps: int, batch: int, repeats: int,
+            lora_start: dict | None = None) -> dict:
+    """Naive and dsc loops alternated ``repeats`` times (the best of each kept), and their ratios."""
+    best: dict[str, dict] = {}
+    for _ in range(repeats):
+        for name, naive in (("naive", True), ("dsc", False)):
+            r = run_loop(components, pixels, steps, batch, naive=naive, lora_start=lora_start)
+            if name not in best or r["steps_per_s"] > best[name]["steps_per_s"]:
+                best[name] = r
+    ratio = best["dsc"]["steps_per_s"] / best["naive"]["steps_per_s"]
+    per_step = best["dsc"]["steps_per_s_excluding_encode"] / best["naive"]["steps_per_s"]
+    return {"dsc": best["dsc"], "naive_reencode": best["naive"], "ratio": round(ratio, 3),
+            "ratio_per_step": round(per_step, 3)}
+
+
+def report(label: str, m: dict, steps: int) -> None:
+    out.print(f"  {label}:")
+    out.print(f"    naive (VAE every step)  {m['naive_reencode']['steps_per_s']:8.2f} steps/s")
+    out.print(f"    dsc (latents cached)    {m['dsc']['steps_per_s']:8.2f} steps/s  "
+              f"(encode once {m['dsc']['encode_seconds']:.2f} s; "
+              f"{m['dsc']['steps_per_s_excluding_encode']:.2f} steps/s after it)")
+    out.print(f"    ratio dsc / naive       {m['ratio']:8.2f}x for {steps} steps including the one-off encoding; "
+              f"{m['ratio_per_step']:.2f}x per step (what a 1000-2000-step run approaches)")
+
+
+def inject_lora(components) -> dict:
+    """``dsc invert --method lora``'s default LoRA (rank 4 on to_q, to_k, to_v, to_out.0) in the UNet; its
+    start tensors (every measured run begins from them)."""
+    from dsc.diffusion.lora import inject
+    from dsc.settings import InvertSettings
+
+    params = inject(components, InvertSettings(method="lora"))
+    return {n: p.detach().clone() for n, p in params.items()}
 
 
 def main() -> None:
@@ -131,12 +187,14 @@ def main() -> None:
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (CPU)")
     ap.add_argument("--repeats", type=int, default=None, help="alternating rounds; the best of each is kept")
+    ap.add_argument("--methods", default="textual-inversion,lora", help="textual-inversion and/or lora")
     args = ap.parse_args()
     if args.threads or args.quick:  # --quick: one thread unless told, predictable on a busy shared CPU
         torch.set_num_threads(args.threads or 1)
     res = args.resolution or (128 if args.quick else 256)
     steps = args.steps or (30 if args.quick else 60)
     repeats = args.repeats or 2
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
 
     if args.model == "sd-random":
         components = random_full_size(args.device, args.dtype)
@@ -145,27 +203,18 @@ def main() -> None:
     pixels = I.prepare_pixels(_images(args.images, res), res)
     pixels = torch.cat([pixels, pixels.flip(-1)])  # dsc's default --flip: twice the images to encode once
     run_loop(components, pixels[:4], 2, min(2, args.batch_size), naive=False)  # warm-up (kernels, allocator)
-    best: dict[str, dict] = {}
-    for _ in range(repeats):
-        for name, naive in (("naive", True), ("dsc", False)):
-            r = run_loop(components, pixels, steps, args.batch_size, naive=naive)
-            if name not in best or r["steps_per_s"] > best[name]["steps_per_s"]:
-                best[name] = r
-    ratio = best["dsc"]["steps_per_s"] / best["naive"]["steps_per_s"]
-    per_step = best["dsc"]["steps_per_s_excluding_encode"] / best["naive"]["steps_per_s"]
-    result = {"benchmark": "invert", "model": components.model_id, "device": str(components.device),
-              "dtype": str(components.dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
-              "resolution": res, "images_encoded_once": int(pixels.shape[0]), "batch_size": args.batch_size,
-              "steps": steps, "dsc": best["dsc"], "naive_reencode": best["naive"], "ratio": round(ratio, 3),
-              "ratio_per_step": round(per_step, 3)}
+    result: dict = {"benchmark": "invert", "model": components.model_id, "device": str(components.device),
+                    "dtype": str(components.dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
+                    "resolution": res, "images_encoded_once": int(pixels.shape[0]), "batch_size": args.batch_size,
+                    "steps": steps}
     out.print(f"invert, {components.model_id} on {result['device']} ({result['dtype']}), {res} px, batch "
               f"{args.batch_size}, {steps} steps, {pixels.shape[0]} images (with mirrors):")
-    out.print(f"  naive (VAE every step)  {best['naive']['steps_per_s']:8.2f} steps/s")
-    out.print(f"  dsc (latents cached)    {best['dsc']['steps_per_s']:8.2f} steps/s  "
-              f"(encode once {best['dsc']['encode_seconds']:.2f} s; "
-              f"{best['dsc']['steps_per_s_excluding_encode']:.2f} steps/s after it)")
-    out.print(f"  ratio dsc / naive       {ratio:8.2f}x for {steps} steps including the one-off encoding; "
-              f"{per_step:.2f}x per step (what a 1000-2000-step run approaches)")
+    if "textual-inversion" in methods:
+        result.update(measure(components, pixels, steps, args.batch_size, repeats))  # top level, as before
+        report("textual inversion (one token)", result, steps)
+    if "lora" in methods:  # after textual inversion: the LoRA stays in the UNet once injected
+        result["lora"] = measure(components, pixels, steps, args.batch_size, repeats, inject_lora(components))
+        report("--method lora (rank 4 on the UNet's attention)", result["lora"], steps)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -19,7 +19,8 @@ from dsc.settings import (
 
 INVERT_RESUME_KEYS = ("model", "revision", "num_vectors", "initializer", "steps", "lr", "scale_lr",
                       "effective_batch", "lr_warmup", "resolution", "examples_per_class", "crop_to_object",
-                      "templates", "flip", "seed", "few_shot_seed")   # (few_shot_seed: added 2026-12-03)
+                      "templates", "flip", "seed", "few_shot_seed",   # (few_shot_seed: added 2026-12-03)
+                      "method")   # (method: added with --method lora|ti+lora; their lora_* keys are free for TI)
 
 
 @pytest.mark.parametrize(("section", "free"), [
@@ -49,7 +50,8 @@ def test_invert_resume_view_matches_the_old_include_list(values: dict[str, Any])
     assert s.resume_view() == _old_invert_rule(s.model_dump(mode="json"))
     free = set(InvertSettings.model_fields) - set(s.resume_view())
     assert free == {"local_files_only", "device", "dtype", "batch_size", "gradient_accumulation",
-                    "validation_grids", "validation_samples", "validation_steps"}
+                    "validation_grids", "validation_samples", "validation_steps",
+                    "lora_rank", "lora_alpha", "lora_targets", "lora_lr"}
 
 
 def test_resume_free_settings_do_not_change_the_view() -> None:

@@ -1,4 +1,5 @@
-"""``dsc invert DATA.h5 --model M --output TOKENS/``: learn one token per class (textual inversion)."""
+"""``dsc invert DATA.h5 --model M --output TOKENS/``: learn one token per class (textual inversion), a LoRA
+(``--method lora``) or both (``--method ti+lora``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from dsc.cli.common import Force, JsonFlag, Resume, print_json, resolve, split_c
 _M = "Model"
 _T = "Training"
 _D = "Data"
+_L = "Method"
 
 
 def invert(
@@ -32,15 +34,30 @@ def invert(
     dtype: Annotated[str | None, typer.Option("--dtype", help="auto, float32, float16 or bfloat16 (auto: float16 "
                                               "on CUDA, else float32).", rich_help_panel=_M,
                                               show_default=False)] = None,
+    method: Annotated[str | None, typer.Option("--method", help="textual-inversion (a token per class), lora (one "
+                                               "LoRA on the UNet's attention, prompts with the class names) or "
+                                               "ti+lora (both, trained together: Diff-Mix). (default: "
+                                               "textual-inversion)", rich_help_panel=_L, show_default=False)] = None,
+    lora_rank: Annotated[int | None, typer.Option("--lora-rank", help="LoRA rank. (default: 4)", rich_help_panel=_L,
+                                                  show_default=False)] = None,
+    lora_alpha: Annotated[float | None, typer.Option("--lora-alpha", help="LoRA alpha; its output is scaled by "
+                                                     "alpha/rank. (default: the rank)", rich_help_panel=_L,
+                                                     show_default=False)] = None,
+    lora_targets: Annotated[str | None, typer.Option("--lora-targets", help="UNet layers the LoRA adapts (comma-"
+                                                     "separated). (default: to_q,to_k,to_v,to_out.0)",
+                                                     rich_help_panel=_L, show_default=False)] = None,
+    lora_lr: Annotated[float | None, typer.Option("--lora-lr", help="The LoRA's learning rate (not scaled). "
+                                                  "(default: 1e-4)", rich_help_panel=_L, show_default=False)] = None,
     num_vectors: Annotated[int | None, typer.Option("--num-vectors", help="Vectors per token (all trained, all in "
                                                     "prompts). (default: 4)", rich_help_panel=_T,
                                                     show_default=False)] = None,
     initializer: Annotated[str | None, typer.Option("--initializer", help="`class-name` (the class's words) or a "
                                                     "word such as `the` or `motor`. (default: class-name)",
                                                     rich_help_panel=_T, show_default=False)] = None,
-    steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps per class. (default: 2000)",
+    steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps per class (lora, ti+lora: in all). "
+                                              "(default: 2000)",
                                               rich_help_panel=_T, show_default=False)] = None,
-    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate. (default: 5e-4)", rich_help_panel=_T,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate of the tokens. (default: 5e-4)", rich_help_panel=_T,
                                              show_default=False)] = None,
     scale_lr: Annotated[bool | None, typer.Option("--scale-lr/--no-scale-lr", help="Multiply lr by batch size x "
                                                   "gradient accumulation. (default: scale)", rich_help_panel=_T,
@@ -80,7 +97,7 @@ def invert(
     force: Force = False,
     json_: JsonFlag = False,
 ) -> None:
-    """Learn one token per class (textual inversion, DA-Fusion style) into TOKENS/."""
+    """Learn one token per class (textual inversion, DA-Fusion style), a LoRA, or both into TOKENS/."""
     from dsc.cli.checks import require
 
     require("DATA.h5", data)
@@ -96,9 +113,13 @@ def invert(
                        scale_lr=scale_lr, batch_size=batch_size, gradient_accumulation=gradient_accumulation,
                        lr_warmup=lr_warmup, resolution=resolution, templates=templates, flip=flip, seed=seed,
                        examples_per_class=examples_per_class, few_shot_seed=few_shot_seed,
-                       crop_to_object=crop_to_object,
-                       validation_grids=validation_grids)
+                       crop_to_object=crop_to_object, validation_grids=validation_grids, method=method,
+                       lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=split_csv(lora_targets),
+                       lora_lr=lora_lr)
     sources = {k.split(".", 1)[1]: v for k, v in resolved.sources.items() if k.startswith("invert.")}
+    from dsc.diffusion.lora import check_method_options
+
+    check_method_options(resolved.section("invert"), {k for k, v in sources.items() if v == "command line"})
     manifest = run_invert(data, output, resolved.section("invert"), classes=split_csv(classes),
                           resume=resume, force=force, settings_sources=sources)
     if json_:
@@ -107,6 +128,9 @@ def invert(
     if manifest.already_complete:
         out.print(f"{manifest.directory} is already complete ({count(len(manifest.classes), 'token')}); nothing to "
                   "resume, no file changed (pass --force to learn them again)", highlight=False, markup=False)
+        return
+    if manifest.lora:
+        _print_lora(manifest)
         return
     from rich.table import Table
 
@@ -128,4 +152,29 @@ def invert(
               + (f"{total:.1f} s in all" if total else "").rstrip(", "), highlight=False, markup=False)
     if entries:
         out.print(f"model {manifest.model_id}  ·  use in prompts as e.g. \"a photo of a {entries[0].token}\"",
+                  highlight=False, markup=False)
+
+
+def _print_lora(manifest) -> None:  # noqa: ANN001 - a TokenManifest
+    """The summary of ``--method lora|ti+lora``: what each class's prompts carry, then the LoRA's training."""
+    from rich.table import Table
+
+    from dsc.console import out
+
+    lora = manifest.lora
+    table = Table(title=f"{manifest.method} in {manifest.directory}", title_justify="left")
+    for col in ("class", "in prompts", "vectors", "file"):
+        table.add_column(col)
+    for name, entry in manifest.classes.items():
+        table.add_row(name, entry.token, str(entry.num_vectors or "-"), entry.file or "-")
+    out.print(table)
+    loss = lora.get("loss") or [0.0]
+    first, last = sum(loss[:10]) / len(loss[:10]), sum(loss[-10:]) / len(loss[-10:])
+    out.print(f"wrote {manifest.directory}: LoRA rank {lora['rank']} (alpha {lora['alpha']:g}) on "
+              f"{','.join(lora['targets'])}, {lora['parameters']} parameters, {lora['steps']} steps, loss "
+              f"{first:.4f} → {last:.4f}; learning {lora['steps_per_second']:.2f} optimizer steps/s ({lora['file']})",
+              highlight=False, markup=False)
+    sample = next(iter(manifest.classes.values()), None)
+    if sample is not None:
+        out.print(f"model {manifest.model_id}  ·  use in prompts as e.g. \"a photo of a {sample.token}\"",
                   highlight=False, markup=False)

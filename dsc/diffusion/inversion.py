@@ -142,6 +142,28 @@ def initializer_text(initializer: str, class_name: str) -> str:
     return initializer
 
 
+def denoising_loss(c: SDComponents, noise_scheduler: Any, latents: torch.Tensor, input_ids: torch.Tensor,
+                   noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    """The training loss of Stable Diffusion (float32): the MSE of the UNet's prediction (epsilon or v, as
+    ``noise_scheduler`` says) for ``latents`` (already scaled) noised with ``noise`` at ``timesteps``."""
+    import torch
+    import torch.nn.functional as F
+
+    latents = latents.to(c.device, c.dtype)
+    noise = noise.to(c.device, c.dtype)
+    timesteps = timesteps.to(c.device)
+    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+    if c.device.type == "cuda":
+        noisy = noisy.contiguous(memory_format=torch.channels_last)
+    hidden = c.text_encoder(input_ids.to(c.device))[0]
+    pred = c.unet(noisy, timesteps, hidden).sample
+    if noise_scheduler.config.prediction_type == "v_prediction":
+        target = noise_scheduler.get_velocity(latents, noise, timesteps)
+    else:
+        target = noise
+    return F.mse_loss(pred.float(), target.float(), reduction="mean")
+
+
 class TokenTrainer:
     """Trains the K vectors of one installed token; everything else stays frozen and untouched.
 
@@ -191,23 +213,7 @@ class TokenTrainer:
     def loss(self, latents: torch.Tensor, input_ids: torch.Tensor, noise: torch.Tensor,
              timesteps: torch.Tensor) -> torch.Tensor:
         """Diffusion loss (float32) of one micro-batch; ``latents`` already scaled."""
-        import torch
-        import torch.nn.functional as F
-
-        c = self.c
-        latents = latents.to(c.device, c.dtype)
-        noise = noise.to(c.device, c.dtype)
-        timesteps = timesteps.to(c.device)
-        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
-        if c.device.type == "cuda":
-            noisy = noisy.contiguous(memory_format=torch.channels_last)
-        hidden = c.text_encoder(input_ids.to(c.device))[0]
-        pred = c.unet(noisy, timesteps, hidden).sample
-        if self.prediction_type == "v_prediction":
-            target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
-        else:
-            target = noise
-        return F.mse_loss(pred.float(), target.float(), reduction="mean")
+        return denoising_loss(self.c, self.noise_scheduler, latents, input_ids, noise, timesteps)
 
     def backward(self, loss: torch.Tensor, accumulation: int) -> None:
         scaled = loss / accumulation

@@ -49,7 +49,8 @@ def _plan(store: Store, classes: list[str] | None) -> list[str]:
 def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: list[str] | None = None,
                resume: bool = False, force: bool = False, components: SDComponents | None = None,
                show_progress: bool = True, settings_sources: dict[str, str] | None = None) -> T.TokenManifest:
-    """``dsc invert``: learn a token for each class of ``data`` (or of ``classes``) into ``output``/.
+    """``dsc invert``: learn a token for each class of ``data`` (or of ``classes``) into ``output``/; with
+    ``settings.method`` ``lora`` or ``ti+lora`` one LoRA (and tokens) for all of them (dsc/diffusion/lora_job.py).
 
     Returns the final manifest. ``components`` may be passed to reuse a loaded model (it must be the model
     named in ``settings``); tokens are installed into it (in several processes: this process's classes).
@@ -57,7 +58,8 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
     Under ``accelerate launch``/``torchrun`` the classes still to learn are split over the processes (class
     ``i`` to rank ``i % world``; each token is independent of the others); the main process holds
     ``TOKENS.lock``, prepares ``TOKENS.partial/``, merges the other processes' entries into the manifest and
-    commits. Token files are the same as one process writes.
+    commits. Token files are the same as one process writes. ``lora``/``ti+lora`` are one training: refused
+    under several processes.
     """
     return _run_invert(data, output, settings, classes=classes, resume=resume, force=force,
                        components=components, show_progress=show_progress, settings_sources=settings_sources)
@@ -70,6 +72,7 @@ def _run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: 
     from dsc.provenance import Timings
     from dsc.store import open_store
 
+    _check_processes(settings)
     timings = Timings()
     started = time.perf_counter()
     output = Path(output)
@@ -92,13 +95,16 @@ def _run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: 
     job = Job("invert", output, force=force, resume=resume)
     if resume and not job.work.exists() and (output / T.MANIFEST).is_file():
         finished = T.load_manifest(output)
-        if finished.complete and all(j.name in finished.classes and finished.file(j.name).is_file()
-                                     for j in jobs_all):
+        if finished.complete and all(finished.has(j.name) for j in jobs_all):
             check_resume(output, _record(finished.settings, finished.data_fingerprint),
                          _record(settings.model_dump(mode="json"), store.fingerprint))
             log.info("%s already holds tokens for every requested class; nothing to do", output)
             finished.already_complete = True
             return finished
+        if finished.complete and finished.lora:
+            raise MismatchError(f"{output} holds a LoRA trained on {', '.join(finished.classes)}; a LoRA is trained "
+                                "on all its classes at once, so classes cannot be added to it",
+                                hint="pass --force to train one on these classes, or choose another --output")
     with job:  # TOKENS.lock, TOKENS.partial/, the resume rule and the commit: dsc/jobs.py
         job.check()
         return _learn(store, data, job, jobs_all, settings, components=components, show_progress=show_progress,
@@ -123,6 +129,13 @@ def _learn(store: Store, data: Path, job: Job, jobs_all: list[ClassJob], setting
                                          dtype=settings.dtype)
     manifest = _manifest(store, data, partial, settings, components, resumed=resumed,
                          settings_sources=settings_sources)
+    if settings.method != "textual-inversion":  # one LoRA (and tokens) for all classes: dsc/diffusion/lora_job.py
+        from dsc.diffusion.lora_job import learn_joint
+
+        learn_joint(components, store, jobs_all, settings, manifest, timings=timings, show_progress=show_progress)
+        store.close()
+        manifest.timings = {**manifest.timings, **timings, "total": round(time.perf_counter() - started, 3)}
+        return _commit(manifest, job)
     todo = _todo(manifest, jobs_all)
     mine = parallel.shard(todo)  # class i of the remaining ones goes to process i % world
 
@@ -180,6 +193,19 @@ def _resumed_manifest(store: Store, partial: Path, settings_json: dict[str, Any]
     return manifest
 
 
+def _check_processes(settings: InvertSettings) -> None:
+    """``lora``/``ti+lora`` is one training over all classes: refused under a multi-process launch (only
+    textual inversion splits its classes over processes)."""
+    from dsc import parallel
+    from dsc.errors import ConfigError
+
+    if settings.method != "textual-inversion" and parallel.distributed():
+        raise ConfigError(f"--method {settings.method} trains one LoRA over all classes in one process, but this "
+                          f"is one of {parallel.world_size()} processes",
+                          hint="run it without accelerate launch / torchrun (only textual inversion splits classes "
+                               "over processes)")
+
+
 def select_class_rows(store: Store, settings: InvertSettings, names: list[str] | None = None) -> list[np.ndarray]:
     """The train rows each class's token is learned from, in the order of ``names`` (default: every class):
     dsc's few-shot draw with ``examples_per_class`` and the draw's seed when asked."""
@@ -203,7 +229,7 @@ def _todo(manifest: T.TokenManifest, jobs_all: list[ClassJob]) -> list[ClassJob]
     from dsc.console import count
 
     with parallel.together("checking the partial output"):
-        done = [j.name for j in jobs_all if j.name in manifest.classes and manifest.file(j.name).is_file()]
+        done = [j.name for j in jobs_all if manifest.has(j.name)]
         if done:
             log.info("skipping %s: %s", count(len(done), "finished class", "finished classes"), ", ".join(done))
         if parallel.is_main():

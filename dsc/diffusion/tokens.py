@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 MANIFEST = "tokens.json"
 MANIFEST_FORMAT = "dsc-tokens"
-MANIFEST_VERSION = 1
+#: 2: a manifest may name a LoRA (``lora``; `dsc invert --method lora|ti+lora`); a TOKENS/ without one is still 1
+MANIFEST_VERSION = 2
 
 
 def token_for_class(name: str) -> str:
@@ -104,7 +105,8 @@ def read_token_file(path: Path) -> tuple[str, torch.Tensor]:
 # --------------------------------------------------------------------------------------------- manifest
 @dataclass
 class ClassToken:
-    """One class's entry in ``tokens.json``."""
+    """One class's entry in ``tokens.json``. ``token`` is what prompts carry for the class; with
+    ``--method lora`` it is the class's words and ``file`` is empty (no token file)."""
 
     token: str
     file: str
@@ -135,6 +137,8 @@ class TokenManifest:
     timings: dict[str, float] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     complete: bool = True
+    #: ``--method lora|ti+lora``: the LoRA file, its sha256, rank, alpha, targets and training record
+    lora: dict[str, Any] | None = None
     #: Set on the manifest ``dsc invert --resume`` returns when TOKENS/ already held every class (not written).
     already_complete: bool = field(default=False, compare=False)
 
@@ -147,12 +151,17 @@ class TokenManifest:
         return str(self.model.get("text_fingerprint", ""))
 
     @property
+    def method(self) -> str:
+        return str(self.settings.get("method") or "textual-inversion")
+
+    @property
     def data_fingerprint(self) -> str:
         return str(self.data.get("fingerprint", ""))
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "complete": self.complete,
-                "model": self.model, "data": self.data,
+        return {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION if self.lora else 1,
+                "complete": self.complete, "method": self.method, "lora": self.lora, "model": self.model,
+                "data": self.data,
                 "classes": {name: asdict(entry) for name, entry in self.classes.items()},
                 "settings": self.settings, "timings": self.timings, "provenance": self.provenance}
 
@@ -166,15 +175,25 @@ class TokenManifest:
     def file(self, name: str) -> Path:
         return self.directory / self.classes[name].file
 
+    def has(self, name: str) -> bool:
+        """Whether class ``name`` is done: it has an entry, its token file (if it has one) exists, and so
+        does the LoRA file when the manifest names one."""
+        entry = self.classes.get(name)
+        lora_ok = not self.lora or (self.directory / str(self.lora.get("file", ""))).is_file()
+        return entry is not None and (not entry.file or self.file(name).is_file()) and lora_ok
+
     def require(self, class_names: list[str]) -> None:
         """Every class must have a token entry and its file: else one error listing all that are missing."""
         missing = [c for c in class_names if c not in self.classes]
-        absent = [c for c in class_names if c in self.classes and not self.file(c).is_file()]
+        absent = [c for c in class_names if c in self.classes and self.classes[c].file and not self.file(c).is_file()]
         if missing:
             what = "class" if len(missing) == 1 else "classes"
             raise InputError(f"{self.directory} has no token for {len(missing)} {what}: {', '.join(missing)}",
                              hint="run `dsc invert` for these classes (--classes a,b and --resume on the same "
                                   "output), or pass --classes to generate only classes that have tokens")
+        if self.lora and not (self.directory / str(self.lora.get("file", ""))).is_file():
+            raise InputError(f"{self.directory} has no LoRA file {self.lora.get('file')}, which {MANIFEST} names",
+                             hint="restore the file or rerun `dsc invert --force`")
         if absent:
             raise InputError(f"token files missing in {self.directory} for: "
                              + ", ".join(f"{c} ({self.classes[c].file})" for c in absent),
@@ -210,7 +229,7 @@ def load_manifest(directory: Path | str) -> TokenManifest:
     return TokenManifest(directory=directory, classes=classes, model=raw.get("model", {}),
                          data=raw.get("data", {}), settings=raw.get("settings", {}),
                          timings=raw.get("timings", {}), provenance=raw.get("provenance", {}),
-                         complete=bool(raw.get("complete", True)))
+                         complete=bool(raw.get("complete", True)), lora=raw.get("lora") or None)
 
 
 # ------------------------------------------------------------------------------------------ installing
@@ -271,6 +290,9 @@ def install_tokens(components: SDComponents, manifest: TokenManifest, class_name
     out: dict[str, str] = {}
     for name in class_names:
         entry = manifest.classes[name]
+        if not entry.file:  # --method lora: the class's words, no token to install
+            out[name] = entry.token
+            continue
         path = manifest.file(name)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if entry.sha256 and digest != entry.sha256:

@@ -1,4 +1,5 @@
-"""DA-Fusion's strategy: prompts carry one learned token per class (from `dsc invert`).
+"""DA-Fusion's strategy: prompts carry one learned token per class (from `dsc invert`); when TOKENS/ also holds
+a LoRA (`dsc invert --method lora|ti+lora`), ``prepare`` loads it into the UNet with the stock diffusers loader.
 
 The learned tokens are an option of this family (``DaFusionOptions.tokens``, ``--tokens`` on the command
 line), not of the generic augmenter contract: a strategy built on learned tokens subclasses these two.
@@ -46,15 +47,18 @@ class DaFusionAugmenter(AugmenterPlugin):
         load_manifest(self._folder()).require(class_names)
 
     def prepare(self, components: SDComponents, class_names: list[str]) -> dict[str, Any]:
+        from dsc.diffusion.lora import install_lora
         from dsc.diffusion.tokens import MANIFEST, install_tokens, load_manifest
 
         tokens = self._folder()
         manifest = load_manifest(tokens)
         self.tokens = install_tokens(components, manifest, class_names)  # all missing classes listed at once
+        lora = install_lora(components, manifest)  # `dsc invert --method lora|ti+lora`: the stock loader
         path = tokens / MANIFEST
         return {"tokens_manifest": {"path": str(tokens.resolve() / MANIFEST),
                                     "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-                                    "model": manifest.model_id, "data_fingerprint": manifest.data_fingerprint},
+                                    "model": manifest.model_id, "data_fingerprint": manifest.data_fingerprint,
+                                    "method": manifest.method, "lora": lora},
                 "tokens": self.tokens}
 
     def class_phrase(self, class_name: str) -> str:

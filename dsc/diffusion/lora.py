@@ -1,0 +1,365 @@
+"""LoRA personalization for ``dsc invert --method lora|ti+lora`` (docs/commands/invert.md, "Methods").
+
+``lora``: one DreamBooth-style LoRA (peft, the library diffusers uses) on the UNet's attention projections,
+trained on the train images of all classes, each prompted with its class's words ("a photo of a brake
+caliper"). ``ti+lora``: the same LoRA trained together with one token per class (Diff-Mix's recipe); the
+prompts carry the tokens. No prior preservation. The job around it is dsc/diffusion/lora_job.py.
+
+* Only the LoRA's matrices (and, with ``ti+lora``, the token vectors, spliced in exactly as
+  dsc/diffusion/inversion.py does) get gradients; every weight of the UNet, text encoder and VAE stays
+  bit-identical. LoRA matrices are float32 whatever the model's dtype (diffusers' ``cast_training_params``).
+* The LoRA's start (A gaussian with std 1/rank, B zero: peft's ``"gaussian"`` init) and every batch, template,
+  latent sample, noise and timestep come from generators seeded from ``seed``: same seed, same LoRA (CPU).
+* A checkpoint (trainable tensors, optimizer, the batch generator and its epoch order) is written every
+  ``CHECKPOINT_EVERY`` steps into ``TOKENS.partial/checkpoints/``; ``--resume`` continues from it and ends
+  where an uninterrupted run ends.
+* The file is diffusers' own: ``StableDiffusionPipeline.save_lora_weights`` (with the adapter's config as
+  metadata, so a stock ``load_lora_weights(TOKENS/)`` rebuilds the same rank and alpha), its header then
+  written in a fixed order (safetensors orders metadata at random, so bytes and sha256 would vary).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dsc.diffusion import inversion
+from dsc.errors import ConfigError, InputError, MismatchError
+
+if TYPE_CHECKING:
+    import torch
+
+    from dsc.diffusion.models import SDComponents
+    from dsc.diffusion.tokens import TokenManifest
+    from dsc.settings import InvertSettings
+
+LORA_FILE = "pytorch_lora_weights.safetensors"
+CHECKPOINT = "lora"
+#: Optimizer steps between two checkpoints (a checkpoint is small: the LoRA and its Adam moments).
+CHECKPOINT_EVERY = 100
+#: Settings each method cannot use: set explicitly, they are refused (one line) rather than ignored.
+UNUSED = {"textual-inversion": ("lora_rank", "lora_alpha", "lora_targets", "lora_lr"),
+          "lora": ("num_vectors", "initializer", "lr", "scale_lr"), "ti+lora": ()}
+
+
+def check_method_options(settings: InvertSettings, given: set[str] | None = None) -> None:
+    """Refuse options the method does not use when they were ``given`` (the command line passes its own;
+    default: every setting that was set). Set in dsc.toml or a study's [invert] table they are only unused."""
+    given = set(settings.model_fields_set) if given is None else given
+    unused = sorted(k for k in UNUSED[settings.method] if k in given)
+    if unused:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unused)
+        other = "lora or ti+lora" if settings.method == "textual-inversion" else "textual-inversion or ti+lora"
+        raise ConfigError(f"--method {settings.method} does not use {flags}",
+                          hint=f"drop {flags}, or pass --method {other}")
+
+
+def check_targets(unet: Any, targets: list[str]) -> None:
+    """Every name in ``targets`` must end the name of a linear or convolution layer of the UNet (the way
+    peft matches ``target_modules``); else one line listing what the attention blocks have."""
+    import torch
+
+    layers = [n for n, m in unet.named_modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
+    unknown = [t for t in targets if not any(n == t or n.endswith("." + t) for n in layers)]
+    if unknown:
+        known = sorted({n.split(".attn1.")[-1] for n in layers if ".attn1." in n})
+        raise ConfigError(f"--lora-targets: the UNet has no linear layer named {', '.join(unknown)}",
+                          hint=f"its attention layers are {','.join(known)} (also proj_in, proj_out, ff.net.2)")
+
+
+# ---------------------------------------------------------------------------------------------- the LoRA
+def alpha(settings: InvertSettings) -> float:
+    """The LoRA's alpha (its output is scaled by alpha / rank): ``lora_alpha``, else the rank."""
+    return float(settings.lora_alpha if settings.lora_alpha is not None else settings.lora_rank)
+
+
+def inject(components: SDComponents, settings: InvertSettings) -> dict[str, torch.nn.Parameter]:
+    """Add the LoRA to the UNet (``unet.add_adapter``), its A seeded from ``seed``, B zero, both float32 and
+    trainable; return its parameters by name (sorted). Refuses a UNet that already has one."""
+    import torch
+    from peft import LoraConfig
+
+    unet = components.unet
+    if getattr(unet, "peft_config", None):
+        raise MismatchError("this model already has a LoRA", hint="load a fresh model to train another")
+    check_targets(unet, settings.lora_targets)
+    config = LoraConfig(r=settings.lora_rank, lora_alpha=alpha(settings), init_lora_weights="gaussian",
+                        target_modules=list(settings.lora_targets))
+    unet.add_adapter(config)
+    params = dict(sorted((n, p) for n, p in unet.named_parameters() if ".lora_" in n))
+    generator = torch.Generator().manual_seed(int(settings.seed) * 1_000_003 + 7)
+    with torch.no_grad():
+        for name, p in params.items():
+            p.data = p.data.float()
+            if ".lora_A." in name:
+                p.copy_(torch.randn(p.shape, generator=generator) / settings.lora_rank)
+            else:
+                p.zero_()
+            p.requires_grad_(True)
+    return params
+
+
+def lora_parameters(unet: Any) -> dict[str, torch.Tensor]:
+    """The LoRA's current tensors by name (copies, CPU, float32)."""
+    return {n: p.detach().float().cpu().clone() for n, p in unet.named_parameters() if ".lora_" in n}
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its header in a fixed order (the metadata keys sorted)."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    if "__metadata__" in header:
+        header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + size:]
+
+
+def save_lora(folder: Path, components: SDComponents) -> str:
+    """Write the UNet's LoRA to ``folder/pytorch_lora_weights.safetensors`` with diffusers' own writer (a temp
+    folder, then renamed); return the file's sha256."""
+    import shutil
+    import tempfile
+
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    from dsc.diffusion.models import quiet_loading
+    from dsc.outputs import atomic_write_bytes
+
+    unet = components.unet
+    layers = {k: v.detach().float().cpu().contiguous()
+              for k, v in convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)).items()}
+    meta = {k: sorted(v) if isinstance(v, set) else v for k, v in unet.peft_config["default"].to_dict().items()}
+    tmp = Path(tempfile.mkdtemp(prefix=".lora-", dir=folder))
+    try:
+        with quiet_loading():
+            StableDiffusionPipeline.save_lora_weights(tmp, unet_lora_layers=layers, unet_lora_adapter_metadata=meta,
+                                                      weight_name=LORA_FILE, safe_serialization=True)
+        data = canonical_safetensors((tmp / LORA_FILE).read_bytes())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    atomic_write_bytes(Path(folder) / LORA_FILE, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def install_lora(components: SDComponents, manifest: TokenManifest) -> dict[str, Any] | None:
+    """Load the manifest's LoRA (if it has one) into the model with the stock ``load_lora_weights``, after
+    checking its hash; return what provenance records (path, sha256, rank, alpha, targets), else ``None``."""
+    entry = manifest.lora
+    if not entry:
+        return None
+    path = manifest.directory / str(entry.get("file", LORA_FILE))
+    if not path.is_file():
+        raise InputError(f"{manifest.directory} has no LoRA file {path.name}, which tokens.json names",
+                         hint="restore the file or rerun `dsc invert --force`")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if entry.get("sha256") and digest != entry["sha256"]:
+        raise MismatchError(f"{path} does not match the hash in tokens.json",
+                            hint="the file was changed after `dsc invert`; rerun it")
+    if getattr(components.unet, "peft_config", None):
+        raise MismatchError("this model already has a LoRA loaded", hint="load a fresh model for these tokens")
+    from dsc.diffusion.models import quiet_loading
+
+    with quiet_loading():
+        components.pipeline().load_lora_weights(str(manifest.directory), weight_name=path.name)
+    return {"path": str(path.resolve()), "sha256": digest, "rank": entry.get("rank"), "alpha": entry.get("alpha"),
+            "targets": entry.get("targets")}
+
+
+# ------------------------------------------------------------------------------------------- training
+@dataclass
+class JointBatchSource(inversion.ClassBatchSource):
+    """Micro-batches over the images of every class: ``prompt_ids`` is [C, T, L] (class, template) and
+    ``labels`` gives each image's class."""
+
+    labels: torch.Tensor | None = None
+
+    def draw(self, batch_size: int) -> tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As ``ClassBatchSource.draw`` (the same draws in the same order), each image prompted as its class."""
+        import torch
+
+        assert self.labels is not None
+        idx = self._next_indices(batch_size)
+        templ = torch.randint(0, self.prompt_ids.shape[1], (batch_size,), generator=self.generator)
+        shape = (batch_size, *self.mean.shape[1:])
+        eps = torch.randn(shape, generator=self.generator)
+        noise = torch.randn(shape, generator=self.generator)
+        timesteps = torch.randint(0, self.num_train_timesteps, (batch_size,), generator=self.generator)
+        return idx, self.prompt_ids[self.labels[idx], templ], eps, noise, timesteps
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint needs besides the generator: the rest of the current epoch's order."""
+        return {"order": list(self._order)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._order = [int(i) for i in state.get("order", [])]
+
+
+class JointTrainer:
+    """One AdamW over the LoRA (``lora_lr``, never scaled) and, with tokens, their vectors (``lr``, scaled as
+    textual inversion scales it); the same linear warm-up for both; a gradient scaler on CUDA float16."""
+
+    def __init__(self, components: SDComponents, settings: InvertSettings, lora: dict[str, torch.nn.Parameter],
+                 tokens: inversion.TokenTrainer | None) -> None:
+        import torch
+        from diffusers import DDPMScheduler
+
+        self.c, self.settings, self.lora, self.tokens = components, settings, lora, tokens
+        self.noise_scheduler = DDPMScheduler.from_config(components.scheduler.config)
+        groups: list[dict[str, Any]] = [{"params": list(lora.values()), "lr": settings.lora_lr}]
+        if tokens is not None:
+            groups.append({"params": [tokens.vectors], "lr": inversion.learning_rate(settings)})
+        self.base_lrs = [g["lr"] for g in groups]
+        self.optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.999), weight_decay=1e-2, eps=1e-8)
+        self.updates = 0
+        use_scaler = components.device.type == "cuda" and components.dtype == torch.float16
+        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        holder = torch.nn.Module()
+        for i, p in enumerate([*lora.values(), *([tokens.vectors] if tokens is not None else [])]):
+            holder.register_parameter(f"p{i}", p)
+        self.holder = holder  # what a checkpoint saves and loads (the same tensors)
+
+    def loss(self, latents: torch.Tensor, input_ids: torch.Tensor, noise: torch.Tensor,
+             timesteps: torch.Tensor) -> torch.Tensor:
+        return inversion.denoising_loss(self.c, self.noise_scheduler, latents, input_ids, noise, timesteps)
+
+    def backward(self, loss: torch.Tensor, accumulation: int) -> None:
+        scaled = loss / accumulation
+        (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+
+    def update(self) -> None:
+        self.updates += 1
+        warmup = self.settings.lr_warmup
+        factor = min(1.0, self.updates / warmup) if warmup > 0 else 1.0
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * factor
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    # ----------------------------------------------------------------------------------- checkpoints
+    def save(self, work: Path, step: int, losses: list[float], source: JointBatchSource, plan: list[str]) -> None:
+        from dsc.train.checkpoint import save_checkpoint
+
+        state = {"step": step, "losses": losses, "classes": plan, **source.state(),
+                 "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+        save_checkpoint(work, CHECKPOINT, {"trainable": self.holder}, state, optimizer=self.optimizer,
+                        rng={"batches": source.generator})
+
+    def restore(self, work: Path, source: JointBatchSource, plan: list[str]) -> tuple[int, list[float]]:
+        """Continue from the checkpoint in ``work`` if there is one: (steps done, their losses)."""
+        from dsc.train.checkpoint import has_checkpoint, load_checkpoint, read_checkpoint_info
+
+        if not has_checkpoint(work, CHECKPOINT):
+            return 0, []
+        recorded = read_checkpoint_info(work, CHECKPOINT).get("classes")
+        if recorded != plan:
+            raise MismatchError(f"cannot resume {work}: its LoRA was trained on the classes {recorded}, not {plan}",
+                                hint="resume with the same --classes, or pass --force to start over")
+        info = load_checkpoint(work, CHECKPOINT, {"trainable": self.holder}, optimizer=self.optimizer)
+        source.generator.set_state(info["rng_states"]["batches"])
+        source.restore(info)
+        if self.scaler is not None and info.get("scaler"):
+            self.scaler.load_state_dict(info["scaler"])
+        self.updates = int(info["step"])
+        return int(info["step"]), [float(x) for x in info.get("losses", [])]
+
+
+@dataclass
+class JointResult:
+    """What ``train_joint`` returns: each class's token vectors (``ti+lora``; empty for ``lora``), the loss of
+    every optimizer step, and the step a resumed run started from."""
+
+    vectors: dict[str, torch.Tensor]
+    losses: list[float]
+    resumed_from: int
+
+
+def class_words(name: str) -> str:
+    """What ``lora`` prompts carry for a class: its name in words (``brake_caliper`` -> ``brake caliper``)."""
+    return inversion.initializer_text("class-name", name)
+
+
+def _token_trainer(components: SDComponents, jobs: list[inversion.ClassJob], settings: InvertSettings
+                   ) -> inversion.TokenTrainer:
+    """``ti+lora``: every class's token installed and spliced by one trainer (its vectors: [C * K, dim])."""
+    import torch
+
+    from dsc.diffusion import tokens as T
+
+    inits, ids = [], []
+    for job in jobs:
+        text = inversion.initializer_text(settings.initializer, job.name)
+        inits.append(inversion.initial_vectors(components, text, settings.num_vectors))
+        ids += T.add_token_vectors(components, job.token, inits[-1])
+    return inversion.TokenTrainer(components, ids, torch.cat(inits), lr=inversion.learning_rate(settings))
+
+
+def _source(components: SDComponents, jobs: list[inversion.ClassJob], latents: list[tuple[Any, Any]],
+            settings: InvertSettings, trainer: JointTrainer) -> JointBatchSource:
+    import torch
+
+    from dsc.diffusion.templates import templates
+
+    words = [job.token if trainer.tokens is not None else class_words(job.name) for job in jobs]
+    prompts = torch.stack([inversion.prompt_ids(components, w, templates(settings.templates)) for w in words])
+    labels = torch.cat([torch.full((m.shape[0],), i, dtype=torch.long) for i, (m, _) in enumerate(latents)])
+    generator = torch.Generator().manual_seed(int(settings.seed) * 1_000_003 + 999_983)
+    return JointBatchSource(torch.cat([m for m, _ in latents]), torch.cat([s for _, s in latents]), prompts,
+                            generator, float(getattr(components.vae.config, "scaling_factor", 0.18215)),
+                            int(trainer.noise_scheduler.config.num_train_timesteps), labels=labels)
+
+
+def train_joint(components: SDComponents, jobs: list[inversion.ClassJob], latents: list[tuple[Any, Any]],
+                settings: InvertSettings, work: Path, *, on_step: Any = None) -> JointResult:
+    """Train the LoRA (and with ``ti+lora`` the tokens) on every class's cached latents (``latents[i]``: the
+    (mean, std) of ``jobs[i]``), continuing a checkpoint in ``work``. The LoRA stays in the UNet (frozen
+    afterwards) and the tokens stay installed with their learned vectors."""
+    from dsc.diffusion import tokens as T
+    from dsc.errors import ResourceError
+
+    lora = inject(components, settings)
+    tokens = _token_trainer(components, jobs, settings) if settings.method == "ti+lora" else None
+    trainer = JointTrainer(components, settings, lora, tokens)
+    source = _source(components, jobs, latents, settings, trainer)
+    plan = [j.name for j in jobs]
+    start, losses = trainer.restore(work, source, plan)
+    accumulation = settings.gradient_accumulation
+    try:
+        for step in range(start, settings.steps):
+            total = 0.0
+            for _ in range(accumulation):
+                idx, input_ids, eps, noise, timesteps = source.draw(settings.batch_size)
+                loss = trainer.loss(source.latents(idx, eps), input_ids, noise, timesteps)
+                trainer.backward(loss, accumulation)
+                total += float(loss.detach())
+            trainer.update()
+            losses.append(round(total / accumulation, 6))
+            if losses[-1] != losses[-1] or abs(losses[-1]) == float("inf"):
+                raise ResourceError(f"the LoRA's loss became {losses[-1]}",
+                                    hint="lower --lora-lr (and --lr), or use --dtype float32 / bfloat16")
+            if (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < settings.steps:
+                trainer.save(work, step + 1, losses, source, plan)
+            if on_step is not None:
+                on_step(losses[-1])
+    finally:
+        if tokens is not None:
+            tokens.close()
+    for p in lora.values():
+        p.requires_grad_(False)
+    vectors: dict[str, Any] = {}
+    if tokens is not None:
+        learned = tokens.vectors.detach().float().cpu().split(settings.num_vectors)
+        for job, v in zip(jobs, learned, strict=True):
+            vectors[job.name] = v.clone()
+            T.add_token_vectors(components, job.token, v)
+    return JointResult(vectors, losses, start)
