@@ -73,10 +73,12 @@ def subset(output: PathLike, *, force: bool = False, config: PathLike | None = N
 
 def invert(data: PathLike, output: PathLike, *, classes: Sequence[str] | None = None, resume: bool = False,
            force: bool = False, config: PathLike | None = None, **settings: Any) -> TokenManifest:
-    """Learn one textual-inversion token per class of DATA.h5 into the folder ``output`` (``dsc invert``).
+    """Personalize the model to DATA.h5's classes into the folder ``output`` (``dsc invert``): one
+    textual-inversion token per class, a LoRA (``method="lora"``) or both (``method="ti+lora"``).
 
-    ``settings``: the ``[invert]`` keys (``model="tiny"``, ``steps``, ``num_vectors``, ``resolution`` ...).
-    Returns the ``TokenManifest`` of ``output/tokens.json`` (``classes``: token, loss, steps per class)."""
+    ``settings``: the ``[invert]`` keys (``model="tiny"``, ``steps``, ``num_vectors``, ``method``,
+    ``lora_rank`` ...). Returns the ``TokenManifest`` of ``output/tokens.json`` (``classes``: token, loss,
+    steps per class; ``lora``: the LoRA file's hash and settings)."""
     from dsc.diffusion.invert import run_invert
 
     with _command():

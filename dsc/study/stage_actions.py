@@ -138,10 +138,14 @@ def _estimate(stages: Stages) -> None:
         n = s.classes or (len(s.class_names) if s.class_names else "all")
         stages.data.work = f"{s.dataset}, {n} classes, {s.resolution} px"
     for stage in stages.tokens.values():
-        classes = count(len(known), "class", "classes") if known is not None else "every class"
-        stage.work = f"{classes} x {count(stage.settings.steps, 'step')}"
+        steps = stage.settings.steps
         stage.unit = "inversion steps"
-        stage.amount = len(known) * stage.settings.steps if known is not None else None
+        if stage.settings.method != "textual-inversion":   # one LoRA over every class: steps in all
+            stage.work, stage.amount = f"1 {stage.settings.method} x {count(steps, 'step')}", steps
+            continue
+        classes = count(len(known), "class", "classes") if known is not None else "every class"
+        stage.work = f"{classes} x {count(steps, 'step')}"
+        stage.amount = len(known) * steps if known is not None else None
     for stage in [*stages.stores.values(), *stages.evaluation.values()]:
         s = stage.settings
         if known is None:

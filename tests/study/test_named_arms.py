@@ -126,7 +126,7 @@ def test_a_recipe_may_learn_its_own_token_set_for_its_arm(tmp_path):
     from .test_stages import write
 
     recipes = ('\n[augment.normal]\nper_image = 1\nsteps = 2\n\n[augment.own]\nper_image = 1\nsteps = 2\n'
-               'invert = { steps = 3 }\n')
+               'invert = { method = "ti+lora", steps = 3 }\n')
     path = write(tmp_path, 'synthetic = ["normal", "own"]\nood = []', recipes=recipes, shots="[]")
     text = path.read_text().replace('variants = ["none", "normal", "normal+ood"]\n', "")
     path.write_text(text.replace("[subset]", '[study.arms]\nnone = []\nshared = ["normal"]\nown = ["own"]\n\n'
@@ -137,10 +137,16 @@ def test_a_recipe_may_learn_its_own_token_set_for_its_arm(tmp_path):
     own = [s for (_, r), s in tokens.items() if r == "own"]
     shared = [s for (_, r), s in tokens.items() if r == ""]
     assert {s.settings.steps for s in own} == {3} and {s.settings.steps for s in shared} == {2}
+    assert {s.settings.method for s in own} == {"ti+lora"} and {s.settings.method for s in shared} == {
+        "textual-inversion"}
+    from dsc.study.stage_actions import plan_stages
+
+    plan_stages(study.stages)   # the dry run's work: a LoRA's steps are all classes' together
+    assert {s.work for s in own} == {"1 ti+lora x 3 steps"} and {s.amount for s in own} == {3}
     assert all(s.path.name.startswith("tokens-own-") for s in own)
     stores = {(name, stage.tokens.path) for (name, _), stage in study.stages.stores.items()}
     assert all((name == "own") == ("tokens-own" in str(t)) for name, t in stores)
-    bad = path.read_text().replace("invert = { steps = 3 }", 'invert = { steps = 3 }\ntokens = "x"')
+    bad = path.read_text().replace("steps = 3 }", 'steps = 3 }\ntokens = "x"')
     path.write_text(bad)
     with pytest.raises(ConfigError, match="invert must be a table"):
         load_study(path)
