@@ -75,7 +75,13 @@ def _invert(d: dict) -> list[Row]:
             ours["steps_per_s"], naive["steps_per_s"], "steps/s", "higher"),
         row("invert", "inversion steps/s per step (long runs) vs VAE every step",
             ours["steps_per_s_excluding_encode"], naive["steps_per_s"], "steps/s", "higher"),
-    ]
+    ] + ([
+        row("invert", f"`invert --method lora` steps/s, {steps} steps incl. one-off encode, vs VAE every step",
+            d["lora"]["dsc"]["steps_per_s"], d["lora"]["naive_reencode"]["steps_per_s"], "steps/s", "higher"),
+        row("invert", "`invert --method lora` steps/s per step (long runs) vs VAE every step",
+            d["lora"]["dsc"]["steps_per_s_excluding_encode"], d["lora"]["naive_reencode"]["steps_per_s"],
+            "steps/s", "higher"),
+    ] if "lora" in d else [])
 
 
 def _augment(d: dict) -> list[Row]:
@@ -84,6 +90,9 @@ def _augment(d: dict) -> list[Row]:
     if "peak_rss_mb_after_4n" in d:
         rows.append(row("augment", "peak RSS of the process after 4N vs after N images",
                         d["peak_rss_mb_after_4n"], d["peak_rss_mb_after_n"], "MB", "flat"))
+    for name, r in (d.get("strategies") or {}).items():  # diff-mix, text-to-image vs their own stock pipeline
+        rows.append(row("augment", f"--strategy {name} ({r['images']} images) vs one stock pipeline call per image",
+                        r["dsc_images_per_second"], r["stock_pattern_images_per_second"], "images/s", "higher"))
     return rows
 
 

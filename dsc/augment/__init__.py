@@ -6,8 +6,11 @@ One module per part (docs/commands/augment.md, docs/architecture.md):
   threshold): :func:`effective_settings`;
 - ``ood``: the role of the images, one small object for normal mode and one per ``--ood-strategy``
   (``resolve(mode, ood_strategy)``): OOD or not, second class, default strength, mask, seed role, prompts;
-- ``plan``: the source images and every synthetic image (source row, variant, seed, strength, partner class),
-  a pure function of DATA.h5 and the settings (:func:`image_seed`);
+- ``families``: how a strategy's images are planned (its plugin's ``family``: ``img2img``, ``mix`` for
+  Diff-Mix's soft-labelled inter-class edits, ``text`` for source-free text-to-image), its options and defaults;
+- ``pairs``: Diff-Mix's partner classes by the validation confusion of a real-data classifier;
+- ``plan``: the source images and every synthetic image (source row, variant, seed, strength, partner class,
+  mix weight; source-free images: row -1), a pure function of DATA.h5 and the settings (:func:`image_seed`);
 - ``conditioning``: prompt embeddings (once per distinct prompt), resized sources and edit masks;
 - ``job``: :class:`AugmentJob`, inputs checked, plan made, model loaded, batches generated, provenance;
 - ``shards``: the partial output ``AUG.h5.shards/`` (one atomic file per batch) and its assembly into the

@@ -18,8 +18,9 @@ class Conditioning:
     """Prompt embeddings, computed once per distinct prompt for the whole job (the role's ``Prompts``)."""
 
     def __init__(self, plugin: Any, components: Any, class_names: list[str], settings: AugmentSettings,
-                 role: Role) -> None:
+                 role: Role, family: str = "img2img") -> None:
         self.plugin, self.components, self.names, self.role = plugin, components, class_names, role
+        self.family = family
         self.template = settings.prompt_template
         self.blend_weight = settings.blend_weight
         self.ood_prompt = settings.ood_prompt
@@ -41,7 +42,10 @@ class Conditioning:
         return self.plugin.prompt(self.template, self.names[label])
 
     def for_image(self, p: Planned) -> tuple[Any, Any, str]:
-        """(cond, uncond, recorded prompt) of one planned image."""
+        """(cond, uncond, recorded prompt) of one planned image (Diff-Mix: the partner class's prompt)."""
+        if self.family == "mix":
+            target = self.class_prompt(p.other_label)
+            return self.embed(target), self.embed(""), target
         return self.role.condition(self, p.source_label, p.other_label)
 
 

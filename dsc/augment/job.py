@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from dsc.augment.conditioning import Conditioning, edit_masks, resize
+from dsc.augment.families import family_of
 from dsc.augment.ood import Role, resolve
 from dsc.augment.plan import SEED_FUNCTION, SEED_INPUTS, Planned, plan_images, select_sources
 from dsc.augment.presets import effective_settings
@@ -22,7 +23,7 @@ from dsc.settings import AugmentSettings
 log = logging.getLogger(__name__)
 
 
-def check_inputs(store: Any, s: AugmentSettings, role: Role) -> list[int]:
+def check_inputs(store: Any, s: AugmentSettings, role: Role, family: str = "img2img") -> list[int]:
     """Class ids to generate for; errors for unknown classes, missing masks, too few classes."""
     names = store.classes
     if s.classes:
@@ -44,6 +45,10 @@ def check_inputs(store: Any, s: AugmentSettings, role: Role) -> list[int]:
     if role.needs_other_class and len(class_ids) < 2:
         raise InputError(f"--ood-strategy {role.name} needs at least two classes",
                          hint="use --ood-strategy strength or inpaint-object")
+    if family == "mix" and len(class_ids) < 2:
+        raise InputError(f"--strategy {s.strategy} edits an image toward another class, but only one class "
+                         f"({names[class_ids[0]]}) is chosen",
+                         hint="choose at least two classes (--classes), or use --strategy dafusion")
     return class_ids
 
 
@@ -61,17 +66,19 @@ class AugmentJob:
         self.s = effective_settings(settings, sources)
         self.role = resolve(self.s.mode, self.s.ood_strategy)
         self.sources = sources or {}
+        self.family = family_of(self.s.strategy)
         self.store = open_store(self.data_path, kind="data")
         self.class_names = self.store.classes
-        self.class_ids = check_inputs(self.store, self.s, self.role)
+        self.class_ids = check_inputs(self.store, self.s, self.role, self.family)
         labels, split = self.store.labels, self.store.split
         self.rows = select_sources(labels, split, self.s, self.class_ids)
         if self.rows.size == 0:
             raise InputError(f"{self.data_path} has no {self.s.split} images of the chosen classes",
                              hint="check --split and --classes")
-        self.plan = plan_images(self.rows, labels, self.s, self.class_ids)
         self._check_early()
         self.filter = self._load_filter()
+        self.pairs, self.pairs_record = self._pairs()
+        self.plan = plan_images(self.rows, labels, self.s, self.class_ids, family=self.family, pairs=self.pairs)
         self.components: Any = None
         self.plugin_info: dict[str, Any] = {}
         self.timings = Timings()
@@ -104,6 +111,20 @@ class AugmentJob:
                                 f"{self.data_path} has {', '.join(self.class_names)}",
                                 hint="filter with a run trained on this DATA.h5")
         return filt
+
+    def _pairs(self) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+        """Diff-Mix's partner-class probabilities (``--pairs confusion``: from the --filter run's val confusion)."""
+        if self.family != "mix":
+            return None, None
+        if self.s.pairs != "confusion":
+            return None, {"rule": "uniform"}
+        from dsc import console
+        from dsc.augment import pairs
+
+        with console.status("measuring the --filter classifier's confusion on the val split…"):
+            confusion = pairs.val_confusion(self.filter.predict, self.store, self.class_ids)
+        p = pairs.pair_probabilities(confusion, self.class_ids)
+        return p, pairs.record(p, self.class_ids, str(Path(self.s.filter).resolve()))
 
     @property
     def threshold(self) -> float:
@@ -143,16 +164,18 @@ class AugmentJob:
                         self.s.tokens, manifest["data_fingerprint"], self.store.fingerprint)
         self.plugin_meta = {"name": self.s.strategy, "class": f"{plugin_cls.__module__}.{plugin_cls.__qualname__}",
                             "distribution": info.distribution, "version": info.version}
-        self.cond = Conditioning(self.plugin, self.components, self.class_names, self.s, self.role)
+        self.cond = Conditioning(self.plugin, self.components, self.class_names, self.s, self.role, self.family)
         self.inpaint = self.s.mask != "none"
         self.scheduler_label = f"{self.s.scheduler}:{type(self.scheduler).__name__}"
 
     # -------------------------------------------------------------------------------- generation
     def _sources(self, rows: list[int], cache: dict[int, Any]) -> dict[int, Any]:
         """Encoded sources for ``rows``: reused from the previous batch, else read, resized and encoded."""
-        from dsc.diffusion.generate import encode_source
+        from dsc.diffusion.generate import blank_source, encode_source
 
         out = {r: cache[r] for r in rows if r in cache}
+        if -1 in rows and -1 not in out:  # source-free (text-to-image) images
+            out[-1] = blank_source(self.components.vae, self.components.unet, self.s.resolution)
         todo = [r for r in dict.fromkeys(rows) if r not in out]
         if todo:
             res = self.s.resolution
@@ -195,14 +218,18 @@ class AugmentJob:
     # -------------------------------------------------------------------------------- provenance
     def resume_settings(self) -> dict[str, Any]:
         """The settings a resume must share (``AugmentSettings.resume_view``: without the batch size, since
-        every image has its own generator)."""
-        return self.s.resume_view()
+        every image has its own generator). Strategy options at None (another family's) are left out, so
+        stores of the other strategies keep the plan hash and recipe they had before those options existed."""
+        from dsc.augment.families import OWN_OPTIONS
+
+        return {k: v for k, v in self.s.resume_view().items() if not (k in OWN_OPTIONS and v is None)}
 
     def plan_hash(self) -> str:
         """What a resume must match: DATA.h5, the resume settings and every planned image."""
+        mix = self.family == "mix"
         return json_hash({"data": self.store.fingerprint, "settings": self.resume_settings(),
-                          "plan": [(p.source_index, p.variant, p.seed, p.strength, p.other_label)
-                                   for p in self.plan]})
+                          "plan": [(p.source_index, p.variant, p.seed, p.strength, p.other_label,
+                                    *((p.mix_weight,) if mix else ())) for p in self.plan]})
 
     def root_attrs(self) -> dict[str, Any]:
         """The store's root attributes (``filter`` is added at assembly)."""
@@ -216,10 +243,25 @@ class AugmentJob:
                 "mode": self.s.mode, "ood_strategy": self.role.recorded_strategy,
                 "strategy": self.s.strategy, "source_split": self.s.split,
                 "evaluation_only": self.s.split != "train", "plan_hash": self.plan_hash(), "recipe": self.recipe(),
-                "seed_derivation": {"function": SEED_FUNCTION, "inputs": list(SEED_INPUTS),
-                                    "base_seed": self.s.seed, "role": self.role.seed_role},
+                "seed_derivation": self.seed_derivation(),
                 "extra": {"tokens": self.plugin_info.get("tokens"), "host": prov["host"],
-                          "scheduler": self.scheduler_label, "n_planned": len(self.plan)}}
+                          "scheduler": self.scheduler_label, "n_planned": len(self.plan), "family": self.family,
+                          "plugin_info": {k: v for k, v in self.plugin_info.items()
+                                          if k not in ("tokens", "tokens_manifest")} or None,
+                          **({"mix": {"gamma": self.s.gamma, "pairs": self.pairs_record,
+                                      "label": "argmax of the soft target; a tie (weight 0.5) goes to "
+                                               "other_label"}} if self.family == "mix" else {})}}
+
+    def seed_derivation(self) -> dict[str, Any]:
+        """How every image's seed was made (``dsc.augment.image_seed``), recorded in the store."""
+        inputs = list(SEED_INPUTS)
+        role = self.role.seed_role
+        if self.family != "img2img":
+            role += f":{self.family}"
+        if self.family == "text":  # source-free: the class in place of the source row
+            inputs[inputs.index("source_index")] = "class_label"
+        return {"function": SEED_FUNCTION, "inputs": inputs, "base_seed": self.s.seed, "role": role,
+                "family": self.family}
 
     def recipe(self) -> str:
         """What makes the images but their seeds (the generator's and the few-shot draw's): stores of one recipe

@@ -29,13 +29,19 @@ DEFAULT_MAX_SOURCE_CONFIDENCE = 0.5
 
 
 def effective_settings(settings: AugmentSettings, sources: dict[str, str] | None = None) -> AugmentSettings:
-    """Apply ``preset`` to the values still at their default, then the role's default strength and mask."""
+    """Apply ``preset`` to the values still at their default, then the strategy family's options and defaults
+    (``dsc.augment.families``), then the role's default strength and mask."""
+    from dsc.augment.families import apply_family
+
     sources = sources or {}
     values = settings.model_dump()
+    filled: set[str] = set()
     if settings.preset:
         for key, value in PRESETS[settings.preset][settings.mode].items():
             if sources.get(f"augment.{key}", "default") == "default":
                 values[key] = value
+                filled.add(key)
+    apply_family(values, sources, filled)
     role = resolve(values["mode"], values["ood_strategy"])
     if values["strength"] is None:
         values["strength"] = [role.default_strength]

@@ -1,4 +1,5 @@
-"""``dsc augment --preview N``: a few real images beside their variants, one labelled figure, no store."""
+"""``dsc augment --preview N``: a few real images beside their variants, one labelled figure, no store.
+Source-free (text-to-image) images have no real image: each row shows up to ``--per-image`` images of one class."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ def run_preview(data: Path, output: Path, settings: AugmentSettings, sources: di
     if n < 1:
         raise ConfigError("--preview needs a number of images >= 1")
     job = AugmentJob(data, settings, sources)
+    if job.family == "text":
+        return _preview_text(job, output, n)
     chosen = _spread(job, n)
     keep = set(chosen)
     plan = [p for p in job.plan if p.source_index in keep]
@@ -52,10 +55,38 @@ def run_preview(data: Path, output: Path, settings: AugmentSettings, sources: di
         for p, im in zip(batch, images, strict=True):
             name = names[p.source_label] + (f" + {names[p.other_label]}" if p.other_label >= 0 else "")
             what = ("OOD, " if job.role.is_ood else "") + f"strength {p.strength:.2f}"
+            if job.family == "mix":  # Diff-Mix: toward the partner class, with its soft-label weight
+                name = f"{names[p.source_label]} → {names[p.other_label]}"
+                what += f", weight {p.mix_weight:.2f}"
             tiles[p.source_index].append(Tile(im, tile_label(name, what, p.seed)))
     real = resize(job.store.images(chosen), job.s.resolution)
     rows = [[Tile(real[i], tile_label(names[int(labels[r])], f"real image, row {r}")), *tiles[r]]
             for i, r in enumerate(chosen)]
     write_tile_grid(output, rows)
+    job.store.close()
+    return output
+
+
+def _preview_text(job: AugmentJob, output: Path, n: int) -> Path:
+    """Text-to-image: ``n`` rows over the classes (round-robin), each up to ``--per-image`` images of one class."""
+    from dsc.report.figures.tiles import Tile, tile_label, write_tile_grid
+
+    by_class: dict[int, list[Any]] = {}
+    for p in job.plan:
+        by_class.setdefault(p.source_label, []).append(p)
+    rows: list[list[Any]] = []
+    while len(rows) < n and any(by_class.values()):
+        for plans in by_class.values():
+            if plans and len(rows) < n:
+                rows.append(plans[:job.s.per_image])
+                del plans[:job.s.per_image]
+    job.load()
+    names = job.store.classes
+    grid = []
+    for row in rows:
+        images, _, _ = job.generate(row, {})
+        grid.append([Tile(im, tile_label(names[p.source_label], "text-to-image, no source", p.seed))
+                     for p, im in zip(row, images, strict=True)])
+    write_tile_grid(output, grid)
     job.store.close()
     return output

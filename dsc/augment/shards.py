@@ -52,14 +52,16 @@ def list_shards(folder: Path) -> list[tuple[int, int, Path]]:
 
 
 def batch_columns(job: AugmentJob, batch: list[Planned], images: np.ndarray, prompts: list[str]) -> dict[str, Any]:
-    """The store columns of one generated batch."""
+    """The store columns of one generated batch (``labels``: the dominant class of a Diff-Mix image's soft target,
+    ``mix_weight``: the weight of ``other_label`` in it, 0 for every unmixed image)."""
     s, n, role = job.s, len(batch), job.role
     return dict(
-        images=images, labels=np.array([role.label(p.source_label) for p in batch], dtype=np.int64),
+        images=images, labels=np.array([role.label(p.label) for p in batch], dtype=np.int64),
         is_ood=np.full(n, role.is_ood), source_label=np.array([p.source_label for p in batch], dtype=np.int64),
         source_index=np.array([p.source_index for p in batch], dtype=np.int64),
         variant=np.array([p.variant for p in batch], dtype=np.int32),
         other_label=np.array([p.other_label for p in batch], dtype=np.int64),
+        mix_weight=np.array([p.mix_weight for p in batch], dtype=np.float32),
         split=np.array([s.split] * n), strategy=np.array([s.strategy] * n), prompt=np.array(prompts),
         strength=np.array([p.strength for p in batch], dtype=np.float32),
         guidance=np.full(n, s.guidance, dtype=np.float32), steps=np.full(n, s.steps, dtype=np.int32),
@@ -68,8 +70,10 @@ def batch_columns(job: AugmentJob, batch: list[Planned], images: np.ndarray, pro
 
 
 def apply_filter(job: AugmentJob, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Score a generated batch; keep the accepted rows (with ``filter_score``), add ``rej_*`` records."""
-    scores = job.filter(columns["images"], columns["source_label"])
+    """Score a generated batch; keep the accepted rows (with ``filter_score``), add ``rej_*`` records. The score is
+    the probability of the image's label (its source class for OOD images, the dominant class of a mix)."""
+    scored = np.where(columns["is_ood"], columns["source_label"], columns["labels"])
+    scores = job.filter(columns["images"], scored)
     keep = job.keep(scores)
     out = {k: v[keep] for k, v in columns.items()}
     out["filter_score"] = scores[keep].astype(np.float32)
@@ -88,7 +92,8 @@ def summary(columns: dict[str, np.ndarray], class_names: list[str],
     labels = set(src.tolist()) | (set(rejected.tolist()) if rejected is not None else set())
     for label in sorted(labels):
         sel = src == label
-        row = {"sources": int(np.unique(sidx[sel]).size), "images": int(sel.sum()), "ood": int(ood[sel].sum()),
+        row = {"sources": int(np.unique(sidx[sel & (sidx >= 0)]).size), "images": int(sel.sum()),
+               "ood": int(ood[sel].sum()),
                "mean_strength": round(float(strength[sel].mean()), 4) if sel.any() else 0.0}
         if rejected is not None:  # --filter: images = accepted
             n_rej = int((rejected == label).sum())

@@ -14,6 +14,7 @@ SRC = "Source images"
 OOD = "Out-of-distribution"
 MODEL = "Model"
 FILTER = "Confidence filter"
+STRATEGY = "Strategy options"
 
 
 def _floats(value: str | None, what: str) -> list[float] | None:
@@ -32,7 +33,8 @@ def augment(
                                          show_default=False)],
     model: Annotated[str | None, typer.Option(help="Hub id, diffusers folder, .safetensors file or `tiny`.",
                                               rich_help_panel=MODEL)] = None,
-    tokens: Annotated[Path | None, typer.Option(help="TOKENS/ folder from `dsc invert` (strategy dafusion).",
+    tokens: Annotated[Path | None, typer.Option(help="TOKENS/ folder from `dsc invert` (dafusion; optional for "
+                                                     "diff-mix, text-to-image).",
                                                 rich_help_panel=MODEL)] = None,
     revision: Annotated[str | None, typer.Option(help="Hub revision of --model.", rich_help_panel=MODEL)] = None,
     local_files_only: Annotated[bool | None, typer.Option("--local-files-only/--allow-download",
@@ -40,7 +42,8 @@ def augment(
                                                           show_default=False)] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N, mps.", rich_help_panel=MODEL)] = None,
     dtype: Annotated[str | None, typer.Option(help="auto, float32, float16, bfloat16.", rich_help_panel=MODEL)] = None,
-    strategy: Annotated[str | None, typer.Option(help="Augmenter plugin: dafusion, real-guidance, ...",
+    strategy: Annotated[str | None, typer.Option(help="Augmenter plugin: dafusion, real-guidance, diff-mix, "
+                                                      "text-to-image, ...",
                                                  rich_help_panel=GEN)] = None,
     mode: Annotated[str | None, typer.Option(help="normal (positives) or ood (negatives).",
                                              rich_help_panel=GEN)] = None,
@@ -73,6 +76,15 @@ def augment(
                                                    rich_help_panel=OOD)] = None,
     blend_weight: Annotated[float | None, typer.Option(help="blend: weight of the other class.",
                                                        rich_help_panel=OOD)] = None,
+    per_class: Annotated[int | None, typer.Option("--per-class", help="text-to-image: images per class (default: "
+                                                  "--per-image x the class's source images).",
+                                                  rich_help_panel=STRATEGY, show_default=False)] = None,
+    gamma: Annotated[float | None, typer.Option(help="diff-mix: the partner class's soft-label weight is "
+                                                     "strength**gamma (default 0.8).", rich_help_panel=STRATEGY,
+                                                show_default=False)] = None,
+    pairs: Annotated[str | None, typer.Option(help="diff-mix: partner class drawn uniform (default) or by "
+                                                   "confusion (of --filter RUN's classifier on val).",
+                                              rich_help_panel=STRATEGY, show_default=False)] = None,
     split: Annotated[str | None, typer.Option(help="Source split: train; val/test make an evaluation-only "
                                                    "store.", rich_help_panel=SRC)] = None,
     classes: Annotated[str | None, typer.Option(help="Only these classes (comma separated).",
@@ -115,6 +127,7 @@ def augment(
                        steps=steps, scheduler=scheduler, prompt_template=prompt_template, mask=mask,
                        mask_dilation=mask_dilation, resolution=resolution, batch_size=batch_size, seed=seed,
                        ood_strategy=ood_strategy, ood_prompt=ood_prompt, blend_weight=blend_weight, split=split,
+                       per_class=per_class, gamma=gamma, pairs=pairs,
                        classes=split_csv(classes), examples_per_class=examples_per_class, few_shot_seed=few_shot_seed,
                        filter=filter_, min_confidence=min_confidence,
                        max_source_confidence=max_source_confidence)

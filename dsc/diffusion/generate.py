@@ -1,10 +1,11 @@
-"""Batched image-to-image (SDEdit) and masked generation, faithful to stock diffusers pipelines.
+"""Batched image-to-image (SDEdit), masked and text-to-image generation, faithful to stock diffusers pipelines.
 
 One call denoises many synthetic images at once: several source images x variants, each with its own
 ``torch.Generator`` and its own strength. The result for one image is what stock
-``StableDiffusionImg2ImgPipeline`` (no mask) or ``StableDiffusionInpaintPipeline`` (mask) returns for that
-image alone with the same prompt embeddings, generator and scheduler (tests/diffusion/test_generate.py
-checks this image for image). What differs is only how the work is shared:
+``StableDiffusionImg2ImgPipeline`` (no mask), ``StableDiffusionInpaintPipeline`` (mask) or, for a source-free
+request (``blank_source``: no image, pure noise start), ``StableDiffusionPipeline`` returns for that image alone
+with the same prompt embeddings, generator and scheduler (tests/diffusion/test_generate*.py check this image
+for image). What differs is only how the work is shared:
 
 - each source image is VAE-encoded once (``encode_source``); its posterior (mean, std) is kept and every
   variant draws its own latent sample from it with its own generator, as the stock pipeline's
@@ -37,15 +38,28 @@ from dsc.errors import ConfigError
 
 @dataclass
 class Source:
-    """One source image, VAE-encoded once; all its variants reuse the posterior."""
+    """One source image, VAE-encoded once; all its variants reuse the posterior (``free``: no image at all)."""
 
-    pixels: np.ndarray  # uint8 [H, W, 3], what pasting copies from
+    pixels: np.ndarray | None  # uint8 [H, W, 3], what pasting copies from (None when ``free``)
     mean: torch.Tensor  # [1, C, h, w] VAE posterior mean
     std: torch.Tensor  # [1, C, h, w]
     edit_mask: np.ndarray | None = None  # bool [H, W]: True where pixels may change
     latent_mask: torch.Tensor | None = None  # [1, 1, h, w] float 0/1
     masked_mean: torch.Tensor | None = None  # posterior of the masked image (9-channel UNets only)
     masked_std: torch.Tensor | None = None
+    free: bool = False  # source-free (text-to-image): ``mean`` only gives the latent shape
+
+
+def blank_source(vae: Any, unet: Any, size: int) -> Source:
+    """The stand-in source of a text-to-image request: no pixels, the latent shape of a ``size`` px image.
+
+    Its images start from pure noise scaled by ``init_noise_sigma`` and run every step, as the stock
+    ``StableDiffusionPipeline`` (``prepare_latents``) does; the generator draws only that noise.
+    """
+    scale = 2 ** (len(vae.config.block_out_channels) - 1)
+    zeros = torch.zeros((1, int(unet.config.in_channels), size // scale, size // scale), device=unet.device,
+                        dtype=unet.dtype)
+    return Source(pixels=None, mean=zeros, std=zeros, free=True)
 
 
 @dataclass
@@ -155,27 +169,44 @@ def _check_requests(unet: Any, requests: list[Request], inpaint: bool) -> None:
                           hint="use --mask object or background, or a non-inpainting model")
     if inpaint and any(r.source.latent_mask is None for r in requests):
         raise ValueError("inpainting requests need sources encoded with an edit mask")
+    if any(r.source.free and r.strength != 1.0 for r in requests):
+        raise ValueError("source-free (text-to-image) requests run at strength 1.0")
 
 
-def _strength_groups(base: Any, requests: list[Request], steps: int) -> dict[float, _Group]:
-    """One group per strength, each with its own scheduler copy starting at its own index."""
+def _strength_groups(base: Any, requests: list[Request], steps: int) -> dict[tuple[float, bool], _Group]:
+    """One group per strength (source-free requests apart), each with its own scheduler copy starting at its own
+    index (text-to-image: index 0 and no begin index, as the stock text-to-image pipeline)."""
     order = getattr(base, "order", 1)
-    groups: dict[float, _Group] = {}
+    groups: dict[tuple[float, bool], _Group] = {}
     for i, req in enumerate(requests):
         check_strength(steps, req.strength)
-        if req.strength not in groups:
-            start = start_index(steps, req.strength, order)
+        key = (req.strength, req.source.free)
+        if key not in groups:
+            start = 0 if req.source.free else start_index(steps, req.strength, order)
             sched = copy.deepcopy(base)
-            if hasattr(sched, "set_begin_index"):
+            if hasattr(sched, "set_begin_index") and not req.source.free:
                 sched.set_begin_index(start)
-            groups[req.strength] = _Group(start, sched, [])
-        groups[req.strength].members.append(i)
+            groups[key] = _Group(start, sched, [])
+        groups[key].members.append(i)
     return groups
+
+
+def _start_noise(run: _Loop, g: _Group) -> None:
+    """A source-free group: pure noise times ``init_noise_sigma`` (stock ``prepare_latents``), one draw each."""
+    reqs = [run.requests[i] for i in g.members]
+    shape = tuple(reqs[0].source.mean.shape[1:])
+    g.noise = torch.cat([_randn((1, *shape), r.generator, run.device, run.dtype) for r in reqs])
+    g.x0 = torch.zeros_like(g.noise)
+    g.latents = g.noise * g.scheduler.init_noise_sigma
+    g.extra = _step_kwargs(g.scheduler, [r.generator for r in reqs])
 
 
 def _start_latents(run: _Loop, g: _Group, strength: float) -> None:
     """Draw a group's clean latents and noise and noise them to its start timestep."""
     reqs = [run.requests[i] for i in g.members]
+    if reqs[0].source.free:
+        _start_noise(run, g)
+        return
     shape = tuple(reqs[0].source.mean.shape[1:])
     device, dtype = run.device, run.dtype
     x0, noise = [], []
@@ -247,7 +278,7 @@ def denoise(vae: Any, unet: Any, scheduler: Any, requests: list[Request], *, ste
                 inpaint=inpaint, cfg=guidance > 1 and unet.config.time_cond_proj_dim is None,
                 guidance=guidance, scaling=vae.config.scaling_factor)
     groups = _strength_groups(base, requests, steps)
-    for strength, g in groups.items():
+    for (strength, _free), g in groups.items():
         _start_latents(run, g, strength)
 
     ordered = sorted(groups.values(), key=lambda g: g.start)

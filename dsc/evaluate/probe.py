@@ -169,7 +169,7 @@ def _few_shot(train_sets: list[FeatureSet], stores: list[Store], data: Store, ru
     out = []
     for fs, store in zip(train_sets, stores, strict=True):
         sources = fs.rows if store is data else store.column("source_index").astype(np.int64)[fs.rows]
-        keep = np.isin(sources, drawn)
+        keep = np.isin(sources, drawn) | (sources < 0)  # source-free (text-to-image) rows saw no real image
         out.append(FeatureSet(fs.key, fs.features[torch.from_numpy(keep)], fs.labels[keep], fs.rows[keep]))
     log.info("few-shot run (%d per class, draw seed %d): the probe is fitted on %d real train images", k, seed,
              len(out[0].rows))

@@ -206,6 +206,15 @@ class Store:
         return np.zeros(len(self), dtype=bool)
 
     @cached_property
+    def mix_weight(self) -> np.ndarray:
+        """float32 weight of ``other_label`` in each row's soft target (``/samples/mix_weight``, schema 3: Diff-Mix
+        images; the soft target is ``(1 - w) * y[source_label] + w * y[other_label]``). All zeros without the
+        column (older stores, data stores): every such row is a hard label."""
+        if "mix_weight" in self._columns:
+            return self.column("mix_weight").astype(np.float32)
+        return np.zeros(len(self), dtype=np.float32)
+
+    @cached_property
     def holdout_classes(self) -> list[str]:
         """Names of the held-out classes (``/classes/holdout_names``), in the order of ``holdout_label``."""
         values = self.class_array("holdout_names") if self._has_classes else None

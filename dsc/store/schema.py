@@ -13,7 +13,10 @@ import numpy as np
 FORMAT = "dsc-store"
 #: 2: synthetic stores record each image's seed inputs (``base_seed``, ``ood_strategy`` columns and the
 #: ``seed_derivation`` attribute) and derive seeds from the mode too; schema 1 stores are still read.
-SCHEMA_VERSION = 2
+#: 3: synthetic stores have ``mix_weight`` (the weight of ``other_label`` in a Diff-Mix image's soft target, 0 for
+#: every other image; a store without the column reads as all zeros) and may hold source-free images
+#: (text-to-image: ``source_index`` -1); schema 1 and 2 stores are still read.
+SCHEMA_VERSION = 3
 
 #: What a store holds: real images (``subset``), synthetic images (``augment``), features (``probe``).
 KINDS = ("data", "synthetic", "embeddings")
@@ -56,7 +59,8 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column("holdout_label", np.int64, "int"),
     Column("is_ood", np.bool_, "bool"), Column("source_label", np.int64, "int"),
     Column("source_index", np.int64, "int"), Column("variant", np.int32, "int"),
-    Column("other_label", np.int64, "int"), Column("strategy", str, "str"), Column("prompt", str, "str"),
+    Column("other_label", np.int64, "int"), Column("mix_weight", np.float32, "float"),
+    Column("strategy", str, "str"), Column("prompt", str, "str"),
     Column("strength", np.float32, "float"), Column("guidance", np.float32, "float"),
     Column("steps", np.int32, "int"), Column("scheduler", str, "str"), Column("seed", np.int64, "int"),
     Column("base_seed", np.int64, "int"), Column("ood_strategy", str, "str"),
@@ -70,7 +74,7 @@ KIND_COLUMNS: dict[str, tuple[str, ...]] = {
     "data": ("digest", "images", "masks", "labels", "split", "group", "source", "meta", "holdout",
              "holdout_label"),
     "synthetic": ("digest", "images", "labels", "is_ood", "source_label", "source_index", "variant",
-                  "other_label", "split", "strategy", "prompt", "strength", "guidance", "steps", "scheduler",
+                  "other_label", "mix_weight", "split", "strategy", "prompt", "strength", "guidance", "steps", "scheduler",
                   "seed", "base_seed", "ood_strategy", "filter_score"),
     "embeddings": ("digest", "features", "labels", "split", "set", "row"),
 }

@@ -259,7 +259,8 @@ class StoreWriter:
 
     # ----------------------------------------------------------------------------------- completion
     def fingerprint(self) -> str:
-        """Content identity: classes, digests, labels and splits (hex, 16 chars)."""
+        """Content identity: classes, digests, labels and splits (hex, 16 chars); the soft targets of mixed rows
+        (``other_label``, ``mix_weight``) when any row is mixed (so every unmixed store keeps its fingerprint)."""
         h = hashlib.sha256()
         names = self.h5["classes"]["names"][()] if "names" in self.h5["classes"] else []
         h.update(json.dumps([n.decode() if isinstance(n, bytes) else str(n) for n in names]).encode())
@@ -267,6 +268,10 @@ class StoreWriter:
             if key in self.samples:
                 h.update(np.asarray(self.samples[key][()]).tobytes() if key != "split" else
                          "\n".join(s.decode() for s in self.samples[key][()]).encode())
+        if "mix_weight" in self.samples and np.any(self.samples["mix_weight"][()]):
+            for key in ("other_label", "mix_weight"):
+                if key in self.samples:
+                    h.update(np.asarray(self.samples[key][()]).tobytes())
         return h.hexdigest()[:16]
 
     def finalize(self) -> Path:

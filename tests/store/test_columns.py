@@ -81,8 +81,8 @@ def test_the_schema_pins_the_dtypes_stores_have_always_had():
     """Changing one of these changes the file format: that needs a new SCHEMA_VERSION and a docs entry."""
     want = {"data": "labels:int64 split:str group:str source:str meta:str holdout:bool holdout_label:int64",
             "synthetic": "labels:int64 is_ood:bool source_label:int64 source_index:int64 variant:int32 "
-                         "other_label:int64 split:str strategy:str prompt:str strength:float32 guidance:float32 "
-                         "steps:int32 scheduler:str seed:int64 base_seed:int64 ood_strategy:str",
+                         "other_label:int64 mix_weight:float32 split:str strategy:str prompt:str strength:float32 "
+                         "guidance:float32 steps:int32 scheduler:str seed:int64 base_seed:int64 ood_strategy:str",
             "embeddings": "labels:int64 split:str set:str row:int64"}
     for kind, spec in want.items():
         got = " ".join(f"{c.name}:{'str' if c.dtype is str else np.dtype(c.dtype).name}" for c in row_columns(kind))
