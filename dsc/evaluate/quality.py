@@ -112,7 +112,7 @@ def _assess_store(path: Path, data: Any, space: Any, ref: _Reference, predict: C
     check_same_source(data, syn, training=False)
     n = len(syn)
     is_ood = syn.is_ood
-    src = (syn.column("source_label") if syn.has("source_label") else syn.labels).astype(np.int64)
+    src = syn.row_classes
     entry: dict[str, Any] = {"path": str(path), "fingerprint": syn.fingerprint, "n": int(n),
                              "n_ood": int(is_ood.sum()), "classes": {}}
     all_normal: list[np.ndarray] = []

@@ -89,7 +89,7 @@ def samples_grid(path: Path, data_path: Path, synthetic_paths: list[Path], *, pe
         real = pick(data, train[data.labels[train] == c])
         normal, ood = [], []
         for s in syn:
-            src = (s.column("source_label") if s.has("source_label") else s.labels).astype(np.int64)
+            src = s.row_classes
             flag = s.is_ood
             normal.append(pick(s, np.flatnonzero((src == c) & ~flag)))
             ood.append(pick(s, np.flatnonzero((src == c) & flag)))

@@ -215,6 +215,15 @@ class Store:
         return np.zeros(len(self), dtype=np.float32)
 
     @cached_property
+    def row_classes(self) -> np.ndarray:
+        """The class each row is shown and assessed under: its label for in-distribution rows (a Diff-Mix
+        image's dominant class), the class it was made from (``source_label``) for OOD rows (label -1)."""
+        labels = self.labels.astype(np.int64)
+        if not self.has("source_label"):
+            return labels
+        return np.where(self.is_ood, self.column("source_label").astype(np.int64), labels)
+
+    @cached_property
     def holdout_classes(self) -> list[str]:
         """Names of the held-out classes (``/classes/holdout_names``), in the order of ``holdout_label``."""
         values = self.class_array("holdout_names") if self._has_classes else None

@@ -148,6 +148,12 @@ def _estimate(stages: Stages) -> None:
         stage.amount = len(known) * steps if known is not None else None
     for stage in [*stages.stores.values(), *stages.evaluation.values()]:
         s = stage.settings
+        if s.per_class is not None:   # text-to-image: M per class, no source images
+            n = len(s.classes) if s.classes else len(known) if known is not None else None
+            stage.work = f"{count(n * s.per_class, 'image')} ({n} x {s.per_class})" if n else \
+                f"{s.per_class} per class"
+            stage.unit, stage.amount = "images", n * s.per_class if n else None
+            continue
         if known is None:
             stage.work = f"{s.per_image} per drawn image"
             continue
