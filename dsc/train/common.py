@@ -101,6 +101,10 @@ def load_data(inputs: TrainingInputs, settings: TrainSettings, *, use_negatives:
     if bool(syn.mixed.any()):  # only stores with soft labels add the key (older run.json files stay as they were)
         data.counts["synthetic_mixed"] = int(syn.mixed.sum())
     if settings.synthetic_policy == "view" and len(syn):
+        free = int((syn.source_index < 0).sum())
+        if free:   # text-to-image images: no real image for them to stand in for
+            log.warning("%d synthetic images have no source image (text-to-image): --synthetic-policy view never "
+                        "uses them; train with --synthetic-policy extra to use them", free)
         data.synthetic, data.variants = syn, VariantIndex(syn.source_index)
     return data
 

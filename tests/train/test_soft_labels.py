@@ -252,3 +252,27 @@ def test_cli_mix_settings_without_synthetic_warn(stores, run_dsc):
     res = run_dsc("pretrain", stores["data"], "--backbone", "timm:test_resnet", "--image-size", "16",
                   "--batch-size", "12", "--epochs", "1", "--mix-label", "drop", "-o", "run")
     assert res.code == 0 and "--mix-label drop (from the command line) has no effect without --synthetic" in res.err
+
+
+def test_view_policy_warns_that_source_free_images_go_unused(stores, tmp_path, caplog):
+    """Text-to-image rows (source_index -1) have no real image to stand in for: `view` says it skips them."""
+    import logging
+
+    import h5py
+
+    from dsc.data.stores import open_inputs
+    from dsc.settings import BaselineSettings
+    from dsc.train.common import load_data
+
+    with h5py.File(stores["synthetic"], "r+") as h5:
+        idx = h5["samples/source_index"][...]
+        idx[:3] = -1
+        h5["samples/source_index"][...] = idx
+    inputs = open_inputs(stores["data"], [stores["synthetic"]], [])
+    with caplog.at_level(logging.WARNING):
+        load_data(inputs, BaselineSettings(synthetic_policy="view", image_size=32), use_negatives=False)
+    assert "3 synthetic images have no source image" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        load_data(inputs, BaselineSettings(synthetic_policy="extra", image_size=32), use_negatives=False)
+    assert "no source image" not in caplog.text
