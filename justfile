@@ -51,6 +51,15 @@ demo-few-shot: setup
     dsc study examples/study-fewshot.toml --dry-run
     dsc study examples/study-fewshot.toml --force --markdown demo-out/fewshot/report.md
 
+# Every synthetic-data strategy in one study (examples/study-strategies.toml): DA-Fusion with tokens and with a
+# LoRA, Real Guidance, Diff-Mix (soft labels) and text-to-image, one named arm each, against real data only.
+demo-strategies: setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
+    dsc study examples/study-strategies.toml --dry-run
+    dsc study examples/study-strategies.toml --force --markdown demo-out/strategies/report.md
+
 # Run the test suite (slow end-to-end tests included).
 test *args: setup
     {{bin}}/python -m pytest -q {{args}}

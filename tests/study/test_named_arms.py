@@ -150,3 +150,23 @@ def test_a_recipe_may_learn_its_own_token_set_for_its_arm(tmp_path):
     path.write_text(bad)
     with pytest.raises(ConfigError, match="invert must be a table"):
         load_study(path)
+
+
+def test_the_strategies_example_plans_every_strategy(tmp_path, monkeypatch):
+    """examples/study-strategies.toml (`just demo-strategies`) is valid and self-contained: one arm per
+    strategy dsc has, each store built per seed, LoRA tokens for its own arm."""
+    import tomllib
+
+    from dsc import registry
+    from dsc.study import run_study
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "study-strategies.toml"
+    doc = tomllib.loads(example.read_text())
+    strategies = {r.get("strategy", "dafusion") for r in doc["augment"].values()}
+    builtin = {p.name for p in registry.list_plugins("augmenter") if p.distribution == "dsc"}
+    assert strategies == builtin   # every strategy dsc ships
+    monkeypatch.chdir(tmp_path)
+    result = run_study(example, dry_run=True)
+    kinds = [s["kind"] for s in result.stages]
+    assert kinds.count("data") == 1 and kinds.count("tokens") == 4 and kinds.count("store") == 10
+    assert result.pending_runs == 2 * 6 * 2
