@@ -148,7 +148,7 @@ def load_stages(spec: StudySpec, doc: dict[str, Any], path: Path) -> Stages:
     invert = doc.get("invert")
     if invert is not None:
         _refuse_study_keys(invert, "[invert]", path, ("classes",))
-        if not any("tokens" not in r and "invert" not in r for r in recipes.values()):
+        if not any("tokens" not in r and "invert" not in r and _takes_tokens(r) for r in recipes.values()):
             raise ConfigError(f"study file {path}: [invert] is given but no [augment.NAME] recipe uses its tokens",
                               hint="add a recipe without its own tokens = ..., or remove [invert]")
     cells = sorted({cell_seeds(spec, shots, seed) for shots in spec.shots for seed in spec.seeds},
@@ -185,7 +185,7 @@ def _store(stages: Stages, name: str, recipe: dict[str, Any], cell: CellSeeds, i
     tokens = None
     values = {k: learn[k] for k in INHERITED if learn and k in learn and k not in recipe}
     values.update(recipe)
-    if learn is not None and "tokens" not in recipe:
+    if learn is not None and "tokens" not in recipe and _takes_tokens(recipe):
         at, key = tokens_cell or cell, name if own is not None else ""
         tokens = stages.tokens.get((at, key)) or _tokens_stage(stages, learn, at, folder, spec, path, key)
         values["tokens"] = str(tokens.path)
@@ -193,6 +193,15 @@ def _store(stages: Stages, name: str, recipe: dict[str, Any], cell: CellSeeds, i
     settings, sources = resolve_section("augment", values, f"study file {path} [augment.{name}] ({cell.label})",
                                  full_keys=True)
     return Stage("store", folder / f"{name}{cell.suffix}.h5", settings, sources, spec.data, cell, name, tokens)
+
+
+def _takes_tokens(recipe: dict[str, Any]) -> bool:
+    """Whether the recipe's strategy reads learned tokens (the DA-Fusion family; real-guidance does not, so
+    its stores neither wait for nor depend on a token set)."""
+    from dsc import registry
+
+    strategy = recipe.get("strategy", "dafusion")
+    return "tokens" in registry.get_plugin("augmenter", strategy).Options.model_fields
 
 
 def _check_recipe_use(spec: StudySpec, recipes: dict[str, dict[str, Any]], path: Path) -> None:

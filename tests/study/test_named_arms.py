@@ -170,3 +170,7 @@ def test_the_strategies_example_plans_every_strategy(tmp_path, monkeypatch):
     kinds = [s["kind"] for s in result.stages]
     assert kinds.count("data") == 1 and kinds.count("tokens") == 4 and kinds.count("store") == 10
     assert result.pending_runs == 2 * 6 * 2
+    study = load_study(example)
+    upstream = {name: stage.tokens for (name, _), stage in study.stages.stores.items()}
+    assert upstream["real-guidance"] is None   # the class name: no token set to wait for or depend on
+    assert upstream["diff-mix"] is not None and "tokens-dafusion-lora" in str(upstream["dafusion-lora"].path)
