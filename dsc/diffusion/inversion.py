@@ -265,12 +265,21 @@ class ClassBatchSource:
         import torch
 
         idx = self._next_indices(batch_size)
-        templ = torch.randint(0, self.prompt_ids.shape[0], (batch_size,), generator=self.generator)
+        templ = torch.randint(0, self.n_templates, (batch_size,), generator=self.generator)
         shape = (batch_size, *self.mean.shape[1:])
         eps = torch.randn(shape, generator=self.generator)
         noise = torch.randn(shape, generator=self.generator)
         timesteps = torch.randint(0, self.num_train_timesteps, (batch_size,), generator=self.generator)
-        return idx, self.prompt_ids[templ], eps, noise, timesteps
+        return idx, self.prompts(idx, templ), eps, noise, timesteps
+
+    @property
+    def n_templates(self) -> int:
+        """How many prompt templates a draw chooses from."""
+        return int(self.prompt_ids.shape[0])
+
+    def prompts(self, idx: list[int], templ: torch.Tensor) -> torch.Tensor:
+        """Input ids of the drawn images: the class's prompt of each drawn template."""
+        return self.prompt_ids[templ]
 
     def latents(self, idx: list[int], eps: torch.Tensor) -> torch.Tensor:
         """A posterior sample of the chosen images, scaled like diffusers' training scripts."""

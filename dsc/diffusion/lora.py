@@ -180,18 +180,14 @@ class JointBatchSource(inversion.ClassBatchSource):
 
     labels: torch.Tensor | None = None
 
-    def draw(self, batch_size: int) -> tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """As ``ClassBatchSource.draw`` (the same draws in the same order), each image prompted as its class."""
-        import torch
+    @property
+    def n_templates(self) -> int:
+        return int(self.prompt_ids.shape[1])
 
+    def prompts(self, idx: list[int], templ: torch.Tensor) -> torch.Tensor:
+        """Each drawn image prompted as its own class (the same draws, in the same order, as per class)."""
         assert self.labels is not None
-        idx = self._next_indices(batch_size)
-        templ = torch.randint(0, self.prompt_ids.shape[1], (batch_size,), generator=self.generator)
-        shape = (batch_size, *self.mean.shape[1:])
-        eps = torch.randn(shape, generator=self.generator)
-        noise = torch.randn(shape, generator=self.generator)
-        timesteps = torch.randint(0, self.num_train_timesteps, (batch_size,), generator=self.generator)
-        return idx, self.prompt_ids[self.labels[idx], templ], eps, noise, timesteps
+        return self.prompt_ids[self.labels[idx], templ]
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint needs besides the generator: the rest of the current epoch's order."""

@@ -27,9 +27,9 @@ def _settings(**kw) -> AugmentSettings:
     return AugmentSettings(**{**base, **kw})
 
 
-def _same(a: Path, b: Path, exact: bool = True) -> None:
+def _same(a: Path, b: Path, exact: bool = True, columns: tuple[str, ...] = META) -> None:
     sa, sb = Store(a), Store(b)
-    for col in META:
+    for col in columns:
         np.testing.assert_array_equal(sa.column(col), sb.column(col))
     ia, ib = sa.images(slice(None)), sb.images(slice(None))
     if exact:

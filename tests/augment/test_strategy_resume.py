@@ -20,6 +20,8 @@ from dsc.settings import AugmentSettings
 from dsc.store import Store
 from dsc.testing import MASKED_RES
 
+from .test_augment_resume import _same as same
+
 STRATEGIES = {"diff-mix": dict(strength=[0.5, 0.9]), "text-to-image": dict(per_class=4)}
 META = ("source_index", "variant", "seed", "strength", "labels", "other_label", "mix_weight", "prompt")
 
@@ -31,11 +33,7 @@ def _settings(strategy: str, **kw) -> AugmentSettings:
 
 
 def _same(a: Path, b: Path, exact: bool = True) -> None:
-    sa, sb = Store(a), Store(b)
-    for col in META:
-        np.testing.assert_array_equal(sa.column(col), sb.column(col))
-    ia, ib = sa.images(slice(None)), sb.images(slice(None))
-    assert np.abs(ia.astype(int) - ib).max() <= (0 if exact else 1)
+    same(a, b, exact, columns=META)
 
 
 @pytest.fixture(scope="module")
