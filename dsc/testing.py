@@ -339,3 +339,25 @@ def run_cmd(cmd: list[str], cwd: Path, timeout: float = 240) -> subprocess.Compl
     if proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     return proc
+
+
+def kill_augment_after_first_batch(cmd: list[str], out: Path, cwd: Path, cache: Path) -> bool:
+    """Start ``cmd`` (a `dsc augment` writing ``out``) and SIGKILL it once its first batch is on disk; False
+    when it finished before it could be killed (the caller skips). Asserts that no store was left behind."""
+    import signal
+    import time
+
+    shards = out.with_name(out.name + ".shards")
+    env = {**os.environ, "DSC_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if any(shards.glob("rows-*.npz")):  # killed at once after the first batch: mid-run
+            break
+        time.sleep(0.01)
+    if proc.poll() is not None:
+        return False
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    return True

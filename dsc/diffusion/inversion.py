@@ -217,23 +217,27 @@ class TokenTrainer:
 
     def backward(self, loss: torch.Tensor, accumulation: int) -> None:
         scaled = loss / accumulation
-        if self.scaler is not None:
-            self.scaler.scale(scaled).backward()
-        else:
-            scaled.backward()
+        (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
 
     def update(self) -> None:
         """One optimizer step (constant learning rate after a linear warm-up)."""
         self.updates += 1
-        factor = min(1.0, self.updates / self.warmup) if self.warmup > 0 else 1.0
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.lr * factor
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        warmed_step(self.optimizer, self.scaler, [self.lr], self.updates, self.warmup)
+
+
+def warmed_step(optimizer: Any, scaler: Any, base_lrs: list[float], updates: int, warmup: int) -> None:
+    """One optimizer step, each group's learning rate ramped linearly over the first ``warmup`` updates
+    (``updates`` counts this one), through the gradient scaler when there is one."""
+    factor = min(1.0, updates / warmup) if warmup > 0 else 1.0
+    lrs = base_lrs * len(optimizer.param_groups) if len(base_lrs) == 1 else base_lrs
+    for group, base in zip(optimizer.param_groups, lrs, strict=True):
+        group["lr"] = base * factor
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 @dataclass

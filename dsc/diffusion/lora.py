@@ -231,16 +231,7 @@ class JointTrainer:
 
     def update(self) -> None:
         self.updates += 1
-        warmup = self.settings.lr_warmup
-        factor = min(1.0, self.updates / warmup) if warmup > 0 else 1.0
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
-            group["lr"] = base * factor
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        inversion.warmed_step(self.optimizer, self.scaler, self.base_lrs, self.updates, self.settings.lr_warmup)
 
     # ----------------------------------------------------------------------------------- checkpoints
     def save(self, work: Path, step: int, losses: list[float], source: JointBatchSource, plan: list[str]) -> None:

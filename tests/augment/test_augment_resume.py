@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +12,7 @@ from dsc.augment import image_seed, run_augment
 from dsc.errors import MismatchError, OutputExistsError
 from dsc.settings import AugmentSettings
 from dsc.store import Store
-from dsc.testing import MASKED_RES
+from dsc.testing import MASKED_RES, kill_augment_after_first_batch
 
 META = ("source_index", "variant", "seed", "strength", "labels", "prompt")
 
@@ -88,22 +84,11 @@ def test_resume_after_interrupt_equals_uninterrupted_run(data_h5, full_run, tmp_
 @pytest.mark.slow
 def test_resume_after_kill_9(data_h5, full_run, tmp_path, dsc_cache):
     out = tmp_path / "k.h5"
-    shards = tmp_path / "k.h5.shards"
     cmd = [sys.executable, "-m", "dsc", "augment", str(data_h5), "--model", "tiny", "--strategy", "real-guidance",
            "--resolution", str(MASKED_RES), "--steps", "4", "--per-image", "2", "--batch-size", "3",
            "--strength", "0.25,0.5,1.0", "-o", str(out)]
-    env = {**os.environ, "DSC_CACHE_DIR": str(dsc_cache), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if len(list(shards.glob("rows-*.npz"))) >= 1:  # killed at once after the first batch: mid-run
-            break
-        time.sleep(0.01)
-    if proc.poll() is not None:
+    if not kill_augment_after_first_batch(cmd, out, tmp_path, dsc_cache):
         pytest.skip("the run finished before it could be killed")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not out.exists()
     run_augment(data_h5, out, _settings(), resume=True, show_progress=False)
     _same(full_run, out)
 

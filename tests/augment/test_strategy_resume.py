@@ -4,11 +4,7 @@ processes write the store one process writes."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +14,7 @@ from dsc.augment import run_augment
 from dsc.errors import MismatchError
 from dsc.settings import AugmentSettings
 from dsc.store import Store
-from dsc.testing import MASKED_RES
+from dsc.testing import MASKED_RES, kill_augment_after_first_batch
 
 from .test_augment_resume import _same as same
 
@@ -74,23 +70,13 @@ def test_batch_size_does_not_change_the_images(data_h5, full_runs, tmp_path, str
 @pytest.mark.slow
 @pytest.mark.parametrize("strategy", list(STRATEGIES))
 def test_resume_after_kill_9(data_h5, full_runs, tmp_path, dsc_cache, strategy):
-    out, shards = tmp_path / "k.h5", tmp_path / "k.h5.shards"
+    out = tmp_path / "k.h5"
     extra = ["--strength", "0.5,0.9"] if strategy == "diff-mix" else ["--per-class", "4"]
     cmd = [sys.executable, "-m", "dsc", "augment", str(data_h5), "--model", "tiny", "--strategy", strategy,
            "--resolution", str(MASKED_RES), "--steps", "4", "--per-image", "2", "--batch-size", "3", *extra,
            "-o", str(out)]
-    env = {**os.environ, "DSC_CACHE_DIR": str(dsc_cache), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if len(list(shards.glob("rows-*.npz"))) >= 1:
-            break
-        time.sleep(0.01)
-    if proc.poll() is not None:
+    if not kill_augment_after_first_batch(cmd, out, tmp_path, dsc_cache):
         pytest.skip("the run finished before it could be killed")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not out.exists()
     run_augment(data_h5, out, _settings(strategy), resume=True, show_progress=False)
     _same(full_runs[strategy], out)
 
