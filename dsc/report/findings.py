@@ -76,9 +76,31 @@ def quality_rows(report: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def arm_rows(report: dict[str, Any]) -> list[Row]:
+def collapsed_runs(groups: list[Group]) -> dict[str, tuple[int, int]]:
+    """{configuration: (runs whose projections ended collapsed, runs)} for configurations with any."""
+    from dsc.report.curves import run_curves
+
+    out = {}
+    for g in groups:
+        k = sum(1 for r in g.runs if r.history and run_curves(r)["collapsed"])
+        if k:
+            out[g.name] = (k, len(g.runs))
+    return out
+
+
+def _collapse_note(names: tuple[str, ...], collapsed: dict[str, tuple[int, int]]) -> str:
+    """``; collapsed runs: ...`` for the compared configurations whose encoders did not learn, else ''."""
+    hit = [f"{collapsed[n][0]} of {collapsed[n][1]} runs of {n}" for n in names if n in collapsed]
+    if not hit:
+        return ""
+    return ("; collapsed: " + ", ".join(hit) + " (the encoder did not learn: this compares no learned "
+            "representation; docs/training.md, 'Collapse')")
+
+
+def arm_rows(report: dict[str, Any], collapsed: dict[str, tuple[int, int]] | None = None) -> list[Row]:
     """Question 2: each arm against the arm it differs from by one kind of synthetic data (same method,
-    backbone and DATA.h5), on the primary metric; both configurations are named in the question."""
+    backbone and DATA.h5), on the primary metric; both configurations are named in the question, and a
+    configuration with collapsed runs (``collapsed_runs``) is named in the answer."""
     methods = {c["name"]: c["method_label"] for c in report.get("configurations", [])}
     arm_of = {c["name"]: (c.get("synthetic") or {}).get("label", "?") for c in report.get("configurations", [])}
     metric = _metric_label(report, report.get("primary_metric", "top1"))
@@ -86,8 +108,9 @@ def arm_rows(report: dict[str, Any]) -> list[Row]:
     for arm in report.get("arm_comparisons", []):
         label = arm_of.get(arm["treated"], "?")
         question = ARM_QUESTIONS[arm["kind"]].format(method=methods.get(arm["treated"], "?"), arm=label)
+        note = _collapse_note((arm["treated"], arm["reference"]), collapsed or {})
         rows.append({"question": f"2. {question} ({arm['treated']} vs {arm['reference']}, {metric})",
-                     "answer": say(arm)})
+                     "answer": say(arm) + note})
     return rows
 
 
@@ -128,9 +151,14 @@ def generalisation_rows(report: dict[str, Any]) -> list[Row]:
 
 def findings(report: dict[str, Any], groups: list[Group]) -> list[Row]:
     """Rows {"question", "answer"} for the report (JSON) and its "Findings" section."""
-    from dsc.report.caveats import caveat_rows  # OOD label noise, optimistic synthetic-OOD AUROC
+    from dsc.report.caveats import caveat_rows, warn  # caveats: OOD label noise, optimistic syn-OOD AUROC
 
-    return quality_rows(report) + arm_rows(report) + generalisation_rows(report) + caveat_rows(report, groups)
+    collapsed = collapsed_runs(groups)
+    if collapsed:
+        warn(report, "collapsed runs (their encoders did not learn): " + ", ".join(
+            f"{k} of {n} of {name}" for name, (k, n) in collapsed.items()) + "; see docs/training.md, 'Collapse'")
+    return (quality_rows(report) + arm_rows(report, collapsed) + generalisation_rows(report)
+            + caveat_rows(report, groups))
 
 
 def findings_section(rows: list[Row], level: float = 0.95) -> Section | None:
