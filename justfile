@@ -57,7 +57,7 @@ demo-strategies: setup
     #!/usr/bin/env bash
     set -euo pipefail
     export PATH="$PWD/.venv/bin:$PATH" HF_HUB_OFFLINE=1
-    dsc study examples/study-strategies.toml --dry-run
+    dsc study examples/study-strategies.toml --dry-run --force
     dsc study examples/study-strategies.toml --force --markdown demo-out/strategies/report.md
 
 # Run the test suite (slow end-to-end tests included).

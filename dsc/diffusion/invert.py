@@ -58,8 +58,8 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
     Under ``accelerate launch``/``torchrun`` the classes still to learn are split over the processes (class
     ``i`` to rank ``i % world``; each token is independent of the others); the main process holds
     ``TOKENS.lock``, prepares ``TOKENS.partial/``, merges the other processes' entries into the manifest and
-    commits. Token files are the same as one process writes. ``lora``/``ti+lora`` are one training: refused
-    under several processes.
+    commits. Token files are the same as one process writes. ``lora``/``ti+lora`` are one training, run
+    data-parallel over the processes (dsc/diffusion/lora.py).
     """
     return _run_invert(data, output, settings, classes=classes, resume=resume, force=force,
                        components=components, show_progress=show_progress, settings_sources=settings_sources)
@@ -72,7 +72,6 @@ def _run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: 
     from dsc.provenance import Timings
     from dsc.store import open_store
 
-    _check_processes(settings)
     timings = Timings()
     started = time.perf_counter()
     output = Path(output)
@@ -191,19 +190,6 @@ def _resumed_manifest(store: Store, partial: Path, settings_json: dict[str, Any]
     manifest.complete = False
     manifest.timings = dict(manifest.timings)
     return manifest
-
-
-def _check_processes(settings: InvertSettings) -> None:
-    """``lora``/``ti+lora`` is one training over all classes: refused under a multi-process launch (only
-    textual inversion splits its classes over processes)."""
-    from dsc import parallel
-    from dsc.errors import ConfigError
-
-    if settings.method != "textual-inversion" and parallel.distributed():
-        raise ConfigError(f"--method {settings.method} trains one LoRA over all classes in one process, but this "
-                          f"is one of {parallel.world_size()} processes",
-                          hint="run it without accelerate launch / torchrun (only textual inversion splits classes "
-                               "over processes)")
 
 
 def select_class_rows(store: Store, settings: InvertSettings, names: list[str] | None = None) -> list[np.ndarray]:

@@ -13,6 +13,11 @@ prompts carry the tokens. No prior preservation. The job around it is dsc/diffus
 * A checkpoint (trainable tensors, optimizer, the batch generator and its epoch order) is written every
   ``CHECKPOINT_EVERY`` steps into ``TOKENS.partial/checkpoints/``; ``--resume`` continues from it and ends
   where an uninterrupted run ends.
+* Several processes (``accelerate launch`` / ``torchrun``) train it data-parallel: every process draws the
+  same global micro-batch from the same generator and computes the loss of its share (rows ``rank::world``),
+  weighted by its share of the batch; gradients and the loss are summed over the processes before each
+  optimizer step, so every process holds the same LoRA and the result is the one-process result up to float
+  rounding. The main process writes checkpoints and outputs.
 * The file is diffusers' own: ``StableDiffusionPipeline.save_lora_weights`` (with the adapter's config as
   metadata, so a stock ``load_lora_weights(TOKENS/)`` rebuilds the same rank and alpha), its header then
   written in a fixed order (safetensors orders metadata at random, so bytes and sha256 would vary).
@@ -229,6 +234,28 @@ class JointTrainer:
         scaled = loss / accumulation
         (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
 
+    def reduce(self, total: float) -> float:
+        """Sum every trainable gradient and this process's share of the loss over the processes (no-op in one
+        process); the step's loss."""
+        from dsc import parallel
+
+        if not parallel.distributed():
+            return total
+        import torch
+        import torch.distributed as dist
+
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        device = params[0].device
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float()
+                          for p in params] + [torch.tensor([total], device=device)])
+        dist.all_reduce(flat)
+        at = 0
+        for p in params:
+            n = p.numel()
+            p.grad = flat[at:at + n].view_as(p).to(p.dtype)
+            at += n
+        return float(flat[-1])
+
     def update(self) -> None:
         self.updates += 1
         inversion.warmed_step(self.optimizer, self.scaler, self.base_lrs, self.updates, self.settings.lr_warmup)
@@ -311,9 +338,13 @@ def train_joint(components: SDComponents, jobs: list[inversion.ClassJob], latent
     """Train the LoRA (and with ``ti+lora`` the tokens) on every class's cached latents (``latents[i]``: the
     (mean, std) of ``jobs[i]``), continuing a checkpoint in ``work``. The LoRA stays in the UNet (frozen
     afterwards) and the tokens stay installed with their learned vectors."""
+    from dsc import parallel
     from dsc.diffusion import tokens as T
     from dsc.errors import ResourceError
 
+    if settings.batch_size < parallel.world_size():
+        raise ConfigError(f"--batch-size {settings.batch_size} is smaller than the {parallel.world_size()} processes "
+                          "that share each batch", hint=f"pass --batch-size {parallel.world_size()} or more")
     lora = inject(components, settings)
     tokens = _token_trainer(components, jobs, settings) if settings.method == "ti+lora" else None
     trainer = JointTrainer(components, settings, lora, tokens)
@@ -321,20 +352,24 @@ def train_joint(components: SDComponents, jobs: list[inversion.ClassJob], latent
     plan = [j.name for j in jobs]
     start, losses = trainer.restore(work, source, plan)
     accumulation = settings.gradient_accumulation
+    world, rank = parallel.world_size(), parallel.rank()
     try:
         for step in range(start, settings.steps):
             total = 0.0
             for _ in range(accumulation):
-                idx, input_ids, eps, noise, timesteps = source.draw(settings.batch_size)
-                loss = trainer.loss(source.latents(idx, eps), input_ids, noise, timesteps)
+                idx, input_ids, eps, noise, timesteps = source.draw(settings.batch_size)  # the global batch
+                share = len(idx[rank::world]) / len(idx)  # this process's rows: rank, rank + world, ...
+                loss = trainer.loss(source.latents(idx[rank::world], eps[rank::world]), input_ids[rank::world],
+                                    noise[rank::world], timesteps[rank::world]) * share
                 trainer.backward(loss, accumulation)
                 total += float(loss.detach())
+            total = trainer.reduce(total)
             trainer.update()
             losses.append(round(total / accumulation, 6))
             if losses[-1] != losses[-1] or abs(losses[-1]) == float("inf"):
                 raise ResourceError(f"the LoRA's loss became {losses[-1]}",
                                     hint="lower --lora-lr (and --lr), or use --dtype float32 / bfloat16")
-            if (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < settings.steps:
+            if (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < settings.steps and parallel.is_main():
                 trainer.save(work, step + 1, losses, source, plan)
             if on_step is not None:
                 on_step(losses[-1])

@@ -1,6 +1,7 @@
 """The ``lora`` / ``ti+lora`` part of the `dsc invert` job (dsc/diffusion/invert.py calls ``learn_joint``).
 
-One training over all classes (dsc/diffusion/lora.py) inside the job's ``TOKENS.partial/``: each class's
+One training over all classes (dsc/diffusion/lora.py; data-parallel over the processes of a multi-process
+launch, the main process writing) inside the job's ``TOKENS.partial/``: each class's
 images are VAE-encoded once, the LoRA (and tokens) train with a checkpoint every ``lora.CHECKPOINT_EVERY``
 steps in ``TOKENS.partial/checkpoints/``, then the LoRA file, the token files (``ti+lora``), the manifest
 entries and the validation grids are written and the checkpoint is removed before the folder is committed.
@@ -43,18 +44,21 @@ def learn_joint(components: SDComponents, store: Store, jobs: list[ClassJob], se
     fill ``manifest.classes`` and ``manifest.lora`` and write the manifest."""
     import torch
 
-    from dsc import interrupts
+    from dsc import interrupts, parallel
     from dsc.console import progress
 
     lora.check_targets(components.unet, settings.lora_targets)  # a typo fails before any work
     work = manifest.directory
     plan = [j.name for j in jobs]
-    if _finished(manifest, plan):
-        log.info("%s already holds the trained LoRA; committing it", work)
-        shutil.rmtree(work / "checkpoints", ignore_errors=True)
+    if parallel.broadcast_object(_finished(manifest, plan)):  # the main process's manifest decides for all
+        if parallel.is_main():
+            log.info("%s already holds the trained LoRA; committing it", work)
+            shutil.rmtree(work / "checkpoints", ignore_errors=True)
         return
     manifest.classes, manifest.lora = {}, None
-    manifest.write()  # the marker `--resume` looks for; the checkpoints carry the training's progress
+    if parallel.is_main():
+        manifest.write()  # the marker `--resume` looks for; the checkpoints carry the training's progress
+    parallel.barrier()
     crop = store.has_masks and settings.crop_to_object
     images = {j.name: store.images(j.rows) for j in jobs}
     with timings.stage("encode"):
@@ -62,9 +66,9 @@ def learn_joint(components: SDComponents, store: Store, jobs: list[ClassJob], se
             store.read("masks", j.rows)) if crop else None, settings) for j in jobs]
     start = _resumed_step(work)
     t0 = time.perf_counter()
-    with progress("step") as bar:
+    with parallel.together("training the LoRA"), progress("step") as bar:
         task = bar.add_task(f"invert ({settings.method})", total=settings.steps, completed=start, status="",
-                            visible=show_progress)
+                            visible=show_progress and parallel.is_main())
         try:
             with timings.stage("train"):
                 result = lora.train_joint(
@@ -76,7 +80,9 @@ def learn_joint(components: SDComponents, store: Store, jobs: list[ClassJob], se
                                      "so that batch x accumulation stays the same (the last checkpoint is kept)"
                                 ) from None
     seconds = round(time.perf_counter() - t0, 3)
-    _write_outputs(components, jobs, images, settings, manifest, result, seconds, timings)
+    with parallel.together("writing the LoRA"):
+        if parallel.is_main():  # every process holds the same LoRA and tokens: one writes them
+            _write_outputs(components, jobs, images, settings, manifest, result, seconds, timings)
 
 
 def _write_outputs(components: SDComponents, jobs: list[ClassJob], images: dict[str, Any], settings: InvertSettings,

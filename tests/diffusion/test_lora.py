@@ -215,11 +215,6 @@ def test_method_options_and_targets_are_checked(components, tiny_sd_path: Path,
     with pytest.raises(ConfigError, match="no linear layer named to_x"):
         lora.check_targets(components.unet, ["to_q", "to_x"])
     lora.check_targets(components.unet, ["to_out.0", "proj_in", "ff.net.2"])
-    # one LoRA is one training: a multi-process launch is refused, not split over classes
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(ConfigError, match="one of 2 processes"):
-        I.run_invert(Path("unused.h5"), Path("unused"), _settings(tiny_sd_path, method="lora"))
-    monkeypatch.delenv("WORLD_SIZE")
     # the resume view holds exactly what the method uses
     assert "lora_rank" not in _settings(tiny_sd_path).resume_view()
     assert "num_vectors" not in _settings(tiny_sd_path, method="lora").resume_view()
