@@ -51,7 +51,8 @@ def test_invert_resume_view_matches_the_old_include_list(values: dict[str, Any])
     free = set(InvertSettings.model_fields) - set(s.resume_view())
     assert free == {"local_files_only", "device", "dtype", "batch_size", "gradient_accumulation",
                     "validation_grids", "validation_samples", "validation_steps",
-                    "lora_rank", "lora_alpha", "lora_targets", "lora_lr"}
+                    "lora_rank", "lora_alpha", "lora_targets", "lora_lr",
+                    "prior_preservation", "prior_images", "prior_weight", "prior_steps"}
 
 
 def test_resume_free_settings_do_not_change_the_view() -> None:

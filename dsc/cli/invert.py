@@ -48,6 +48,18 @@ def invert(
                                                      rich_help_panel=_L, show_default=False)] = None,
     lora_lr: Annotated[float | None, typer.Option("--lora-lr", help="The LoRA's learning rate (not scaled). "
                                                   "(default: 1e-4)", rich_help_panel=_L, show_default=False)] = None,
+    prior_preservation: Annotated[bool | None, typer.Option("--prior-preservation/--no-prior-preservation",
+                                                            help="DreamBooth prior preservation (lora, ti+lora): "
+                                                            "class images of the frozen model in every batch. "
+                                                            "(default: off)", rich_help_panel=_L,
+                                                            show_default=False)] = None,
+    prior_images: Annotated[int | None, typer.Option("--prior-images", help="Class images per class. (default: "
+                                                     "100)", rich_help_panel=_L, show_default=False)] = None,
+    prior_weight: Annotated[float | None, typer.Option("--prior-weight", help="Weight of the class images' loss. "
+                                                       "(default: 1.0)", rich_help_panel=_L,
+                                                       show_default=False)] = None,
+    prior_steps: Annotated[int | None, typer.Option("--prior-steps", help="Denoising steps per class image. "
+                                                    "(default: 50)", rich_help_panel=_L, show_default=False)] = None,
     num_vectors: Annotated[int | None, typer.Option("--num-vectors", help="Vectors per token (all trained, all in "
                                                     "prompts). (default: 4)", rich_help_panel=_T,
                                                     show_default=False)] = None,
@@ -115,9 +127,10 @@ def invert(
                        examples_per_class=examples_per_class, few_shot_seed=few_shot_seed,
                        crop_to_object=crop_to_object, validation_grids=validation_grids, method=method,
                        lora_rank=lora_rank, lora_alpha=lora_alpha, lora_targets=split_csv(lora_targets),
-                       lora_lr=lora_lr)
+                       lora_lr=lora_lr, prior_preservation=prior_preservation, prior_images=prior_images,
+                       prior_weight=prior_weight, prior_steps=prior_steps)
     sources = {k.split(".", 1)[1]: v for k, v in resolved.sources.items() if k.startswith("invert.")}
-    from dsc.diffusion.lora import check_method_options
+    from dsc.diffusion.lora_options import check_method_options
 
     check_method_options(resolved.section("invert"), {k for k, v in sources.items() if v == "command line"})
     manifest = run_invert(data, output, resolved.section("invert"), classes=split_csv(classes),
@@ -174,6 +187,10 @@ def _print_lora(manifest) -> None:  # noqa: ANN001 - a TokenManifest
               f"{','.join(lora['targets'])}, {lora['parameters']} parameters, {lora['steps']} steps, loss "
               f"{first:.4f} → {last:.4f}; learning {lora['steps_per_second']:.2f} optimizer steps/s ({lora['file']})",
               highlight=False, markup=False)
+    if lora.get("prior"):
+        p = lora["prior"]
+        out.print(f"prior preservation: {p['images_per_class']} class images per class ({p['steps']} steps), loss "
+                  f"weight {p['weight']:g}", highlight=False, markup=False)
     sample = next(iter(manifest.classes.values()), None)
     if sample is not None:
         out.print(f"model {manifest.model_id}  ·  use in prompts as e.g. \"a photo of a {sample.token}\"",

@@ -46,36 +46,6 @@ CHECKPOINT = "lora"
 #: Optimizer steps between two checkpoints (a checkpoint is small: the LoRA and its Adam moments).
 CHECKPOINT_EVERY = 100
 #: Settings each method cannot use: set explicitly, they are refused (one line) rather than ignored.
-UNUSED = {"textual-inversion": ("lora_rank", "lora_alpha", "lora_targets", "lora_lr"),
-          "lora": ("num_vectors", "initializer", "lr", "scale_lr"), "ti+lora": ()}
-
-
-def check_method_options(settings: InvertSettings, given: set[str] | None = None) -> None:
-    """Refuse options the method does not use when they were ``given`` (the command line passes its own;
-    default: every setting that was set). Set in dsc.toml or a study's [invert] table they are only unused."""
-    given = set(settings.model_fields_set) if given is None else given
-    unused = sorted(k for k in UNUSED[settings.method] if k in given)
-    if unused:
-        flags = ", ".join("--" + k.replace("_", "-") for k in unused)
-        other = "lora or ti+lora" if settings.method == "textual-inversion" else "textual-inversion or ti+lora"
-        raise ConfigError(f"--method {settings.method} does not use {flags}",
-                          hint=f"drop {flags}, or pass --method {other}")
-
-
-def check_targets(unet: Any, targets: list[str]) -> None:
-    """Every name in ``targets`` must end the name of a linear or convolution layer of the UNet (the way
-    peft matches ``target_modules``); else one line listing what the attention blocks have."""
-    import torch
-
-    layers = [n for n, m in unet.named_modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
-    unknown = [t for t in targets if not any(n == t or n.endswith("." + t) for n in layers)]
-    if unknown:
-        known = sorted({n.split(".attn1.")[-1] for n in layers if ".attn1." in n})
-        raise ConfigError(f"--lora-targets: the UNet has no linear layer named {', '.join(unknown)}",
-                          hint=f"its attention layers are {','.join(known)} (also proj_in, proj_out, ff.net.2)")
-
-
-# ---------------------------------------------------------------------------------------------- the LoRA
 def alpha(settings: InvertSettings) -> float:
     """The LoRA's alpha (its output is scaled by alpha / rank): ``lora_alpha``, else the rank."""
     return float(settings.lora_alpha if settings.lora_alpha is not None else settings.lora_rank)
@@ -90,6 +60,8 @@ def inject(components: SDComponents, settings: InvertSettings) -> dict[str, torc
     unet = components.unet
     if getattr(unet, "peft_config", None):
         raise MismatchError("this model already has a LoRA", hint="load a fresh model to train another")
+    from dsc.diffusion.lora_options import check_targets
+
     check_targets(unet, settings.lora_targets)
     config = LoraConfig(r=settings.lora_rank, lora_alpha=alpha(settings), init_lora_weights="gaussian",
                         target_modules=list(settings.lora_targets))
@@ -261,15 +233,19 @@ class JointTrainer:
         inversion.warmed_step(self.optimizer, self.scaler, self.base_lrs, self.updates, self.settings.lr_warmup)
 
     # ----------------------------------------------------------------------------------- checkpoints
-    def save(self, work: Path, step: int, losses: list[float], source: JointBatchSource, plan: list[str]) -> None:
+    def save(self, work: Path, step: int, losses: list[float], source: JointBatchSource, plan: list[str],
+             prior: JointBatchSource | None = None) -> None:
         from dsc.train.checkpoint import save_checkpoint
 
         state = {"step": step, "losses": losses, "classes": plan, **source.state(),
                  "scaler": self.scaler.state_dict() if self.scaler is not None else None}
-        save_checkpoint(work, CHECKPOINT, {"trainable": self.holder}, state, optimizer=self.optimizer,
-                        rng={"batches": source.generator})
+        rng = {"batches": source.generator}
+        if prior is not None:
+            state["prior_order"], rng["prior"] = prior.state()["order"], prior.generator
+        save_checkpoint(work, CHECKPOINT, {"trainable": self.holder}, state, optimizer=self.optimizer, rng=rng)
 
-    def restore(self, work: Path, source: JointBatchSource, plan: list[str]) -> tuple[int, list[float]]:
+    def restore(self, work: Path, source: JointBatchSource, plan: list[str], prior: JointBatchSource | None = None
+                ) -> tuple[int, list[float]]:
         """Continue from the checkpoint in ``work`` if there is one: (steps done, their losses)."""
         from dsc.train.checkpoint import has_checkpoint, load_checkpoint, read_checkpoint_info
 
@@ -282,6 +258,9 @@ class JointTrainer:
         info = load_checkpoint(work, CHECKPOINT, {"trainable": self.holder}, optimizer=self.optimizer)
         source.generator.set_state(info["rng_states"]["batches"])
         source.restore(info)
+        if prior is not None:
+            prior.generator.set_state(info["rng_states"]["prior"])
+            prior.restore({"order": info.get("prior_order", [])})
         if self.scaler is not None and info.get("scaler"):
             self.scaler.load_state_dict(info["scaler"])
         self.updates = int(info["step"])
@@ -319,25 +298,41 @@ def _token_trainer(components: SDComponents, jobs: list[inversion.ClassJob], set
 
 
 def _source(components: SDComponents, jobs: list[inversion.ClassJob], latents: list[tuple[Any, Any]],
-            settings: InvertSettings, trainer: JointTrainer) -> JointBatchSource:
+            settings: InvertSettings, trainer: JointTrainer, *, prior: bool = False) -> JointBatchSource:
+    """The batches of the real images (prompts with the tokens for ``ti+lora``), or with ``prior`` of the prior
+    images (prompts with the class words, their own generator)."""
     import torch
 
     from dsc.diffusion.templates import templates
 
-    words = [job.token if trainer.tokens is not None else class_words(job.name) for job in jobs]
+    words = [job.token if trainer.tokens is not None and not prior else class_words(job.name) for job in jobs]
     prompts = torch.stack([inversion.prompt_ids(components, w, templates(settings.templates)) for w in words])
     labels = torch.cat([torch.full((m.shape[0],), i, dtype=torch.long) for i, (m, _) in enumerate(latents)])
-    generator = torch.Generator().manual_seed(int(settings.seed) * 1_000_003 + 999_983)
+    generator = torch.Generator().manual_seed(int(settings.seed) * 1_000_003 + (999_979 if prior else 999_983))
     return JointBatchSource(torch.cat([m for m, _ in latents]), torch.cat([s for _, s in latents]), prompts,
                             generator, float(getattr(components.vae.config, "scaling_factor", 0.18215)),
                             int(trainer.noise_scheduler.config.num_train_timesteps), labels=labels)
 
 
+def _rows_loss(trainer: JointTrainer, source: JointBatchSource, batch_size: int) -> torch.Tensor:
+    """The loss of this process's rows (``rank::world``) of one global micro-batch drawn from ``source``,
+    weighted by their share of the batch (summed over the processes: the whole batch's mean loss)."""
+    from dsc import parallel
+
+    world, rank = parallel.world_size(), parallel.rank()
+    idx, input_ids, eps, noise, timesteps = source.draw(batch_size)
+    share = len(idx[rank::world]) / len(idx)
+    return trainer.loss(source.latents(idx[rank::world], eps[rank::world]), input_ids[rank::world],
+                        noise[rank::world], timesteps[rank::world]) * share
+
+
 def train_joint(components: SDComponents, jobs: list[inversion.ClassJob], latents: list[tuple[Any, Any]],
-                settings: InvertSettings, work: Path, *, on_step: Any = None) -> JointResult:
+                settings: InvertSettings, work: Path, *, on_step: Any = None,
+                prior: list[tuple[Any, Any]] | None = None) -> JointResult:
     """Train the LoRA (and with ``ti+lora`` the tokens) on every class's cached latents (``latents[i]``: the
-    (mean, std) of ``jobs[i]``), continuing a checkpoint in ``work``. The LoRA stays in the UNet (frozen
-    afterwards) and the tokens stay installed with their learned vectors."""
+    (mean, std) of ``jobs[i]``), continuing a checkpoint in ``work``; with ``prior`` (the class images'
+    latents, dsc/diffusion/prior.py) each micro-batch adds as many of them, weighted by ``prior_weight``. The
+    LoRA stays in the UNet (frozen afterwards) and the tokens stay installed with their learned vectors."""
     from dsc import parallel
     from dsc.diffusion import tokens as T
     from dsc.errors import ResourceError
@@ -349,18 +344,17 @@ def train_joint(components: SDComponents, jobs: list[inversion.ClassJob], latent
     tokens = _token_trainer(components, jobs, settings) if settings.method == "ti+lora" else None
     trainer = JointTrainer(components, settings, lora, tokens)
     source = _source(components, jobs, latents, settings, trainer)
+    class_source = _source(components, jobs, prior, settings, trainer, prior=True) if prior else None
     plan = [j.name for j in jobs]
-    start, losses = trainer.restore(work, source, plan)
+    start, losses = trainer.restore(work, source, plan, class_source)
     accumulation = settings.gradient_accumulation
-    world, rank = parallel.world_size(), parallel.rank()
     try:
         for step in range(start, settings.steps):
             total = 0.0
             for _ in range(accumulation):
-                idx, input_ids, eps, noise, timesteps = source.draw(settings.batch_size)  # the global batch
-                share = len(idx[rank::world]) / len(idx)  # this process's rows: rank, rank + world, ...
-                loss = trainer.loss(source.latents(idx[rank::world], eps[rank::world]), input_ids[rank::world],
-                                    noise[rank::world], timesteps[rank::world]) * share
+                loss = _rows_loss(trainer, source, settings.batch_size)  # every process draws the global batch
+                if class_source is not None:
+                    loss = loss + settings.prior_weight * _rows_loss(trainer, class_source, settings.batch_size)
                 trainer.backward(loss, accumulation)
                 total += float(loss.detach())
             total = trainer.reduce(total)
@@ -370,7 +364,7 @@ def train_joint(components: SDComponents, jobs: list[inversion.ClassJob], latent
                 raise ResourceError(f"the LoRA's loss became {losses[-1]}",
                                     hint="lower --lora-lr (and --lr), or use --dtype float32 / bfloat16")
             if (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < settings.steps and parallel.is_main():
-                trainer.save(work, step + 1, losses, source, plan)
+                trainer.save(work, step + 1, losses, source, plan, class_source)
             if on_step is not None:
                 on_step(losses[-1])
     finally:

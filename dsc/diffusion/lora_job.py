@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from dsc.diffusion import inversion, lora
 from dsc.diffusion import tokens as T
 from dsc.diffusion.inversion import ClassJob
+from dsc.diffusion.lora_options import check_targets
+from dsc.diffusion.prior import PRIOR_FILE
 from dsc.errors import ResourceError
 
 if TYPE_CHECKING:
@@ -47,13 +49,14 @@ def learn_joint(components: SDComponents, store: Store, jobs: list[ClassJob], se
     from dsc import interrupts, parallel
     from dsc.console import progress
 
-    lora.check_targets(components.unet, settings.lora_targets)  # a typo fails before any work
+    check_targets(components.unet, settings.lora_targets)  # a typo fails before any work
     work = manifest.directory
     plan = [j.name for j in jobs]
     if parallel.broadcast_object(_finished(manifest, plan)):  # the main process's manifest decides for all
         if parallel.is_main():
             log.info("%s already holds the trained LoRA; committing it", work)
             shutil.rmtree(work / "checkpoints", ignore_errors=True)
+            (work / PRIOR_FILE).unlink(missing_ok=True)
         return
     manifest.classes, manifest.lora = {}, None
     if parallel.is_main():
@@ -64,6 +67,16 @@ def learn_joint(components: SDComponents, store: Store, jobs: list[ClassJob], se
     with timings.stage("encode"):
         latents = [inversion.class_latents(components, images[j.name], inversion.crop_boxes(
             store.read("masks", j.rows)) if crop else None, settings) for j in jobs]
+    prior, prior_latents = None, None
+    if settings.prior_preservation:  # class images of the frozen model, before the LoRA exists
+        from dsc.diffusion import prior as P
+
+        with timings.stage("prior"), progress("image") as bar:
+            task = bar.add_task("prior images", total=settings.prior_images * len(jobs), status="",
+                                visible=show_progress and parallel.is_main())
+            prior = P.prior_images(components, jobs, settings, work, on_batch=lambda n: bar.update(task, advance=n))
+        with timings.stage("encode"):
+            prior_latents = P.prior_latents(components, prior, settings)
     start = _resumed_step(work)
     t0 = time.perf_counter()
     with parallel.together("training the LoRA"), progress("step") as bar:
@@ -72,7 +85,7 @@ def learn_joint(components: SDComponents, store: Store, jobs: list[ClassJob], se
         try:
             with timings.stage("train"):
                 result = lora.train_joint(
-                    components, jobs, latents, settings, work,
+                    components, jobs, latents, settings, work, prior=prior_latents,
                     on_step=lambda loss: (interrupts.check(), bar.update(task, advance=1, status=f"loss {loss:.4f}")))
         except torch.OutOfMemoryError:
             raise ResourceError(f"out of GPU memory while training the LoRA ({settings.method})",
@@ -82,12 +95,14 @@ def learn_joint(components: SDComponents, store: Store, jobs: list[ClassJob], se
     seconds = round(time.perf_counter() - t0, 3)
     with parallel.together("writing the LoRA"):
         if parallel.is_main():  # every process holds the same LoRA and tokens: one writes them
-            _write_outputs(components, jobs, images, settings, manifest, result, seconds, timings)
+            _write_outputs(components, jobs, images, settings, manifest, result, seconds, timings, prior)
 
 
 def _write_outputs(components: SDComponents, jobs: list[ClassJob], images: dict[str, Any], settings: InvertSettings,
-                   manifest: T.TokenManifest, result: lora.JointResult, seconds: float, timings: Any) -> None:
-    """The LoRA file, token files, manifest entries and validation grids; the checkpoint removed."""
+                   manifest: T.TokenManifest, result: lora.JointResult, seconds: float, timings: Any,
+                   prior: dict[str, Any] | None = None) -> None:
+    """The LoRA file, token files, manifest entries and validation grids; the checkpoint and the prior images
+    removed (tokens.json records the prior images' hash)."""
     work = manifest.directory
     for job in jobs:
         slug = job.token.strip("<>")
@@ -110,6 +125,10 @@ def _write_outputs(components: SDComponents, jobs: list[ClassJob], images: dict[
                      "loss": result.losses, "seconds": seconds, "resumed_from": result.resumed_from,
                      "steps_per_second": round(ran / max(seconds, 1e-9), 3), "batch_size": settings.batch_size,
                      "gradient_accumulation": settings.gradient_accumulation}
+    if prior is not None:
+        from dsc.diffusion import prior as P
+
+        manifest.lora["prior"] = P.record(prior, settings)
     if settings.validation_grids:
         with timings.stage("validation"):
             for job in jobs:
@@ -119,6 +138,7 @@ def _write_outputs(components: SDComponents, jobs: list[ClassJob], images: dict[
                                           settings, name=job.name, rows=[int(r) for r in job.rows])
     manifest.write()
     shutil.rmtree(work / "checkpoints", ignore_errors=True)
+    (work / PRIOR_FILE).unlink(missing_ok=True)
     log.info("LoRA (%s, rank %d) trained on %d classes: loss %.4f -> %.4f (%.1f s)", settings.method,
              settings.lora_rank, len(jobs), _mean(result.losses[:5]), _mean(result.losses[-5:]), seconds)
 

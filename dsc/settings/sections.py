@@ -98,6 +98,11 @@ class InvertSettings(ModelSettings):
     lora_alpha: float | None = Field(default=None, gt=0, description="None: the rank (LoRA scale 1)")
     lora_targets: list[str] = Field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"], min_length=1)
     lora_lr: float = Field(default=1e-4, gt=0, description="the LoRA's learning rate (never scaled)")
+    # DreamBooth prior preservation (lora, ti+lora): class images of the frozen model in every batch
+    prior_preservation: bool = False
+    prior_images: int = Field(default=100, ge=1, description="class images per class (DreamBooth: 100)")
+    prior_weight: float = Field(default=1.0, gt=0, description="weight of their loss (DreamBooth: 1.0)")
+    prior_steps: int = Field(default=50, ge=1, description="denoising steps of each class image")
 
     @property
     def few_shot_draw_seed(self) -> int:
@@ -107,6 +112,8 @@ class InvertSettings(ModelSettings):
     def resume_view(self) -> dict[str, Any]:
         """As ``Section.resume_view``, plus the derived ``effective_batch``, less what ``method`` does not use."""
         view = {**super().resume_view(), "effective_batch": self.batch_size * self.gradient_accumulation}
+        if self.method == "textual-inversion" or not self.prior_preservation:  # no class images
+            view = {k: v for k, v in view.items() if not k.startswith("prior_")}
         if self.method == "textual-inversion":  # the LoRA's settings do not apply
             return {k: v for k, v in view.items() if not k.startswith("lora_")}
         if self.method == "lora":  # no tokens

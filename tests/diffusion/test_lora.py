@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dsc.diffusion import inversion, lora
+from dsc.diffusion import inversion, lora, lora_options
 from dsc.diffusion import invert as I
 from dsc.diffusion import tokens as T
 from dsc.errors import ConfigError, MismatchError
@@ -208,13 +208,13 @@ def test_lora_file_bytes_do_not_depend_on_metadata_order() -> None:
 def test_method_options_and_targets_are_checked(components, tiny_sd_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="does not use --num-vectors"):
-        lora.check_method_options(_settings(tiny_sd_path, method="lora", num_vectors=2))
+        lora_options.check_method_options(_settings(tiny_sd_path, method="lora", num_vectors=2))
     with pytest.raises(ConfigError, match="does not use --lora-rank"):
-        lora.check_method_options(_settings(tiny_sd_path, lora_rank=8))
-    lora.check_method_options(_settings(tiny_sd_path, method="ti+lora", num_vectors=2, lora_rank=8))
+        lora_options.check_method_options(_settings(tiny_sd_path, lora_rank=8))
+    lora_options.check_method_options(_settings(tiny_sd_path, method="ti+lora", num_vectors=2, lora_rank=8))
     with pytest.raises(ConfigError, match="no linear layer named to_x"):
-        lora.check_targets(components.unet, ["to_q", "to_x"])
-    lora.check_targets(components.unet, ["to_out.0", "proj_in", "ff.net.2"])
+        lora_options.check_targets(components.unet, ["to_q", "to_x"])
+    lora_options.check_targets(components.unet, ["to_out.0", "proj_in", "ff.net.2"])
     # the resume view holds exactly what the method uses
     assert "lora_rank" not in _settings(tiny_sd_path).resume_view()
     assert "num_vectors" not in _settings(tiny_sd_path, method="lora").resume_view()

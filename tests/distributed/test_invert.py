@@ -33,10 +33,12 @@ def test_two_processes_equal_one(tiny_sd_path, tmp_path, run_dsc, one_thread):
 @pytest.mark.parametrize("method", ["lora", "ti+lora"])
 def test_lora_trains_data_parallel_and_equals_one_process(tiny_sd_path, tmp_path, run_dsc, one_thread, method):
     """Two processes share each global batch (rows rank::2) and sum their gradients: the LoRA (and tokens) and
-    the loss per step equal one process's up to float rounding; one manifest, no partial output left."""
+    the loss per step equal one process's up to float rounding; one manifest, no partial output left. The
+    ti+lora case adds prior preservation (class images made by the main process, read by both)."""
     data = square_store(tmp_path / "data.h5", classes=("brake caliper", "gear", "bolt"))
     args = ["--model", "tiny", "--steps", "4", "--resolution", "64", "--batch-size", "3", "--method", method,
-            "--lora-rank", "2", *(["--num-vectors", "2"] if method == "ti+lora" else [])]
+            "--lora-rank", "2", *(["--num-vectors", "2", "--prior-preservation", "--prior-images", "2",
+                                   "--prior-steps", "2"] if method == "ti+lora" else [])]
     assert run_dsc("invert", str(data), "-o", str(tmp_path / "one"), *args).code == 0
     run_cmd(dsc_cmd("invert", str(data), "-o", "two", *args, nproc=2), tmp_path)
     assert not (tmp_path / "two.partial").exists() and not (tmp_path / "two.lock").exists()
@@ -44,6 +46,7 @@ def test_lora_trains_data_parallel_and_equals_one_process(tiny_sd_path, tmp_path
     b = json.loads((tmp_path / "two" / "tokens.json").read_text())
     assert b["complete"] and b["lora"]["classes"] == a["lora"]["classes"] == ["brake caliper", "gear", "bolt"]
     assert b["lora"]["loss"] == pytest.approx(a["lora"]["loss"], rel=1e-4)
+    assert b["lora"].get("prior") == a["lora"].get("prior")
     la, lb = (load_file(tmp_path / d / "pytorch_lora_weights.safetensors") for d in ("one", "two"))
     assert la.keys() == lb.keys()
     for k in la:
