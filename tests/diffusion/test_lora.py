@@ -157,6 +157,21 @@ def test_stock_pipeline_with_the_saved_lora_generates_what_dsc_generates(method:
     torch.testing.assert_close(ours, ref, atol=2e-3, rtol=0)
 
 
+def die_in_update(monkeypatch: pytest.MonkeyPatch, n: int):
+    """Make the LoRA trainer's ``n``-th update raise KeyboardInterrupt (as SIGKILL would, nothing is saved on
+    the way out); return the real ``update`` to put back."""
+    real, calls = lora.JointTrainer.update, {"n": 0}
+
+    def killed(self):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(lora.JointTrainer, "update", killed)
+    return real
+
+
 def test_resume_after_interruption_equals_uninterrupted(tmp_path: Path, tiny_sd_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     data = square_store(tmp_path / "data.h5")
@@ -164,16 +179,7 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path: Path, tiny_sd_
     monkeypatch.setattr(lora, "CHECKPOINT_EVERY", 2)
     full = I.run_invert(data, tmp_path / "full", settings, show_progress=False)
 
-    real = lora.JointTrainer.update
-    calls = {"n": 0}
-
-    def killed(self):  # dies inside step 4 (as SIGKILL would: nothing is saved on the way out)
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return real(self)
-
-    monkeypatch.setattr(lora.JointTrainer, "update", killed)
+    real = die_in_update(monkeypatch, 4)
     with pytest.raises(KeyboardInterrupt):
         I.run_invert(data, tmp_path / "tok", settings, show_progress=False)
     assert (tmp_path / "tok.partial" / "checkpoints" / "lora.json").is_file()

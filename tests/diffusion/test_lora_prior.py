@@ -16,7 +16,7 @@ from dsc.errors import ConfigError
 from dsc.settings import InvertSettings
 from dsc.testing import square_store
 
-from .test_lora import FAST, _class_latents, _jobs
+from .test_lora import FAST, _class_latents, _jobs, die_in_update
 
 PRIOR = dict(prior_preservation=True, prior_images=2, prior_steps=3)
 
@@ -84,15 +84,7 @@ def test_resume_reuses_the_class_images_and_equals_uninterrupted(tmp_path: Path,
     settings = _settings(tiny_sd_path, method="ti+lora", steps=5, num_vectors=2, lora_lr=1e-2)
     monkeypatch.setattr(lora, "CHECKPOINT_EVERY", 2)
     full = I.run_invert(data, tmp_path / "full", settings, show_progress=False)
-    real, calls = lora.JointTrainer.update, {"n": 0}
-
-    def killed(self):  # dies inside step 4
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return real(self)
-
-    monkeypatch.setattr(lora.JointTrainer, "update", killed)
+    real = die_in_update(monkeypatch, 4)
     with pytest.raises(KeyboardInterrupt):
         I.run_invert(data, tmp_path / "tok", settings, show_progress=False)
     assert (tmp_path / "tok.partial" / prior.PRIOR_FILE).is_file()
