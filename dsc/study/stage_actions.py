@@ -142,6 +142,8 @@ def _estimate(stages: Stages) -> None:
         stage.unit = "inversion steps"
         if stage.settings.method != "textual-inversion":   # one LoRA over every class: steps in all
             stage.work, stage.amount = f"1 {stage.settings.method} x {count(steps, 'step')}", steps
+            if stage.settings.prior_preservation:   # and the frozen model's class images first
+                stage.work += f", {stage.settings.prior_images} prior images per class"
             continue
         classes = count(len(known), "class", "classes") if known is not None else "every class"
         stage.work = f"{classes} x {count(steps, 'step')}"

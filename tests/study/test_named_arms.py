@@ -143,6 +143,10 @@ def test_a_recipe_may_learn_its_own_token_set_for_its_arm(tmp_path):
 
     plan_stages(study.stages)   # the dry run's work: a LoRA's steps are all classes' together
     assert {s.work for s in own} == {"1 ti+lora x 3 steps"} and {s.amount for s in own} == {3}
+    for s in own:   # a recipe's token set may ask for prior preservation: the dry run names its class images
+        s.settings = s.settings.model_copy(update={"prior_preservation": True, "prior_images": 5})
+    plan_stages(study.stages)
+    assert {s.work for s in own} == {"1 ti+lora x 3 steps, 5 prior images per class"}
     assert all(s.path.name.startswith("tokens-own-") for s in own)
     stores = {(name, stage.tokens.path) for (name, _), stage in study.stages.stores.items()}
     assert all((name == "own") == ("tokens-own" in str(t)) for name, t in stores)
