@@ -171,6 +171,15 @@ class TrainLoop:
                  count(budget.steps_per_pass, "step"), count(self.plan.n_neg, "negative"),
                  count(budget.value, budget.kind.rstrip("s")), count(total, "step"),
                  count(budget.images_for(total), "image"), budget.passes_for(total), count(budget.rounds, budget.unit))
+        mixed = self.task.record()
+        if "soft_labels" in mixed:  # Diff-Mix images (docs/training.md, "Mixed images")
+            log.info("%s with a soft label (mix_weight): cross-entropy against (1 - w) y_i + w y_j",
+                     count(mixed["soft_labels"]["images"], "training image"))
+        if "mix_label" in mixed:
+            m = mixed["mix_label"]
+            log.info("%s labelled by --mix-label %s: %d as their source class, %d as the partner class, %d left "
+                     "out of the positives", count(m["mixed"], "mixed image"), m["rule"], m["as_source"],
+                     m["as_other"], m["left_out"])
 
     # ----------------------------------------------------------------------------------------- the rounds
     def run(self) -> Result:

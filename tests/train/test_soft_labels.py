@@ -230,12 +230,15 @@ def test_cli_runs_end_to_end(stores, mixed, run_dsc):
     res = run_dsc("baseline", stores["data"], "--synthetic", mixed, *common, "--no-corruptions", "-o", "ce")
     assert res.code == 0, res
     assert json.loads(Path("ce/metrics.json").read_text())["synthetic"]["soft_labels"]["images"] == 27
+    assert "27 training images with a soft label" in " ".join(res.err.split())  # said before training
     res = run_dsc("pretrain", stores["data"], "--synthetic", mixed, *common, "--mix-label", "dominant",
                   "--mix-threshold", "0.6", "-o", "sc")
     assert res.code == 0, res
     info = json.loads(Path("sc/run.json").read_text())
     assert info["mix_label"] == {"rule": "dominant", "threshold": 0.6, "mixed": 27, "as_source": 0,
                                  "as_other": 18, "left_out": 9}
+    assert ("27 mixed images labelled by --mix-label dominant: 0 as their source class, 18 as the partner class, "
+            "9 left out") in " ".join(res.err.split())
 
 
 @pytest.mark.parametrize("args, words", [
