@@ -57,9 +57,12 @@ def fit_linear(train_x: torch.Tensor | np.ndarray, train_y: torch.Tensor | np.nd
                steps: int = 50, seed: int = 0, device: str | None = None) -> LinearProbe:
     """Train a linear probe on features ``train_x`` [N, D] with labels ``train_y`` [N] (see the module doc).
 
-    ``sgd`` uses ``val_x``/``val_y`` for selection, ``epochs``, ``lr``, ``batch_size`` and ``device``;
-    ``lbfgs`` uses ``steps`` and takes numpy features. Both use ``weight_decay`` and ``seed``.
+    ``sgd`` uses ``val_x``/``val_y`` for selection, ``epochs``, ``lr``, ``batch_size`` and ``device``, and also
+    takes probability targets ``train_y`` [N, n_classes] (soft labels: cross-entropy against them);
+    ``lbfgs`` uses ``steps`` and takes numpy features and labels. Both use ``weight_decay`` and ``seed``.
     """
+    if solver == "lbfgs" and np.asarray(train_y).ndim != 1:
+        raise ValueError("the lbfgs solver takes class labels, not probability targets")
     if solver == "lbfgs":
         return _lbfgs(np.asarray(train_x), np.asarray(train_y), n_classes, weight_decay=weight_decay,
                       steps=steps, seed=seed)
@@ -85,6 +88,8 @@ def init_linear(dim: int, n_classes: int, gen: torch.Generator) -> nn.Linear:
 
 
 def _top1(head: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Top-1 accuracy against labels ``y`` [N] (or probability targets [N, C]: their most likely class)."""
+    y = y.argmax(1) if y.ndim == 2 else y
     if len(y) == 0:
         return float("nan")
     with torch.no_grad():

@@ -61,6 +61,7 @@ class ProbeFit:
     checkpoint: dict[str, Any]
     embeddings: dict[str, Any]
     inputs: dict[str, Any] = field(default_factory=dict)
+    soft_labels: int = 0  # synthetic training rows with a soft (Diff-Mix) target
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -149,12 +150,39 @@ def run_probe_stage(run_dir: Path, run_info: dict[str, Any], settings: ProbeSett
         return None
     train_sets = _few_shot([sets["train"]] + [sets[f"synthetic:{s.fingerprint}"] for s in synthetic],
                            [data, *synthetic], data, run_info)
-    head, epoch, val_top1, history, n_val = _fit_head(train_sets, sets["val"], data, classes, settings, timings)
+    soft = _soft_targets(train_sets, [data, *synthetic], len(classes))
+    head, epoch, val_top1, history, n_val = _fit_head(train_sets, sets["val"], data, classes, settings, timings,
+                                                      soft=None if soft is None else soft[0])
     evaluation = _evaluate(backbone, head, sets, data, classes, ood_stores, settings, image_size, timings)
     return ProbeFit(head, epoch, val_top1, n_val, history, evaluation, data, classes, ood_stores,
                     checkpoint={"which": settings.checkpoint, "epoch": ckpt.get("epoch"), "sha256_16": ckpt_hash},
                     embeddings={"path": str(emb_path), "reused": reused, "encoded": encoded},
-                    inputs=attrs["inputs"])
+                    inputs=attrs["inputs"], soft_labels=0 if soft is None else soft[1])
+
+
+def _soft_targets(train_sets: Sequence[FeatureSet], stores: Sequence[Store], n_classes: int
+                  ) -> tuple[torch.Tensor, int] | None:
+    """Probability targets [N, classes] of the concatenated training rows, as `dsc baseline` trains on them:
+    one-hot, and ``(1 - w) y_i + w y_j`` for a synthetic row with ``mix_weight`` w > 0 (Diff-Mix); with the
+    number of such rows. None when no row is mixed (the probe then fits the hard labels, as before)."""
+    from dsc.train.mixing import soft_targets
+
+    parts, mixed = [], 0
+    for fs, store in zip(train_sets, stores, strict=True):
+        labels = torch.from_numpy(fs.labels.astype(np.int64))
+        weight = torch.from_numpy(store.mix_weight[fs.rows]) if store.kind == "synthetic" and len(fs.rows) \
+            else torch.zeros(len(labels))
+        if not (weight > 0).any():   # real images, or a store without Diff-Mix images: one-hot
+            parts.append((labels, labels, labels, torch.zeros(len(labels))))
+            continue
+        source, other = (torch.from_numpy(store.column(c).astype(np.int64)[fs.rows])
+                         for c in ("source_label", "other_label"))
+        parts.append((labels, source, other, weight))
+        mixed += int((weight > 0).sum())
+    if not mixed:
+        return None
+    cols = [torch.cat([p[k] for p in parts]) for k in range(4)]
+    return soft_targets(*cols, n_classes), mixed
 
 
 def _few_shot(train_sets: list[FeatureSet], stores: list[Store], data: Store, run_info: dict[str, Any]
@@ -183,9 +211,10 @@ def _cat(sets: Sequence[FeatureSet]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _fit_head(train_sets: Sequence[FeatureSet], val: FeatureSet, data: Store, classes: list[str],
-              settings: ProbeSettings, timings: Timings
+              settings: ProbeSettings, timings: Timings, *, soft: torch.Tensor | None = None
               ) -> tuple[nn.Linear, int, float | None, list[dict[str, Any]], int]:
-    """The linear head selected on val: (head, epoch, val top-1, history, number of val rows)."""
+    """The linear head selected on val: (head, epoch, val top-1, history, number of val rows); fitted to the
+    probability targets ``soft`` when given (mixed synthetic rows), else to the labels."""
     train_x, train_y = _cat(train_sets)
     if len(train_y) == 0:
         raise InputError(f"{data.path} has no training rows", hint="check the store's splits")
@@ -194,7 +223,8 @@ def _fit_head(train_sets: Sequence[FeatureSet], val: FeatureSet, data: Store, cl
                             hint="use synthetic stores generated from this DATA.h5")
     val_x, val_y = _cat([val])
     with timings.stage("probe"):
-        fit = fit_linear(train_x, train_y, len(classes), solver="sgd", val_x=val_x, val_y=val_y,
+        fit = fit_linear(train_x, train_y if soft is None else soft, len(classes), solver="sgd", val_x=val_x,
+                         val_y=val_y,
                          epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size,
                          weight_decay=settings.weight_decay, seed=settings.seed, device=settings.device)
     return fit.head, fit.epoch, fit.val_top1, fit.history, int(len(val_y))
@@ -236,7 +266,8 @@ def probe_metrics(fit: ProbeFit, run_dir: Path, run_info: dict[str, Any], settin
                       if normal_fps else None,
                       "ood_policy": run_info.get("ood_policy", run_settings.get("ood_policy")) if ood_fps else None,
                       "label": arm_label(normal_fps, ood_fps, run_settings.get("arm")),
-                      "probe_with_synthetic": settings.with_synthetic},
+                      "probe_with_synthetic": settings.with_synthetic,
+                      **({"probe_soft_labels": {"images": fit.soft_labels}} if fit.soft_labels else {})},
         "classes": fit.classes,
         "val": {"top1": fit.val_top1, "n": fit.n_val} if fit.n_val else {"n": 0},
     }

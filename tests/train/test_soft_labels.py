@@ -279,3 +279,35 @@ def test_view_policy_warns_that_source_free_images_go_unused(stores, tmp_path, c
     with caplog.at_level(logging.WARNING):
         load_data(inputs, BaselineSettings(synthetic_policy="extra", image_size=32), use_negatives=False)
     assert "no source image" not in caplog.text
+
+
+def test_probe_with_synthetic_fits_the_soft_targets(stores, mixed, tmp_path, run_dsc, monkeypatch):
+    """`dsc probe --with-synthetic` fits a mixed image to (1 - w) y_i + w y_j, as the CE baseline trains; the
+    real and unmixed rows keep their one-hot targets, and metrics.json counts the soft rows."""
+    from dsc.evaluate import linear, probe
+
+    pretrain(stores["data"], tmp_path / "sc", PretrainSettings(**{**TINY, "epochs": 1}), synthetic=[mixed])
+    seen = {}
+    real_fit = linear.fit_linear
+
+    def spy(x, y, *a, **k):
+        seen["y"] = torch.as_tensor(y)
+        return real_fit(x, y, *a, **k)
+
+    monkeypatch.setattr(probe, "fit_linear", spy)
+    res = run_dsc("probe", tmp_path / "sc", "--with-synthetic", "--epochs", "2", "--no-corruptions")
+    assert res.code == 0, res
+    y = seen["y"]
+    syn = open_store(mixed)
+    w, src, other = syn.mix_weight, syn.column("source_label"), syn.column("other_label")
+    n_real = len(y) - len(syn)
+    assert y.shape == (len(y), 3) and torch.allclose(y.sum(1), torch.ones(len(y)))
+    assert (y[:n_real].max(1).values == 1).all()    # real images: one-hot
+    for r in range(len(syn)):
+        row = y[n_real + r]
+        if w[r] > 0:
+            assert row[src[r]] == pytest.approx(1 - w[r]) and row[other[r]] == pytest.approx(w[r])
+        else:
+            assert row[src[r]] == 1
+    metrics = json.loads((tmp_path / "sc" / "probe" / "metrics.json").read_text())
+    assert metrics["synthetic"]["probe_soft_labels"] == {"images": int((w > 0).sum())}
