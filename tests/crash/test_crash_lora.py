@@ -7,7 +7,8 @@ import json
 import pytest
 
 from dsc.testing import dsc_cmd, square_store
-from tests.crash.conftest import SEED, assert_nothing_corrupt, kill_at, same_tensors
+
+from .conftest import SEED, assert_nothing_corrupt, kill_at, same_tensors
 
 pytestmark = pytest.mark.slow
 
