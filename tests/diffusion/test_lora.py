@@ -172,18 +172,24 @@ def die_in_update(monkeypatch: pytest.MonkeyPatch, n: int):
     return real
 
 
-def test_resume_after_interruption_equals_uninterrupted(tmp_path: Path, tiny_sd_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def interrupted(tmp_path: Path, settings: InvertSettings, monkeypatch: pytest.MonkeyPatch):
+    """(DATA.h5, the manifest of an uninterrupted run into full/) after a run into tok/ died inside step 4,
+    with a checkpoint every 2 steps."""
     data = square_store(tmp_path / "data.h5")
-    settings = _settings(tiny_sd_path, method="ti+lora", steps=5, num_vectors=2, lora_lr=1e-2)
     monkeypatch.setattr(lora, "CHECKPOINT_EVERY", 2)
     full = I.run_invert(data, tmp_path / "full", settings, show_progress=False)
-
     real = die_in_update(monkeypatch, 4)
     with pytest.raises(KeyboardInterrupt):
         I.run_invert(data, tmp_path / "tok", settings, show_progress=False)
-    assert (tmp_path / "tok.partial" / "checkpoints" / "lora.json").is_file()
     monkeypatch.setattr(lora.JointTrainer, "update", real)
+    return data, full
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path: Path, tiny_sd_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(tiny_sd_path, method="ti+lora", steps=5, num_vectors=2, lora_lr=1e-2)
+    data, full = interrupted(tmp_path, settings, monkeypatch)
+    assert (tmp_path / "tok.partial" / "checkpoints" / "lora.json").is_file()
     with pytest.raises(MismatchError, match="lora_rank"):
         I.run_invert(data, tmp_path / "tok", _settings(tiny_sd_path, method="ti+lora", steps=5, num_vectors=2,
                                                        lora_lr=1e-2, lora_rank=2), resume=True)

@@ -16,7 +16,7 @@ from dsc.errors import ConfigError
 from dsc.settings import InvertSettings
 from dsc.testing import square_store
 
-from .test_lora import FAST, _class_latents, _jobs, die_in_update
+from .test_lora import FAST, _class_latents, _jobs, interrupted
 
 PRIOR = dict(prior_preservation=True, prior_images=2, prior_steps=3)
 
@@ -80,15 +80,9 @@ def test_cli_records_the_class_images_and_keeps_none_of_them(run_dsc, tmp_path: 
 
 def test_resume_reuses_the_class_images_and_equals_uninterrupted(tmp_path: Path, tiny_sd_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    data = square_store(tmp_path / "data.h5")
     settings = _settings(tiny_sd_path, method="ti+lora", steps=5, num_vectors=2, lora_lr=1e-2)
-    monkeypatch.setattr(lora, "CHECKPOINT_EVERY", 2)
-    full = I.run_invert(data, tmp_path / "full", settings, show_progress=False)
-    real = die_in_update(monkeypatch, 4)
-    with pytest.raises(KeyboardInterrupt):
-        I.run_invert(data, tmp_path / "tok", settings, show_progress=False)
+    data, full = interrupted(tmp_path, settings, monkeypatch)
     assert (tmp_path / "tok.partial" / prior.PRIOR_FILE).is_file()
-    monkeypatch.setattr(lora.JointTrainer, "update", real)
     monkeypatch.setattr(prior, "generate_prior", lambda *a, **k: pytest.fail("generated the class images again"))
     resumed = I.run_invert(data, tmp_path / "tok", settings, resume=True, show_progress=False)
     assert resumed.lora["resumed_from"] == 2 and resumed.lora["loss"] == full.lora["loss"]
