@@ -108,7 +108,7 @@ def check_backbone_early(resolved: Any, section: str, json_: bool = False) -> No
     require("--checkpoint", s.checkpoint)  # also one set in dsc.toml or the environment
 
 
-def warn_unused_ood(resolved: Any, section: str, given: list[Path] | None, keys: tuple[str, ...],
+def warn_unused(resolved: Any, section: str, given: list[Path] | None, keys: tuple[str, ...],
                     needs: str = "--negatives", what: str = "OOD images", fix: str = "AUG-OOD.h5") -> None:
     """Settings that were set (not defaults) but do nothing without ``needs`` (``--negatives``: the OOD
     settings; ``--synthetic``: the mixed-image settings): say so."""
@@ -241,8 +241,8 @@ def pretrain(
                        mix_threshold=mix_threshold, augmentation=augmentation, workers=workers,
                        amp=amp, channels_last=channels_last, knn_k=knn_k)
     check_backbone_early(resolved, "pretrain", json_)
-    warn_unused_ood(resolved, "pretrain", negatives, ("ood_policy", "ood_weight", "negatives_fraction"))
-    warn_unused_ood(resolved, "pretrain", synthetic, ("mix_label", "mix_threshold"), needs="--synthetic",
+    warn_unused(resolved, "pretrain", negatives, ("ood_policy", "ood_weight", "negatives_fraction"))
+    warn_unused(resolved, "pretrain", synthetic, ("mix_label", "mix_threshold"), needs="--synthetic",
                     what="mixed images", fix="DIFFMIX.h5")
     with console.status("importing torch…"):
         from dsc.train.pretrain import pretrain as run_pretrain

@@ -216,13 +216,19 @@ class TokenTrainer:
         return denoising_loss(self.c, self.noise_scheduler, latents, input_ids, noise, timesteps)
 
     def backward(self, loss: torch.Tensor, accumulation: int) -> None:
-        scaled = loss / accumulation
-        (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        scaled_backward(loss, accumulation, self.scaler)
 
     def update(self) -> None:
         """One optimizer step (constant learning rate after a linear warm-up)."""
         self.updates += 1
         warmed_step(self.optimizer, self.scaler, [self.lr], self.updates, self.warmup)
+
+
+def scaled_backward(loss: torch.Tensor, accumulation: int, scaler: Any) -> None:
+    """Backward of one micro-batch's share of the step (``loss / accumulation``), through the gradient scaler
+    when there is one (CUDA float16)."""
+    scaled = loss / accumulation
+    (scaler.scale(scaled) if scaler is not None else scaled).backward()
 
 
 def warmed_step(optimizer: Any, scaler: Any, base_lrs: list[float], updates: int, warmup: int) -> None:

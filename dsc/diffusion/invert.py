@@ -68,10 +68,12 @@ def run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: l
 def _run_invert(data: Path, output: Path, settings: InvertSettings, *, classes: list[str] | None,
                 resume: bool, force: bool, components: SDComponents | None, show_progress: bool,
                 settings_sources: dict[str, str] | None) -> T.TokenManifest:
+    from dsc.diffusion.lora_options import check_processes
     from dsc.jobs import Job, check_resume
     from dsc.provenance import Timings
     from dsc.store import open_store
 
+    check_processes(settings)   # before the model is loaded
     timings = Timings()
     started = time.perf_counter()
     output = Path(output)

@@ -3,7 +3,8 @@
 ``lora``: one DreamBooth-style LoRA (peft, the library diffusers uses) on the UNet's attention projections,
 trained on the train images of all classes, each prompted with its class's words ("a photo of a brake
 caliper"). ``ti+lora``: the same LoRA trained together with one token per class (Diff-Mix's recipe); the
-prompts carry the tokens. No prior preservation. The job around it is dsc/diffusion/lora_job.py.
+prompts carry the tokens. Prior preservation (off by default) adds class images of the frozen model to every
+micro-batch (dsc/diffusion/prior.py). The job around it is dsc/diffusion/lora_job.py.
 
 * Only the LoRA's matrices (and, with ``ti+lora``, the token vectors, spliced in exactly as
   dsc/diffusion/inversion.py does) get gradients; every weight of the UNet, text encoder and VAE stays
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dsc.diffusion import inversion
-from dsc.errors import ConfigError, InputError, MismatchError
+from dsc.errors import MismatchError
 
 if TYPE_CHECKING:
     import torch
@@ -45,7 +46,8 @@ LORA_FILE = "pytorch_lora_weights.safetensors"
 CHECKPOINT = "lora"
 #: Optimizer steps between two checkpoints (a checkpoint is small: the LoRA and its Adam moments).
 CHECKPOINT_EVERY = 100
-#: Settings each method cannot use: set explicitly, they are refused (one line) rather than ignored.
+
+
 def alpha(settings: InvertSettings) -> float:
     """The LoRA's alpha (its output is scaled by alpha / rank): ``lora_alpha``, else the rank."""
     return float(settings.lora_alpha if settings.lora_alpha is not None else settings.lora_rank)
@@ -77,11 +79,6 @@ def inject(components: SDComponents, settings: InvertSettings) -> dict[str, torc
                 p.zero_()
             p.requires_grad_(True)
     return params
-
-
-def lora_parameters(unet: Any) -> dict[str, torch.Tensor]:
-    """The LoRA's current tensors by name (copies, CPU, float32)."""
-    return {n: p.detach().float().cpu().clone() for n, p in unet.named_parameters() if ".lora_" in n}
 
 
 def canonical_safetensors(data: bytes) -> bytes:
@@ -127,13 +124,10 @@ def save_lora(folder: Path, components: SDComponents) -> str:
 def install_lora(components: SDComponents, manifest: TokenManifest) -> dict[str, Any] | None:
     """Load the manifest's LoRA (if it has one) into the model with the stock ``load_lora_weights``, after
     checking its hash; return what provenance records (path, sha256, rank, alpha, targets), else ``None``."""
-    entry = manifest.lora
-    if not entry:
+    entry, path = manifest.lora, manifest.lora_path
+    if not entry or path is None:
         return None
-    path = manifest.directory / str(entry.get("file", LORA_FILE))
-    if not path.is_file():
-        raise InputError(f"{manifest.directory} has no LoRA file {path.name}, which tokens.json names",
-                         hint="restore the file or rerun `dsc invert --force`")
+    manifest.check_lora()
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if entry.get("sha256") and digest != entry["sha256"]:
@@ -183,7 +177,7 @@ class JointTrainer:
         import torch
         from diffusers import DDPMScheduler
 
-        self.c, self.settings, self.lora, self.tokens = components, settings, lora, tokens
+        self.c, self.settings, self.tokens = components, settings, tokens
         self.noise_scheduler = DDPMScheduler.from_config(components.scheduler.config)
         groups: list[dict[str, Any]] = [{"params": list(lora.values()), "lr": settings.lora_lr}]
         if tokens is not None:
@@ -203,8 +197,7 @@ class JointTrainer:
         return inversion.denoising_loss(self.c, self.noise_scheduler, latents, input_ids, noise, timesteps)
 
     def backward(self, loss: torch.Tensor, accumulation: int) -> None:
-        scaled = loss / accumulation
-        (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        inversion.scaled_backward(loss, accumulation, self.scaler)
 
     def reduce(self, total: float) -> float:
         """Sum every trainable gradient and this process's share of the loss over the processes (no-op in one
@@ -337,9 +330,6 @@ def train_joint(components: SDComponents, jobs: list[inversion.ClassJob], latent
     from dsc.diffusion import tokens as T
     from dsc.errors import ResourceError
 
-    if settings.batch_size < parallel.world_size():
-        raise ConfigError(f"--batch-size {settings.batch_size} is smaller than the {parallel.world_size()} processes "
-                          "that share each batch", hint=f"pass --batch-size {parallel.world_size()} or more")
     lora = inject(components, settings)
     tokens = _token_trainer(components, jobs, settings) if settings.method == "ti+lora" else None
     trainer = JointTrainer(components, settings, lora, tokens)

@@ -1,6 +1,6 @@
 """What `dsc invert` checks before any work for ``--method lora|ti+lora`` (docs/commands/invert.md): options
-the chosen method does not use, prior-preservation options without ``--prior-preservation``, and LoRA target
-names that no UNet layer has."""
+the chosen method does not use, prior-preservation options without ``--prior-preservation``, a batch that
+the processes cannot share, and LoRA target names that no UNet layer has."""
 
 from __future__ import annotations
 
@@ -46,3 +46,13 @@ def check_targets(unet: Any, targets: list[str]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- the LoRA
+
+
+def check_processes(settings: InvertSettings) -> None:
+    """A LoRA's global batch is split over the processes of a multi-process launch: one image each at least."""
+    from dsc import parallel
+
+    world = parallel.world_size()
+    if settings.method != "textual-inversion" and settings.batch_size < world:
+        raise ConfigError(f"--batch-size {settings.batch_size} is smaller than the {world} processes that share "
+                          "each batch", hint=f"pass --batch-size {world} or more")

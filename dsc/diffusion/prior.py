@@ -112,13 +112,18 @@ def prior_images(components: SDComponents, jobs: list[ClassJob], settings: Inver
     from dsc import parallel
 
     path = work / PRIOR_FILE
+    images = None
     with parallel.together("generating prior images"):
-        if parallel.is_main() and (not path.is_file() or _load(path, jobs, settings) is None):
-            log.info("generating %d prior images per class (%d classes, %d steps)", settings.prior_images,
-                     len(jobs), settings.prior_steps)
-            _save(path, generate_prior(components, jobs, settings, on_batch))
-    images = _load(path, jobs, settings)
-    assert images is not None
+        if parallel.is_main():
+            images = _load(path, jobs, settings) if path.is_file() else None
+            if images is None:
+                log.info("generating %d prior images per class (%d classes, %d steps)", settings.prior_images,
+                         len(jobs), settings.prior_steps)
+                images = generate_prior(components, jobs, settings, on_batch)
+                _save(path, images)
+    if images is None:   # the other processes read what the main one wrote
+        images = _load(path, jobs, settings)
+        assert images is not None
     return images
 
 
@@ -132,7 +137,7 @@ def prior_latents(components: SDComponents, images: dict[str, np.ndarray], setti
 
 def record(images: dict[str, np.ndarray], settings: InvertSettings) -> dict[str, Any]:
     """What tokens.json's ``lora.prior`` records."""
+    seeds = {n: prior_seeds(settings, i) for i, n in enumerate(images)}
     return {"images_per_class": settings.prior_images, "weight": settings.prior_weight, "steps": settings.prior_steps,
             "guidance": GUIDANCE, "prompts": {n: prior_prompt(n) for n in images},
-            "seeds": {n: [prior_seeds(settings, i)[0], prior_seeds(settings, i)[-1]] for i, n in enumerate(images)},
-            "sha256": digest(images)}
+            "seeds": {n: [s[0], s[-1]] for n, s in seeds.items()}, "sha256": digest(images)}

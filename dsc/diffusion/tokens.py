@@ -175,11 +175,22 @@ class TokenManifest:
     def file(self, name: str) -> Path:
         return self.directory / self.classes[name].file
 
+    @property
+    def lora_path(self) -> Path | None:
+        """The LoRA file the manifest names (``--method lora|ti+lora``), else None."""
+        return self.directory / str(self.lora.get("file", "")) if self.lora else None
+
+    def check_lora(self) -> None:
+        """The LoRA file the manifest names must exist: else one error."""
+        if self.lora_path is not None and not self.lora_path.is_file():
+            raise InputError(f"{self.directory} has no LoRA file {self.lora_path.name}, which {MANIFEST} names",
+                             hint="restore the file or rerun `dsc invert --force`")
+
     def has(self, name: str) -> bool:
         """Whether class ``name`` is done: it has an entry, its token file (if it has one) exists, and so
         does the LoRA file when the manifest names one."""
         entry = self.classes.get(name)
-        lora_ok = not self.lora or (self.directory / str(self.lora.get("file", ""))).is_file()
+        lora_ok = self.lora_path is None or self.lora_path.is_file()
         return entry is not None and (not entry.file or self.file(name).is_file()) and lora_ok
 
     def require(self, class_names: list[str]) -> None:
@@ -191,9 +202,7 @@ class TokenManifest:
             raise InputError(f"{self.directory} has no token for {len(missing)} {what}: {', '.join(missing)}",
                              hint="run `dsc invert` for these classes (--classes a,b and --resume on the same "
                                   "output), or pass --classes to generate only classes that have tokens")
-        if self.lora and not (self.directory / str(self.lora.get("file", ""))).is_file():
-            raise InputError(f"{self.directory} has no LoRA file {self.lora.get('file')}, which {MANIFEST} names",
-                             hint="restore the file or rerun `dsc invert --force`")
+        self.check_lora()
         if absent:
             raise InputError(f"token files missing in {self.directory} for: "
                              + ", ".join(f"{c} ({self.classes[c].file})" for c in absent),

@@ -52,16 +52,11 @@ class TrainData:
     variants: VariantIndex | None = None
     counts: dict[str, int] = field(default_factory=dict)
 
-    def with_variants(self, rows: torch.Tensor, images: torch.Tensor, probability: float,
-                      gen: torch.Generator) -> torch.Tensor:
-        """``images`` (of pool ``rows``) with each real one replaced by one of its synthetic variants with
-        ``probability`` (``--synthetic-policy view``); ``images`` itself when nothing is replaced."""
-        return self.pick_variants(rows, images, probability, gen)[0]
-
     def pick_variants(self, rows: torch.Tensor, images: torch.Tensor, probability: float, gen: torch.Generator
                       ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """As :meth:`with_variants`, also returning which rows were replaced and by which synthetic rows
-        (``None, None`` without variants), so a task can take the variants' labels (soft labels)."""
+        """``images`` (of pool ``rows``) with each real one replaced by one of its synthetic variants with
+        ``probability`` (``--synthetic-policy view``), which rows were replaced and by which synthetic rows, so
+        a task can take the variants' labels (soft labels); ``images, None, None`` without variants."""
         if self.variants is None:
             return images, None, None
         replace, syn_rows = self.variants.pick(self.pool.source_index[rows], probability, gen)

@@ -118,14 +118,14 @@ class PretrainTask(Task):
         pool = data.pool
         self.labels, self.mixed_classes = supcon_labels(pool.labels, pool.source_label, pool.other_label,
                                                         pool.mix_weight, s.mix_label, s.mix_threshold)
-        self._counts = rule_counts(pool.mix_weight, pool.source_label, self.labels, self.mixed_classes)
-        if data.variants is not None:
-            syn = data.synthetic
-            labels, pairs = supcon_labels(syn.labels, syn.source_label, syn.other_label, syn.mix_weight,
-                                          s.mix_label, s.mix_threshold)
-            self._counts = rule_counts(syn.mix_weight, syn.source_label, labels, pairs)
-            data.variants = VariantIndex(syn.source_index, usable=view_usable(
-                syn.source_label, syn.other_label, syn.mix_weight, s.mix_label, s.mix_threshold))
+        # what run.json counts: the mixed rows of the pool (extra), or of the variants (view: the pool is real)
+        rows = data.synthetic if data.variants is not None else pool
+        labels, pairs = (self.labels, self.mixed_classes) if rows is pool else supcon_labels(
+            rows.labels, rows.source_label, rows.other_label, rows.mix_weight, s.mix_label, s.mix_threshold)
+        self._counts = rule_counts(rows.mix_weight, rows.source_label, labels, pairs)
+        if data.variants is not None:   # only variants the rule keeps as their source class become views
+            data.variants = VariantIndex(rows.source_index, usable=view_usable(
+                rows.source_label, rows.other_label, rows.mix_weight, s.mix_label, s.mix_threshold))
 
     def record(self) -> dict:
         """``mix_label`` in run.json (runs with mixed images): the rule, its threshold and what it did with the

@@ -59,11 +59,16 @@ def test_lora_trains_data_parallel_and_equals_one_process(tiny_sd_path, tmp_path
 
 
 def test_lora_refuses_a_batch_smaller_than_the_processes(tiny_sd_path, tmp_path, monkeypatch):
-    from dsc.diffusion import lora
+    """Before anything is read or loaded (the data path does not even exist)."""
+    from dsc.diffusion.invert import run_invert
     from dsc.errors import ConfigError
     from dsc.settings import InvertSettings
 
     monkeypatch.setenv("WORLD_SIZE", "4")
     with pytest.raises(ConfigError, match="--batch-size 2 is smaller than the 4 processes"):
-        lora.train_joint(None, [], [], InvertSettings(model=str(tiny_sd_path), method="lora", batch_size=2),
-                         tmp_path)
+        run_invert(tmp_path / "missing.h5", tmp_path / "tok", InvertSettings(model=str(tiny_sd_path),
+                                                                              method="lora", batch_size=2))
+    ti = InvertSettings(model=str(tiny_sd_path), batch_size=2)   # textual inversion splits classes instead
+    with pytest.raises(Exception) as info:
+        run_invert(tmp_path / "missing.h5", tmp_path / "tok", ti)
+    assert "processes" not in str(info.value)
