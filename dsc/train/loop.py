@@ -255,6 +255,7 @@ class TrainLoop:
                                                      device=env.device))[0]) / env.world
         # the bar ends the round on its mean loss (as metrics.jsonl has it), not on the last batch's
         self.bar.update(self.bar_id, status=_bar_status(self.budget.unit, epoch, self.budget.rounds, loss))
+        self.bar.refresh()   # drawn now: the next round's first batch may come before the bar's next redraw
         row = {"epoch": epoch, "step": self.step, "images_seen": self.images_seen, "loss": round(loss, 6),
                "lr": self.lr,
                "images_per_s": round(stats.n_images / max(stats.train_time, 1e-9), 2),
